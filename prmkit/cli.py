@@ -1,0 +1,50 @@
+"""The `prmkit` command: one subcommand per stage; each builds its config dataclass and calls run().
+
+Strings map to stage modules here, once (house rule: dispatch at the edge)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from prmkit.config import command_from_config
+from prmkit.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="prmkit — process rewards for LLM reasoning.")
+gym_app = typer.Typer(no_args_is_help=True, help="The arithmetic gym: problems, tiny policy, statistics.")
+app.add_typer(gym_app, name="gym")
+
+# command name -> (typer app, "module:ConfigClass"); the module's run(cfg) does the work
+COMMANDS = {
+    ("gym", "make"): "prmkit.gym.make:GymMakeConfig",
+    ("gym", "train-policy"): "prmkit.gym.train_policy:TrainPolicyConfig",
+    ("gym", "stats"): "prmkit.gym.stats:GymStatsConfig",
+    ("", "sample"): "prmkit.policy.sample:SampleConfig",
+    ("", "convert"): "prmkit.convert:ConvertConfig",
+    ("", "grade"): "prmkit.grade:GradeConfig",
+    ("", "serve-policy"): "prmkit.serve.policy_server:ServePolicyConfig",
+}
+
+
+def _register() -> None:
+    for (group, name), target in COMMANDS.items():
+        module_name, cls_name = target.split(":")
+        module = importlib.import_module(module_name)
+        cmd = command_from_config(getattr(module, cls_name), module.run)
+        (gym_app if group == "gym" else app).command(name)(cmd)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

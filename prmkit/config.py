@@ -1,0 +1,73 @@
+"""Config dataclasses → CLI options, and run directories.
+
+A stage's `<Stage>Config` dataclass is the single source of its options: each field's docstring
+(the string literal under it) becomes its `--help` text, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+from prmkit.schema import atomic_write_text
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Map each dataclass field to the docstring written under it in the class body."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for a, b in zip(body, body[1:]):
+        if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def _option_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _option_type(args[0]) if len(args) == 1 else str
+    if origin in (list, tuple):
+        return list[typing.get_args(tp)[0]] if typing.get_args(tp) else list[str]
+    return tp
+
+
+def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., Any]:
+    """A function whose keyword parameters are `cls`'s fields (typer reads them as options) and
+    which calls `fn(cls(**kwargs))`."""
+    import typer
+
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)  # type: ignore[misc]
+        opt = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
+                                        annotation=_option_type(hints[f.name])))
+
+    def command(**kwargs: Any) -> Any:
+        return fn(cls(**kwargs))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = (cls.__doc__ or "").strip().split("\n")[0]
+    return command
+
+
+def save_config(run_dir: str | Path, cfg: Any, name: str = "config.json") -> Path:
+    """Write the config a run used into its run directory."""
+    path = Path(run_dir) / name
+    atomic_write_text(path, json.dumps({"config": type(cfg).__name__, **dataclasses.asdict(cfg)}, indent=2) + "\n")
+    return path

@@ -1,0 +1,216 @@
+"""Converters between public process-supervision formats and prmkit Traces.
+
+    FORMATS[name] = Format(to_traces, from_traces)
+    convert("prm800k.jsonl", "prm800k", "trl.jsonl", "trl", neutral="positive")
+
+Every converter module (`trl`, `prm800k`, `math_shepherd`, `processbench`, `gsm8k`) exposes
+`record_to_trace`, `trace_to_record` and the list-level `records_to_traces` / `traces_to_records`.
+Whatever a format holds that the Trace schema has no field for is kept under `trace.meta[<format>]`,
+so record -> Trace -> record is the identity. `prmkit` names the schema's own Trace JSONL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from prmkit.errors import InputError
+from prmkit.schema import (Trace, atomic_write_text, dumps_jsonl, iter_jsonl, to_dict, trace_from_dict,
+                           validate_trace)
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the converter modules (defined before they are imported below)
+
+def get_field(record: Any, key: str, types: type | tuple[type, ...], expected: str, *,
+              line: int | None = None, prefix: str = "") -> Any:
+    """`record[key]`, checked: InputError names the line, the field (`prefix + key`) and what was
+    expected. Bools never pass as numbers."""
+    name = prefix + key
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}", line=line,
+                         field=prefix.rstrip(".") or None)
+    if key not in record:
+        raise InputError(f"missing required field (expected {expected})", line=line, field=name)
+    value = record[key]
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise InputError(f"expected {expected}, got {type(value).__name__} {value!r:.60}", line=line,
+                         field=name)
+    return value
+
+
+def extra_fields(record: dict[str, Any], known: Iterable[str]) -> dict[str, Any]:
+    """The record's keys a converter does not map, kept in meta so they round-trip."""
+    known = set(known)
+    return {k: v for k, v in record.items() if k not in known}
+
+
+def map_records(fn: Callable[..., Any], items: Sequence[Any], lines: Sequence[int] | None,
+                **options: Any) -> list[Any]:
+    """`[fn(item, line=line, **options)]`; `lines` defaults to 1, 2, ... (record positions)."""
+    lines = list(lines) if lines is not None else list(range(1, len(items) + 1))
+    if len(lines) != len(items):
+        raise InputError(f"expected one line number per record ({len(items)}), got {len(lines)}",
+                         field="lines")
+    return [fn(item, line=line, **options) for item, line in zip(items, lines)]
+
+
+def prompt_id(prefix: str, prompt: str) -> str:
+    """A stable problem id from the prompt text, so several solutions of one problem share it."""
+    return f"{prefix}-{hashlib.sha1(prompt.encode('utf-8')).hexdigest()[:12]}"
+
+
+def check_trace(trace: Trace, line: int | None) -> None:
+    """validate_trace, with the error located at `line`."""
+    if not isinstance(trace, Trace):
+        raise InputError(f"expected a Trace, got {type(trace).__name__}", line=line)
+    try:
+        validate_trace(trace)
+    except InputError as e:
+        raise _located(e, line=line) from None
+
+
+def _located(e: InputError, *, file: str | None = None, line: int | None = None) -> InputError:
+    """`e` with the file (and the line, if `e` has none yet) named in front of its message."""
+    out = InputError(str(e), file=file, line=line if e.line is None else None)
+    out.line = e.line if e.line is not None else line
+    out.field = e.field
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the schema's own Trace JSONL as a format
+
+
+def _prmkit_to_traces(records: Sequence[dict[str, Any]], *, lines: Sequence[int] | None = None) -> list[Trace]:
+    def one(d: dict[str, Any], *, line: int) -> Trace:
+        try:
+            return trace_from_dict(d)
+        except InputError as e:
+            raise _located(e, line=line) from None
+
+    return map_records(one, records, lines)
+
+
+def _prmkit_from_traces(traces: Sequence[Trace], *, lines: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    def one(t: Trace, *, line: int) -> dict[str, Any]:
+        check_trace(t, line)
+        return to_dict(t)
+
+    return map_records(one, traces, lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+from prmkit.formats import gsm8k, math_shepherd, prm800k, processbench, trl  # noqa: E402
+
+
+class Format(NamedTuple):
+    to_traces: Callable[..., list[Trace]]  # (records, *, lines=None, **options) -> traces
+    from_traces: Callable[..., list[dict[str, Any]]]  # (traces, *, lines=None, **options) -> records
+
+
+FORMATS: dict[str, Format] = {
+    "prmkit": Format(_prmkit_to_traces, _prmkit_from_traces),
+    "trl": Format(trl.records_to_traces, trl.traces_to_records),
+    "prm800k": Format(prm800k.records_to_traces, prm800k.traces_to_records),
+    "math_shepherd": Format(math_shepherd.records_to_traces, math_shepherd.traces_to_records),
+    "processbench": Format(processbench.records_to_traces, processbench.traces_to_records),
+    "gsm8k": Format(gsm8k.records_to_traces, gsm8k.traces_to_records),
+}
+
+
+def get_format(name: str) -> Format:
+    if name not in FORMATS:
+        raise InputError(f"unknown format {name!r}; expected one of {sorted(FORMATS)}", field="format")
+    return FORMATS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def read_json_records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """(position, object) pairs from a JSONL file, or from a JSON array file (as the ProcessBench
+    hub files are). Positions are file line numbers for JSONL and 1-based element numbers for an
+    array, so errors can name them."""
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):
+        with open(path, encoding="utf-8") as fh:
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as e:
+                raise InputError(f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})",
+                                 file=str(path)) from None
+        return list(enumerate(data, 1))
+    return list(iter_jsonl(path))
+
+
+def write_json_records(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
+    """Atomically write rows as a JSON array when `path` ends in `.json`, else as JSONL."""
+    if str(path).endswith(".json"):
+        atomic_write_text(path, json.dumps(list(rows), ensure_ascii=False, indent=1) + "\n")
+    else:
+        atomic_write_text(path, dumps_jsonl(rows))
+
+
+def _split_options(options: dict[str, Any], *fns: Callable[..., Any]) -> list[dict[str, Any]]:
+    """Give each function the options its signature names; an option no function takes is an error."""
+    accepted = [{p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name != "lines"} for fn in fns]
+    unknown = sorted(set(options) - set().union(*accepted))
+    if unknown:
+        raise InputError(f"unknown option(s) {unknown}; expected some of {sorted(set().union(*accepted))}",
+                         field="options")
+    return [{k: v for k, v in options.items() if k in names} for names in accepted]
+
+
+def load_traces(path: str | os.PathLike, fmt: str, **options: Any) -> list[Trace]:
+    """Traces from a `fmt` file (JSONL or a JSON array); errors name the file, line and field."""
+    pairs = read_json_records(path)
+    try:
+        return get_format(fmt).to_traces([r for _, r in pairs], lines=[line for line, _ in pairs], **options)
+    except InputError as e:
+        raise _located(e, file=str(path)) from None
+
+
+def save_traces(traces: Sequence[Trace], path: str | os.PathLike, fmt: str, **options: Any) -> int:
+    """Write traces as `fmt` records, atomically (all or nothing); returns the number written."""
+    try:
+        rows = get_format(fmt).from_traces(traces, **options)
+    except InputError as e:
+        raise _located(e, file=str(path)) from None
+    write_json_records(path, rows)
+    return len(rows)
+
+
+def convert(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathLike, out_format: str,
+            **options: Any) -> int:
+    """Read `in_path` (JSONL or a JSON array) as `in_format`, write `out_path` as `out_format`.
+
+    Options go to whichever side names them (e.g. `neutral=` to PRM800K reading, `label_type=` to
+    TRL writing); an option neither side takes is an error. The output is written atomically, so on
+    any error no (partial) file is left. Errors name the input file and line. Returns the number of
+    records written.
+    """
+    source, target = get_format(in_format), get_format(out_format)
+    in_opts, out_opts = _split_options(options, source.to_traces, target.from_traces)
+    pairs = read_json_records(in_path)
+    lines = [line for line, _ in pairs]
+    try:
+        traces = source.to_traces([r for _, r in pairs], lines=lines, **in_opts)
+        rows = target.from_traces(traces, lines=lines, **out_opts)  # every format maps 1 record : 1 trace
+    except InputError as e:
+        raise _located(e, file=str(in_path)) from None
+    write_json_records(out_path, rows)
+    return len(rows)
+
+
+__all__ = ["FORMATS", "Format", "convert", "get_format", "load_traces", "save_traces", "read_json_records",
+           "write_json_records",
+           "gsm8k", "math_shepherd", "prm800k", "processbench", "trl"]

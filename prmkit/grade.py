@@ -1,0 +1,49 @@
+"""`prmkit grade`: grade traces against their problems' reference answers with the task's grader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class GradeConfig:
+    """Grade traces (outcome; gym traces also get their gold first-error index)."""
+
+    traces: str = ""
+    """traces JSONL in prmkit's schema"""
+    problems: str = ""
+    """problems JSONL holding each trace's reference answer and task"""
+    out: str = ""
+    """graded traces JSONL (empty: print the accuracy only)"""
+    task: str = ""
+    """grader to use for every trace (empty: each problem's own task)"""
+
+
+def run(cfg: GradeConfig) -> float:
+    from prmkit.errors import InputError
+    from prmkit.gym.task import first_error, parse_prompt
+    from prmkit.schema import read_problems, read_traces, write_records
+    from prmkit.steps import join_steps
+    from prmkit.tasks import get_grader
+
+    if not cfg.traces or not cfg.problems:
+        raise InputError("both --traces and --problems are required", field="traces")
+    problems = {p.id: p for p in read_problems(cfg.problems)}
+    traces = read_traces(cfg.traces)
+    for i, t in enumerate(traces):
+        p = problems.get(t.problem_id)
+        if p is None:
+            raise InputError(f"problem id {t.problem_id!r} is not in {cfg.problems}", file=cfg.traces,
+                             line=i + 1, field="problem_id")
+        grader = get_grader(cfg.task or p.task)
+        if t.final_answer is None:
+            t.final_answer = grader.extract_answer(join_steps(t.steps))
+        t.outcome = float(grader.is_correct(t.final_answer, p.answer))
+        if (cfg.task or p.task) == "gym":
+            t.first_error = first_error(t.steps, parse_prompt(p.prompt))
+    acc = sum(t.outcome or 0 for t in traces) / max(1, len(traces))
+    if cfg.out:
+        write_records(Path(cfg.out), traces)
+    print(f"graded {len(traces)} traces: accuracy {acc:.4f}")
+    return acc

@@ -1,0 +1,227 @@
+"""The arithmetic gym: chained arithmetic problems whose every step can be checked exactly.
+
+A problem is a start value and a chain of operations applied left to right:
+
+    prompt:    "Q:7,+3,*2,-5\n"
+    solution:  "7+3=10\n10*2=20\n20-5=15\nA:15"
+
+Steps are the solution's lines; the last step `A:<value>` states the final answer. Step k < n is
+right iff it reads `a<op>b=c` with `a` the true intermediate result before operation k (a wrong
+operand — e.g. a wrong value carried from an earlier step — makes the step wrong), `<op>b` the
+k-th operation of the prompt, and `c` the exact value of `a<op>b`. The answer step is right iff it
+states the true final value. A missing or extra step is wrong at the position where it deviates.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from prmkit.errors import InputError
+from prmkit.schema import Problem, Trace
+
+OPS = "+-*/"
+_STEP_RE = re.compile(r"^(-?\d+)([+\-*/])(\d+)=(-?\d+)$")
+_ANSWER_RE = re.compile(r"^A:(-?\d+)$")
+_PROMPT_RE = re.compile(r"^Q:(\d+)((?:,[+\-*/]\d+)+)\n$")
+
+
+@dataclass
+class GymConfig:
+    """Difficulty knobs of the gym's problem generator."""
+
+    min_ops: int = 2
+    """fewest operations in a chain"""
+    max_ops: int = 5
+    """most operations in a chain"""
+    operand_max: int = 9
+    """operands are drawn from 1..operand_max (0..operand_max for '*')"""
+    max_value: int = 99
+    """every intermediate result stays in [0, max_value]"""
+    ops: str = "+-*"
+    """operators to draw from ('/' only where it divides exactly)"""
+    seed: int = 0
+    """seed of the problem generator"""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_ops <= self.max_ops:
+            raise InputError(f"expected 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}", field="min_ops")
+        if not self.ops or any(o not in OPS for o in self.ops):
+            raise InputError(f"expected operators from {OPS!r}, got {self.ops!r}", field="ops")
+        if self.operand_max < 1 or self.max_value < self.operand_max:
+            raise InputError("expected 1 <= operand_max <= max_value", field="operand_max")
+
+
+# the named splits: same generator, distinct seeds so splits never share a problem stream
+SPLITS: dict[str, dict] = {
+    "train": dict(min_ops=2, max_ops=10, seed=1000),
+    "test": dict(min_ops=2, max_ops=5, seed=2000),
+    "long": dict(min_ops=6, max_ops=10, seed=3000),
+    "dev": dict(min_ops=2, max_ops=5, seed=4000),
+    "long_dev": dict(min_ops=6, max_ops=10, seed=5000),
+}
+
+
+def split_config(split: str, **overrides) -> GymConfig:
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}", field="split")
+    return GymConfig(**{**SPLITS[split], **overrides})
+
+
+def apply_op(a: int, op: str, b: int) -> int | None:
+    """a <op> b for the gym's integer arithmetic; None when '/' does not divide exactly."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return a // b if b != 0 and a % b == 0 else None
+    raise ValueError(f"unknown operator {op!r}")
+
+
+@dataclass
+class Chain:
+    start: int
+    ops: list[tuple[str, int]] = field(default_factory=list)
+
+    def values(self) -> list[int]:
+        """The true intermediate results r_0 (start), r_1, ..., r_n."""
+        out = [self.start]
+        for op, b in self.ops:
+            out.append(apply_op(out[-1], op, b))  # type: ignore[arg-type]
+        return out
+
+    @property
+    def prompt(self) -> str:
+        return "Q:" + str(self.start) + "".join(f",{op}{b}" for op, b in self.ops) + "\n"
+
+    def solution_steps(self) -> list[str]:
+        vals = self.values()
+        steps = [f"{vals[i]}{op}{b}={vals[i + 1]}" for i, (op, b) in enumerate(self.ops)]
+        return steps + [f"A:{vals[-1]}"]
+
+
+def sample_chain(rng: random.Random, cfg: GymConfig) -> Chain:
+    n = rng.randint(cfg.min_ops, cfg.max_ops)
+    chain = Chain(start=rng.randint(1, cfg.operand_max))
+    r = chain.start
+    for _ in range(n):
+        choices = []
+        for op in cfg.ops:
+            lo = 0 if op == "*" else 1
+            for b in range(lo, cfg.operand_max + 1):
+                v = apply_op(r, op, b)
+                if v is not None and 0 <= v <= cfg.max_value and not (op == "*" and b == 1):
+                    choices.append((op, b))
+        ops_avail = sorted({op for op, _ in choices})
+        op = rng.choice(ops_avail)  # operator first, so each appears evenly
+        _, b = rng.choice([c for c in choices if c[0] == op])
+        chain.ops.append((op, b))
+        r = apply_op(r, op, b)  # type: ignore[assignment]
+    return chain
+
+
+def parse_prompt(prompt: str) -> Chain:
+    m = _PROMPT_RE.match(prompt)
+    if not m:
+        raise InputError(f"expected a gym prompt like 'Q:7,+3,*2\\n', got {prompt!r:.80}", field="prompt")
+    ops = [(tok[0], int(tok[1:])) for tok in m.group(2).split(",")[1:]]
+    return Chain(start=int(m.group(1)), ops=ops)
+
+
+def make_problems(cfg: GymConfig, n: int, split: str = "custom") -> list[Problem]:
+    rng = random.Random(cfg.seed)
+    out = []
+    for i in range(n):
+        ch = sample_chain(rng, cfg)
+        out.append(Problem(id=f"gym-{split}-{i}", prompt=ch.prompt, answer=str(ch.values()[-1]), task="gym",
+                           meta={"num_ops": len(ch.ops)}))
+    return out
+
+
+def make_split(split: str, n: int, **overrides) -> list[Problem]:
+    return make_problems(split_config(split, **overrides), n, split=split)
+
+
+def training_text(chain: Chain) -> tuple[str, str]:
+    """(prompt, completion) for supervised training of the policy."""
+    return chain.prompt, "\n".join(chain.solution_steps())
+
+
+# ---------------------------------------------------------------------------------------------
+# the exact checker
+
+
+def _canonical(number: str) -> bool:
+    """Numbers are written canonically (no leading zeros, no '-0'); anything else is malformed."""
+    return str(int(number)) == number
+
+
+def step_is_correct(step: str, k: int, chain: Chain) -> bool:
+    """Is step k of a solution to `chain` right (see module docstring)?"""
+    vals, n = chain.values(), len(chain.ops)
+    if k < n:
+        m = _STEP_RE.match(step.strip())
+        if not m:
+            return False
+        if not all(_canonical(m.group(g)) for g in (1, 3, 4)):
+            return False
+        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+        return a == vals[k] and (op, b) == chain.ops[k] and apply_op(a, op, b) == c
+    if k == n:
+        m = _ANSWER_RE.match(step.strip())
+        return bool(m) and _canonical(m.group(1)) and int(m.group(1)) == vals[-1]
+    return False  # an extra step after the answer
+
+
+def first_error(steps: list[str], chain: Chain) -> int:
+    """Gold index of the first wrong step, -1 when every step is right and none is missing."""
+    for k, s in enumerate(steps):
+        if not step_is_correct(s, k, chain):
+            return k
+    if len(steps) < len(chain.ops) + 1:
+        return len(steps) - 1 if steps else 0  # stopped early: the last written step is where it deviates
+    return -1
+
+
+def is_well_formed(steps: list[str]) -> bool:
+    """Every line but the last is `a<op>b=c` and the last is `A:<int>`."""
+    return (len(steps) >= 2 and all(_STEP_RE.match(s.strip()) for s in steps[:-1])
+            and bool(_ANSWER_RE.match(steps[-1].strip())))
+
+
+def extract_answer(text: str) -> str | None:
+    """The value of the last `A:<int>` line, if any."""
+    found = re.findall(r"(?m)^A:(-?\d+)\s*$", text)
+    return found[-1] if found else None
+
+
+class GymGrader:
+    """Exact outcome grader of the gym: the stated answer equals the reference integer."""
+
+    name = "gym"
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def is_correct(self, predicted: str | None, reference: str) -> bool:
+        if predicted is None:
+            return False
+        try:
+            return int(str(predicted).strip()) == int(str(reference).strip())
+        except ValueError:
+            return False
+
+
+def make_trace(problem: Problem, completion: str, meta: dict | None = None) -> Trace:
+    """A graded trace with gold first-error index from a policy's completion text."""
+    steps = [s for s in completion.split("\n") if s.strip()] or [completion]
+    chain = parse_prompt(problem.prompt)
+    answer = extract_answer(completion)
+    return Trace(problem_id=problem.id, prompt=problem.prompt, steps=steps, final_answer=answer,
+                 outcome=float(GymGrader().is_correct(answer, problem.answer)),
+                 first_error=first_error(steps, chain),
+                 meta={"well_formed": is_well_formed(steps), **(meta or {})})

@@ -1,0 +1,166 @@
+"""Train the gym's tiny policy from scratch: a Llama-style char LM on worked chain solutions.
+
+Reproducible from a seed (fixed number of steps, seeded data stream, seeded init); checkpoints
+every `save_every` steps and resumes from the last one when rerun with the same output dir.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prmkit.gym.task import GymConfig, sample_chain, split_config, training_text
+
+SHIPPED_POLICY_DIR = Path(__file__).parent / "checkpoint"
+
+
+@dataclass
+class TrainPolicyConfig:
+    """Supervised training of the gym policy on exact worked solutions."""
+
+    out: str = "runs/gym-policy"
+    """output directory (Hugging Face model dir + train log)"""
+    seed: int = 0
+    """seed of initialisation and data stream"""
+    steps: int = 3000
+    """optimizer steps"""
+    batch_size: int = 64
+    """sequences per step"""
+    lr: float = 3e-3
+    """peak learning rate (linear warmup, cosine decay)"""
+    warmup: int = 100
+    """warmup steps"""
+    hidden_size: int = 128
+    """model width"""
+    num_layers: int = 4
+    """transformer blocks"""
+    num_heads: int = 4
+    """attention heads"""
+    min_ops: int = 2
+    """shortest training chain"""
+    max_ops: int = 10
+    """longest training chain (covers the long split)"""
+    operand_max: int = 9
+    """operand range of the training problems"""
+    max_value: int = 99
+    """bound of intermediate results in the training problems"""
+    ops: str = "+-*"
+    """operators of the training problems"""
+    save_every: int = 500
+    """checkpoint interval (steps), for resume"""
+    threads: int = 0
+    """torch threads (0 = torch's default)"""
+
+
+def model_config(tokenizer, hidden_size: int, num_layers: int, num_heads: int, max_positions: int = 512):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 3,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions, rope_theta=10000.0, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+
+
+def _batch(rng: random.Random, gym: GymConfig, tokenizer, batch_size: int):
+    """One batch of chains of a single length (little padding); loss only on the solution."""
+    import torch
+
+    n = rng.randint(gym.min_ops, gym.max_ops)
+    cfg = GymConfig(**{**asdict(gym), "min_ops": n, "max_ops": n})
+    seqs, masks = [], []
+    for _ in range(batch_size):
+        prompt, completion = training_text(sample_chain(rng, cfg))
+        p = tokenizer(prompt)["input_ids"]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        seqs.append(p + c)
+        masks.append([0] * len(p) + [1] * len(c))
+    T = max(map(len, seqs))
+    ids = torch.full((batch_size, T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
+    loss_mask = torch.zeros((batch_size, T), dtype=torch.bool)  # (B, T)
+    attn = torch.zeros((batch_size, T), dtype=torch.long)  # (B, T)
+    for i, (s, m) in enumerate(zip(seqs, masks)):
+        ids[i, : len(s)] = torch.tensor(s)
+        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
+        attn[i, : len(s)] = 1
+    return ids, attn, loss_mask
+
+
+def run(cfg: TrainPolicyConfig) -> Path:
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    from prmkit.gym.tokenizer import build_char_tokenizer
+    from prmkit.progress import progress
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "train_state.pt"
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    rng = random.Random(cfg.seed)
+    gym = split_config("train", min_ops=cfg.min_ops, max_ops=cfg.max_ops, operand_max=cfg.operand_max,
+                       max_value=cfg.max_value, ops=cfg.ops)
+    start = 0
+    if ckpt.exists():  # resume: model, optimizer, data stream and step counter
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["step"]
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+    model.train()
+    log = open(out / "train_log.jsonl", "a")
+    t0, tokens = time.time(), 0
+    bar = progress(range(start, cfg.steps), desc="train policy", initial=start, total=cfg.steps)
+    for step in bar:
+        ids, attn, loss_mask = _batch(rng, gym, tokenizer, cfg.batch_size)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
+        targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # (B, T-1)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int(attn.sum())
+        if step % 50 == 0 or step == cfg.steps - 1:
+            rate = tokens / max(1e-9, time.time() - t0)
+            log.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": lr_at(step),
+                                  "tokens_per_s": round(rate)}) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{rate:.0f}")
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
+                        "torch_rng": torch.get_rng_state(), "step": step + 1}, tmp)
+            os.replace(tmp, ckpt)
+    log.close()
+    model.eval()
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if ckpt.exists():
+        ckpt.unlink()
+    return out

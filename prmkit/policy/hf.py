@@ -1,0 +1,182 @@
+"""Batched sampling from any Hugging Face causal LM with a KV cache.
+
+The prompt of each request is run through the model once; its cache is then repeated for the `n`
+samples (`DynamicCache.batch_repeat_interleave`), so K continuations of a step prefix cost one
+prefix forward, not K. Finished rows are dropped from the batch as they end. Each prompt samples
+from its own seeded stream (inverse-CDF sampling with per-prompt uniforms), so a prompt's samples
+do not depend on which other prompts share its batch.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from prmkit.policy.base import Completion, SamplerStats, SamplingParams
+from prmkit.steps import DEFAULT_SEP, split_steps
+
+
+class HFSampler:
+    def __init__(self, model, tokenizer, sep: str = DEFAULT_SEP, batch_size: int = 64):
+        import torch
+
+        self.model, self.tokenizer, self.sep = model.eval(), tokenizer, sep
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self.stats = SamplerStats()
+        self._piece_cache: dict[int, str] = {}
+        self._torch = torch
+        self._special = set(tokenizer.all_special_ids)
+        # transformers >= 5.2x renamed the forward argument `past_key_values` to `cache`
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "cpu",
+                        dtype: str = "float32", batch_size: int = 64) -> "HFSampler":
+        """Load a local directory or a hub id (any `AutoModelForCausalLM`)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(name_or_path)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype)).to(device)
+        return cls(model, tok, sep=sep, batch_size=batch_size)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # -----------------------------------------------------------------------------------------
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def sample(self, prompts: Sequence[str], params: SamplingParams,
+               seeds: Sequence[int] | None = None, share_prefix: bool = True) -> list[list[Completion]]:
+        """`params.n` samples per prompt; `share_prefix=False` re-runs each prompt n times (the
+        no-reuse baseline for benchmarks)."""
+        if seeds is None:
+            seeds = [params.seed * 1_000_003 + i for i in range(len(prompts))]
+        per_chunk = max(1, self.batch_size // max(1, params.n))
+        out: list[list[Completion]] = []
+        for c in range(0, len(prompts), per_chunk):
+            chunk_ids = [self.encode_prompt(p) for p in prompts[c:c + per_chunk]]
+            out += self.sample_ids(chunk_ids, params, list(seeds[c:c + per_chunk]), share_prefix)
+        return out
+
+    def sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams, seeds: list[int],
+                   share_prefix: bool = True) -> list[list[Completion]]:
+        torch = self._torch
+        n, P = params.n, len(prompt_ids)
+        self.stats.calls += 1
+        with torch.no_grad():
+            if share_prefix:
+                logits, cache, mask, pos = self._prefill(prompt_ids)
+                logits = logits.repeat_interleave(n, 0)  # (P*n, V)
+                cache.batch_repeat_interleave(n)
+                mask, pos = mask.repeat_interleave(n, 0), pos.repeat_interleave(n, 0)
+            else:
+                logits, cache, mask, pos = self._prefill([ids for ids in prompt_ids for _ in range(n)])
+            gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+            return self._decode(logits, cache, mask, pos, gens, params, P)
+
+    def _prefill(self, prompt_ids: list[list[int]]):
+        torch = self._torch
+        T = max(map(len, prompt_ids))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(prompt_ids), T), pad, dtype=torch.long)  # (B, T) left-padded
+        mask = torch.zeros((len(prompt_ids), T), dtype=torch.long)  # (B, T)
+        for i, p in enumerate(prompt_ids):
+            ids[i, T - len(p):] = torch.tensor(p)
+            mask[i, T - len(p):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=pos.to(self.device), use_cache=True, **{self._cache_kw: cache})
+        self.stats.forward_tokens += int(mask.sum())
+        return out.logits[:, -1].float(), cache, mask.to(self.device), pos[:, -1:].to(self.device)
+
+    def _pieces(self, token_id: int) -> str:
+        s = self._piece_cache.get(token_id)
+        if s is None:
+            s = "" if token_id in self._special else self.tokenizer.decode([token_id])
+            self._piece_cache[token_id] = s
+        return s
+
+    def _draw(self, logits, gens, rows, params: SamplingParams, n: int):
+        """Next token for each active row: greedy at temperature 0, else inverse-CDF sampling from
+        the temperature/top-p distribution with a uniform from the row's prompt stream."""
+        torch = self._torch
+        if params.temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / params.temperature, -1)  # (R, V)
+        if params.top_p < 1.0:
+            sp, idx = probs.sort(-1, descending=True)
+            keep = (sp.cumsum(-1) - sp) < params.top_p  # the smallest set reaching top_p
+            probs = torch.zeros_like(probs).scatter(-1, idx, sp * keep)
+        u = torch.empty(len(rows))
+        # one uniform per row per step, drawn in a fixed row order from the prompt's own stream
+        for j, r in enumerate(rows):
+            u[j] = torch.rand(1, generator=gens[r // n])
+        cdf = probs.cumsum(-1)  # (R, V)
+        u = u.to(cdf.device) * cdf[:, -1]
+        return torch.searchsorted(cdf, u[:, None]).squeeze(-1).clamp(max=probs.size(-1) - 1)
+
+    def _decode(self, logits, cache, mask, pos, gens, params: SamplingParams, num_prompts: int):
+        torch = self._torch
+        n, eos = params.n, self.tokenizer.eos_token_id
+        R = logits.size(0)
+        tokens: list[list[int]] = [[] for _ in range(R)]
+        lps: list[list[float]] = [[] for _ in range(R)]
+        texts = [""] * R
+        finish = ["length"] * R
+        stop_hit: list[str | None] = [None] * R
+        rows = list(range(R))  # original row of each active batch slot
+        for _ in range(params.max_new_tokens):
+            logp = torch.log_softmax(logits, -1)  # (A, V)
+            nxt = self._draw(logits, gens, rows, params, n)  # (A,)
+            chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            keep = []
+            for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
+                tokens[r].append(t)
+                lps[r].append(chosen[j])
+                done = False
+                if t == eos and not params.ignore_eos:
+                    finish[r], done = "stop", True
+                else:
+                    texts[r] += self._pieces(t)
+                    for s in params.stop:
+                        if texts[r].endswith(s):
+                            finish[r], stop_hit[r], done = "stop", s, True
+                            texts[r] = texts[r][: len(texts[r]) - len(s)]
+                            break
+                if not done:
+                    keep.append(j)
+            self.stats.generated_tokens += len(rows)
+            if not keep:
+                break
+            if len(keep) < len(rows):
+                idx = torch.tensor(keep, device=mask.device)
+                cache.batch_select_indices(idx)
+                nxt, mask, pos = nxt[idx], mask[idx], pos[idx]
+                rows = [rows[j] for j in keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], -1)  # (A, T+1)
+            pos = pos + 1  # (A, 1)
+            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
+                             **{self._cache_kw: cache})
+            self.stats.forward_tokens += len(rows)
+            logits = out.logits[:, -1].float()
+        result = []
+        for p in range(num_prompts):
+            group = []
+            for r in range(p * n, (p + 1) * n):
+                group.append(Completion(text=texts[r], token_ids=tokens[r], logprobs=lps[r],
+                                        steps=split_steps(texts[r], self.sep), finish_reason=finish[r],
+                                        stop=stop_hit[r]))
+            result.append(group)
+        return result

@@ -1,0 +1,71 @@
+"""A Sampler that speaks the OpenAI-compatible completions API (vLLM, SGLang, `prmkit serve-policy`).
+
+    prmkit sample --sampler openai --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-Math-1.5B
+
+Token ids are asked for with vLLM's `return_tokens_as_token_ids` (tokens come back as
+`token_id:<id>`); a server that ignores it still gives text, logprobs and token strings.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from prmkit.errors import InputError
+from prmkit.policy.base import Completion, SamplerStats, SamplingParams
+from prmkit.steps import DEFAULT_SEP, split_steps
+
+
+class OpenAISampler:
+    def __init__(self, base_url: str, model: str | None = None, sep: str = DEFAULT_SEP,
+                 api_key: str | None = None, timeout: float = 600.0, max_prompts_per_request: int = 32):
+        import httpx
+
+        self.base_url, self.sep = base_url.rstrip("/"), sep
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=timeout, headers=headers)
+        self.model = model or self._first_model()
+        self.max_prompts = max_prompts_per_request
+        self.stats = SamplerStats()
+
+    def _first_model(self) -> str:
+        r = self.client.get(f"{self.base_url}/models")
+        r.raise_for_status()
+        return r.json()["data"][0]["id"]
+
+    def sample(self, prompts: Sequence[str], params: SamplingParams,
+               seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        out: list[list[Completion]] = []
+        for c in range(0, len(prompts), self.max_prompts):
+            out += self._request(list(prompts[c:c + self.max_prompts]), params,
+                                 seed=(seeds[c] if seeds else params.seed * 1_000_003 + c))
+        return out
+
+    def _request(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
+        body = {"model": self.model, "prompt": prompts, "n": params.n, "max_tokens": params.max_new_tokens,
+                "temperature": params.temperature, "top_p": params.top_p, "logprobs": 1, "seed": seed,
+                "return_tokens_as_token_ids": True}
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.ignore_eos:
+            body["ignore_eos"] = True
+        r = self.client.post(f"{self.base_url}/completions", json=body)
+        if r.status_code != 200:
+            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=f"{self.base_url}/completions")
+        data = r.json()
+        self.stats.calls += 1
+        self.stats.generated_tokens += int(data.get("usage", {}).get("completion_tokens", 0))
+        groups: list[list[Completion]] = [[None] * params.n for _ in prompts]  # type: ignore[list-item]
+        for k, ch in enumerate(data["choices"]):
+            idx = ch.get("index", k)
+            groups[idx // params.n][idx % params.n] = self._completion(ch)
+        return groups
+
+    def _completion(self, ch: dict) -> Completion:
+        lp = ch.get("logprobs") or {}
+        tokens = lp.get("tokens") or []
+        ids = [int(t.split(":", 1)[1]) for t in tokens if isinstance(t, str) and t.startswith("token_id:")]
+        text = ch.get("text", "")
+        return Completion(text=text, token_ids=ids if len(ids) == len(tokens) else [],
+                          logprobs=[float(x) if x is not None else float("nan") for x in lp.get("token_logprobs") or []],
+                          steps=split_steps(text, self.sep), finish_reason=ch.get("finish_reason") or "length",
+                          stop=ch.get("stop_reason") if isinstance(ch.get("stop_reason"), str) else None)

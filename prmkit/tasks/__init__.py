@@ -1,0 +1,36 @@
+"""Problem sets and outcome graders behind one interface.
+
+A grader turns a solution's text (or its final-answer string) into a graded outcome:
+
+    grader = get_grader("gsm8k")
+    grader.extract_answer(text) -> str | None     # the final answer written in a solution
+    grader.is_correct(predicted, reference) -> bool
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+
+class Grader(Protocol):
+    name: str
+
+    def extract_answer(self, text: str) -> str | None: ...
+
+    def is_correct(self, predicted: str | None, reference: str) -> bool: ...
+
+
+# task name -> "module:attribute"; imported on first use so the core stays light
+GRADERS: dict[str, str] = {
+    "gym": "prmkit.gym.task:GymGrader",
+    "gsm8k": "prmkit.tasks.gsm8k:GSM8KGrader",
+    "math": "prmkit.tasks.math:MathGrader",
+}
+
+
+def get_grader(task: str) -> Grader:
+    if task not in GRADERS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(GRADERS)}")
+    module, attr = GRADERS[task].split(":")
+    return getattr(importlib.import_module(module), attr)()

@@ -1,0 +1,61 @@
+"""Shared fixtures: tokenizers and tiny models built here (no downloads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PRMKIT_QUIET", "1")
+REPO = Path(__file__).resolve().parents[1]
+GSM8K_TEST = Path(os.environ.get("PRMKIT_GSM8K_TEST", REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"))
+
+
+def build_bpe_tokenizer(special: list[str] | None = None):
+    """A byte-level BPE tokenizer trained here on a small corpus (GPT-2 style, 400 tokens)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [
+        "Step 1: Janet sells 16 - 3 - 4 = 9 duck eggs a day.",
+        "She makes 9 * 2 = $18 every day at the farmer's market.",
+        "The answer is 18. So the total amount of fabric is 2+1=3 bolts.",
+        "Let's solve this step by step. First, we compute the sum.",
+    ] * 50
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"] + (special or []),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    t = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    if special:
+        t.add_special_tokens({"additional_special_tokens": special})
+    return t
+
+
+@pytest.fixture(scope="session")
+def char_tokenizer():
+    from prmkit.gym.tokenizer import build_char_tokenizer
+
+    return build_char_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer():
+    return build_bpe_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bpe_tag_tokenizer():
+    return build_bpe_tokenizer(special=["<extra_0>"])
+
+
+@pytest.fixture(scope="session")
+def gym_policy():
+    """The shipped gym policy as an HFSampler."""
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+
+    return HFSampler.from_pretrained(default_policy())

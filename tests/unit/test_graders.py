@@ -1,0 +1,139 @@
+"""Outcome graders for GSM8K (exact numbers) and MATH (last boxed answer, math-verify)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from prmkit.tasks import get_grader
+from prmkit.tasks.gsm8k import GSM8KGrader
+from prmkit.tasks.math import MathGrader, extract_boxed
+
+
+@pytest.fixture(scope="module")
+def gsm8k() -> GSM8KGrader:
+    return GSM8KGrader()
+
+
+@pytest.fixture(scope="module")
+def math_grader() -> MathGrader:
+    return MathGrader()
+
+
+def test_registry_builds_both_graders():
+    assert isinstance(get_grader("gsm8k"), GSM8KGrader) and get_grader("gsm8k").name == "gsm8k"
+    assert isinstance(get_grader("math"), MathGrader) and get_grader("math").name == "math"
+
+
+# ---------------------------------------------------------------------------------------------
+# GSM8K
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("So he made a profit of $70,000\n#### 70000", "70000"),
+    ("#### 18", "18"),
+    ("She pays $1,234.50 dollars.", "1234.5"),
+    ("The total is 12 apples.", "12"),
+    ("It drops to -5 degrees", "-5"),
+    ("She is down -$5 now", "-5"),
+    ("The answer is 0.75", "0.75"),
+    ("costs $.5 each", "0.5"),
+    ("18.0", "18"),
+    ("1,234,567 people", "1234567"),
+    ("10-5", "5"),  # the minus is an operator, not a sign
+    ("first 3, then 4 and finally 7 cookies.", "7"),  # the last number wins without ####
+    ("1 and 2\n#### 3 dollars\nlater 99", "3"),  # #### wins over later numbers
+    ("#### -3", "-3"),
+    ("no numbers here", None),
+    ("#### none", None),  # the marker declares the answer: no guessing from earlier numbers
+    ("", None),
+])
+def test_gsm8k_extract(gsm8k, text, expected):
+    assert gsm8k.extract_answer(text) == expected
+
+
+@pytest.mark.parametrize("predicted, reference, expected", [
+    ("18", "18", True),
+    ("18.0", "18", True),
+    ("$18", "18", True),
+    ("18.00 dollars", "#### 18", True),
+    ("1,234.5", "1234.50", True),
+    ("-3", "-3", True),
+    ("3", "-3", False),
+    ("0.1", "0.10", True),
+    ("17", "18", False),
+    ("18.5", "18", False),
+    ("0.3333333", "0.3333334", False),  # exact, no float tolerance
+    (None, "18", False),
+    ("eighteen", "18", False),
+])
+def test_gsm8k_is_correct(gsm8k, predicted, reference, expected):
+    assert gsm8k.is_correct(predicted, reference) is expected
+
+
+def test_gsm8k_extract_then_grade_roundtrip(gsm8k):
+    solution = "He makes 9 * 2 = $<<9*2=18>>18 every day.\n#### 18"
+    assert gsm8k.is_correct(gsm8k.extract_answer("so she makes $18.00 a day"), solution)
+
+
+# ---------------------------------------------------------------------------------------------
+# MATH
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"so the answer is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"\boxed{x^{2}+\frac{1}{2}}", r"x^{2}+\frac{1}{2}"),  # nested braces
+    (r"\boxed{1} at first, but then \boxed{2}", "2"),  # the last box
+    (r"\boxed{a} \fbox{b}", "b"),
+    (r"\boxed{\{1,2\}}", r"\{1,2\}"),  # escaped braces are content
+    (r"\boxed{\left\{ x \right.}", r"\left\{ x \right."),  # an unmatched escaped brace
+    (r"$\boxed 5$", "5"),
+    (r"\boxed{1} then \boxed{2", None),  # truncated last box: no answer
+    (r"\boxed{}", None),
+    ("the answer is 5", None),
+    ("", None),
+])
+def test_math_extract(math_grader, text, expected):
+    assert math_grader.extract_answer(text) == expected
+    assert extract_boxed(text) == expected
+
+
+@pytest.mark.parametrize("predicted, reference, expected", [
+    (r"\frac{1}{2}", "0.5", True),
+    (r"\boxed{\frac{1}{2}}", "0.5", True),
+    (r"\dfrac{1}{2}", r"\frac12", True),
+    (r"\sqrt{4}", "2", True),
+    ("$x^2+1$", "1+x^2", True),
+    (r"\frac{1}{3}", "0.5", False),
+    ("3", "4", False),
+    (r"\pi", "3.14", False),
+    (None, "0.5", False),
+    ("", "0.5", False),
+])
+def test_math_is_correct(math_grader, predicted, reference, expected):
+    assert math_grader.is_correct(predicted, reference) is expected
+
+
+def test_math_missing_box_is_incorrect(math_grader):
+    predicted = math_grader.extract_answer("I think it is one half.")
+    assert predicted is None
+    assert math_grader.is_correct(predicted, r"\frac{1}{2}") is False
+
+
+def test_math_grades_outside_the_main_thread(math_grader):
+    """math-verify's signal timeout would raise in a worker thread; the grader disables it there."""
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            results.append(math_grader.is_correct(r"\frac{1}{2}", "0.5"))
+            results.append(math_grader.is_correct("1", "2"))
+        except BaseException as e:  # pragma: no cover - the failure being tested for
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(timeout=60)
+    assert not errors and results == [True, False]
