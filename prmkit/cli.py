@@ -26,6 +26,7 @@ COMMANDS = {
     ("", "convert"): "prmkit.convert:ConvertConfig",
     ("", "grade"): "prmkit.grade:GradeConfig",
     ("", "serve-policy"): "prmkit.serve.policy_server:ServePolicyConfig",
+    ("", "demo"): "prmkit.demo:DemoConfig",
 }
 
 

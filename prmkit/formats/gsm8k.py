@@ -37,9 +37,9 @@ def record_to_trace(record: dict[str, Any], *, line: int | None = None, problem_
         raise InputError(f"expected at least one solution line before '{FINAL}'", line=line, field="answer")
     final = final_line[len(FINAL):].strip()
     meta: dict[str, Any] = {}
-    blank = {i: text for i, text in enumerate(body) if not text.strip()}
+    blank = [[i, text] for i, text in enumerate(body) if not text.strip()]
     if blank:
-        meta["blank_lines"] = [[i, text] for i, text in blank.items()]
+        meta["blank_lines"] = blank
     if final_line != f"{FINAL} {final}":
         meta["final_line"] = final_line
     if after:

@@ -36,7 +36,7 @@ class GymConfig:
     max_ops: int = 5
     """most operations in a chain"""
     operand_max: int = 9
-    """operands are drawn from 1..operand_max (0..operand_max for '*')"""
+    """operands are drawn from 1..operand_max (2..operand_max for '*', so no step is a no-op or a reset)"""
     max_value: int = 99
     """every intermediate result stays in [0, max_value]"""
     ops: str = "+-*"
@@ -111,10 +111,9 @@ def sample_chain(rng: random.Random, cfg: GymConfig) -> Chain:
     for _ in range(n):
         choices = []
         for op in cfg.ops:
-            lo = 0 if op == "*" else 1
-            for b in range(lo, cfg.operand_max + 1):
+            for b in range(2 if op in "*/" else 1, cfg.operand_max + 1):
                 v = apply_op(r, op, b)
-                if v is not None and 0 <= v <= cfg.max_value and not (op == "*" and b == 1):
+                if v is not None and 0 <= v <= cfg.max_value:
                     choices.append((op, b))
         ops_avail = sorted({op for op, _ in choices})
         op = rng.choice(ops_avail)  # operator first, so each appears evenly

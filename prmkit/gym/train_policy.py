@@ -27,7 +27,7 @@ class TrainPolicyConfig:
     """output directory (Hugging Face model dir + train log)"""
     seed: int = 0
     """seed of initialisation and data stream"""
-    steps: int = 3000
+    steps: int = 800
     """optimizer steps"""
     batch_size: int = 64
     """sequences per step"""
@@ -35,9 +35,9 @@ class TrainPolicyConfig:
     """peak learning rate (linear warmup, cosine decay)"""
     warmup: int = 100
     """warmup steps"""
-    hidden_size: int = 128
+    hidden_size: int = 96
     """model width"""
-    num_layers: int = 4
+    num_layers: int = 3
     """transformer blocks"""
     num_heads: int = 4
     """attention heads"""

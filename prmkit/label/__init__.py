@@ -1,0 +1,1 @@
+"""Step labelling: pure label rules (`rules`) and the procedures that drive rollouts to feed them."""

@@ -1,0 +1,1 @@
+"""Reward models behind one protocol, and the pure step-score aggregation (`aggregate.py`)."""

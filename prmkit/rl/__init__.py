@@ -1,0 +1,14 @@
+"""Train-time use of process rewards: pure tensor math for RL with outcome and process rewards.
+
+* `advantages` — group baselines (GRPO, RLOO), discounted reward-to-go, batch whitening, PRIME's
+  combined outcome + implicit-process advantage, PURE's min-form credit assignment and token baseline.
+* `losses` — PPO clipped surrogate (with optional asymmetric "clip-higher"), Schulman's KL
+  estimators k1/k2/k3, masked means.
+* `shaping` — process-reward shaping and guard rails: PAV effective reward, PROF consistency filter,
+  Posterior-GRPO gate, ReNorm, Clip/Delta (Gao et al. 2024), PAR, CAPO votes, a Trust-GRPO trust
+  weight, coefficient annealing and seeded reward noise.
+
+Everything here is a pure function of tensors (no models, no I/O), shape-documented with
+B batch, T tokens, S steps, G group size; `*_mask` tensors are bool (True = real position).
+Padded positions never change a result: they are excluded from every sum and set to 0 in every output.
+"""

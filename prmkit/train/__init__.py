@@ -1,0 +1,1 @@
+"""Training: pure, shape-documented loss functions (`losses.py`) and one readable loop per model family."""
