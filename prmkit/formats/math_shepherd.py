@@ -17,7 +17,7 @@ import re
 from typing import Any, Sequence
 
 from prmkit.errors import InputError
-from prmkit.formats import check_trace, extra_fields, get_field, map_records, prompt_id
+from prmkit.formats._fields import check_trace, extra_fields, get_field, map_records, prompt_id
 from prmkit.schema import StepLabels, Trace
 
 NAME = "math_shepherd"

@@ -22,7 +22,7 @@ import re
 from typing import Any, Sequence
 
 from prmkit.errors import InputError
-from prmkit.formats import check_trace, get_field, map_records, prompt_id
+from prmkit.formats._fields import check_trace, get_field, map_records, prompt_id
 from prmkit.schema import StepLabels, Trace
 
 NAME = "prm800k"

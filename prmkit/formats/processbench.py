@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from prmkit.errors import InputError
-from prmkit.formats import check_trace, extra_fields, get_field, map_records
+from prmkit.formats._fields import check_trace, extra_fields, get_field, map_records
 from prmkit.schema import Trace
 
 NAME = "processbench"

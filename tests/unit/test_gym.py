@@ -135,3 +135,17 @@ def test_tokenizer_roundtrip_and_reload(char_tokenizer, tmp_path):
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again(text)["input_ids"] == ids
     assert again.decode(ids, skip_special_tokens=True) == text
+
+
+def test_train_policy_is_reproducible_from_seed(tmp_path):
+    from safetensors.torch import load_file
+
+    from prmkit.gym.train_policy import TrainPolicyConfig, run
+
+    outs = []
+    for name in ("a", "b"):
+        cfg = TrainPolicyConfig(out=str(tmp_path / name), steps=4, batch_size=4, warmup=2, hidden_size=16,
+                                num_layers=1, num_heads=2, save_every=2)
+        outs.append(load_file(str(run(cfg) / "model.safetensors")))
+    assert outs[0].keys() == outs[1].keys()
+    assert all((outs[0][k] == outs[1][k]).all() for k in outs[0])
