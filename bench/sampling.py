@@ -88,6 +88,7 @@ def main() -> None:
         "ours_tokens_per_s": ours,
         "generate_tokens_per_s": gen,
         "prefix_reuse": reuse,
+        "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
         "setup": {"model": Path(args.model).name, "parameters": sampler.num_parameters, "device": args.device,
                   "batch": args.batch, "new_tokens": args.new_tokens, "repeats": args.repeats, "k": 8,
                   "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},

@@ -27,7 +27,7 @@ class TrainPolicyConfig:
     """output directory (Hugging Face model dir + train log)"""
     seed: int = 0
     """seed of initialisation and data stream"""
-    steps: int = 800
+    steps: int = 725
     """optimizer steps"""
     batch_size: int = 64
     """sequences per step"""

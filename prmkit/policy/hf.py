@@ -36,9 +36,14 @@ class HFSampler:
     def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "cpu",
                         dtype: str = "float32", batch_size: int = 64) -> "HFSampler":
         """Load a local directory or a hub id (any `AutoModelForCausalLM`)."""
+        import os
+
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        if os.environ.get("PRMKIT_QUIET") == "1":
+            hf_logging.disable_progress_bar()
         tok = AutoTokenizer.from_pretrained(name_or_path)
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
@@ -119,10 +124,15 @@ class HFSampler:
             sp, idx = probs.sort(-1, descending=True)
             keep = (sp.cumsum(-1) - sp) < params.top_p  # the smallest set reaching top_p
             probs = torch.zeros_like(probs).scatter(-1, idx, sp * keep)
-        u = torch.empty(len(rows))
-        # one uniform per row per step, drawn in a fixed row order from the prompt's own stream
-        for j, r in enumerate(rows):
-            u[j] = torch.rand(1, generator=gens[r // n])
+        # uniforms come from each prompt's own stream, one block per prompt (rows are sorted by prompt)
+        parts, start = [], 0
+        while start < len(rows):
+            p, end = rows[start] // n, start
+            while end < len(rows) and rows[end] // n == p:
+                end += 1
+            parts.append(torch.rand(end - start, generator=gens[p]))
+            start = end
+        u = torch.cat(parts)  # (R,)
         cdf = probs.cumsum(-1)  # (R, V)
         u = u.to(cdf.device) * cdf[:, -1]
         return torch.searchsorted(cdf, u[:, None]).squeeze(-1).clamp(max=probs.size(-1) - 1)

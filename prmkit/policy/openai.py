@@ -34,16 +34,19 @@ class OpenAISampler:
 
     def sample(self, prompts: Sequence[str], params: SamplingParams,
                seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        if seeds is None:  # the same per-prompt streams as the local sampler
+            seeds = [params.seed * 1_000_003 + i for i in range(len(prompts))]
         out: list[list[Completion]] = []
         for c in range(0, len(prompts), self.max_prompts):
-            out += self._request(list(prompts[c:c + self.max_prompts]), params,
-                                 seed=(seeds[c] if seeds else params.seed * 1_000_003 + c))
+            out += self._request(list(prompts[c:c + self.max_prompts]), params, list(seeds[c:c + self.max_prompts]))
         return out
 
-    def _request(self, prompts: list[str], params: SamplingParams, seed: int) -> list[list[Completion]]:
+    def _request(self, prompts: list[str], params: SamplingParams, seeds: list[int]) -> list[list[Completion]]:
+        # `seed` is the standard field; `prompt_seeds` (one per prompt) is honoured by prmkit serve-policy
+        # so its samples equal the local sampler's, and ignored by other servers
         body = {"model": self.model, "prompt": prompts, "n": params.n, "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature, "top_p": params.top_p, "logprobs": 1, "seed": seed,
-                "return_tokens_as_token_ids": True}
+                "temperature": params.temperature, "top_p": params.top_p, "logprobs": 1, "seed": seeds[0],
+                "prompt_seeds": seeds, "return_tokens_as_token_ids": True}
         if params.stop:
             body["stop"] = list(params.stop)
         if params.ignore_eos:

@@ -1,10 +1,10 @@
+# no `from __future__ import annotations` here: FastAPI must resolve the endpoint annotations at runtime
 """`prmkit serve-policy`: our HF sampler behind the OpenAI-compatible completions API.
 
 The same wire format vLLM and SGLang serve, so `--sampler openai` code is tested here on CPU, and
 labeling can fan out to several policy servers.
 """
 
-from __future__ import annotations
 
 import threading
 import time
@@ -50,6 +50,7 @@ def make_app(sampler, model_name: str, api_key: str = ""):
         echo: bool = False
         ignore_eos: bool = False  # vLLM extension
         return_tokens_as_token_ids: bool = False  # vLLM extension
+        prompt_seeds: Optional[list[int]] = None  # prmkit extension: one seed per prompt
 
     app = FastAPI(title="prmkit policy server")
     lock = threading.Lock()  # one generation at a time: the model and its counters are shared
@@ -76,8 +77,12 @@ def make_app(sampler, model_name: str, api_key: str = ""):
         base = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
         params = SamplingParams(n=req.n, max_new_tokens=req.max_tokens, temperature=req.temperature,
                                 top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos)
+        seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
+        if len(seeds) != len(prompts):
+            raise HTTPException(status_code=422, detail=f"field 'prompt_seeds': expected {len(prompts)} seeds, "
+                                                        f"got {len(seeds)}")
         with lock:
-            groups = sampler.sample(prompts, params, seeds=[base * 1_000_003 + i for i in range(len(prompts))])
+            groups = sampler.sample(prompts, params, seeds=seeds)
         choices, completion_tokens = [], 0
         for i, group in enumerate(groups):
             for j, c in enumerate(group):

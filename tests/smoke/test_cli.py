@@ -19,7 +19,7 @@ runner = CliRunner()
 def invoke(*args: str):
     result = runner.invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_help_comes_from_config_docstrings():
