@@ -28,8 +28,10 @@ def rows() -> list[tuple[str, str, str]]:
                     f"{st['device']})", f"{s['sampler_vs_generate_tokens_per_s']:.2f}×", "≥ 1.0"))
         out.append(("prefix reuse: forward tokens with ÷ without (K=8)", f"{s['prefix_reuse_forward_token_ratio']:.3f}",
                     "lower is better"))
-    if (res / "sampling_cuda.json").exists():
-        s = json.loads((res / "sampling_cuda.json").read_text())
+    for name in ("sampling_cuda.json", "sampling_cuda_b512.json"):
+        if not (res / name).exists():
+            continue
+        s = json.loads((res / name).read_text())
         st = s["setup"]
         out.append((f"sampler ÷ `model.generate` tokens/s (batch {st['batch']}, {st['new_tokens']} tokens, "
                     f"{s.get('gpu', 'cuda')})", f"{s['sampler_vs_generate_tokens_per_s']:.2f}×", "≥ 1.0"))
