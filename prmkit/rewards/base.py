@@ -1,0 +1,93 @@
+"""The RewardModel protocol every scorer implements (discriminative PRM, implicit PRM, ORM,
+generative verifier, external readouts, remote server, the gym's exact checker).
+
+A reward model scores *steps*: `score(prompts, steps)` returns, for each (prompt, list of steps)
+pair, one score per step (higher = more likely right). Search calls it on step prefixes (the
+last step may be partial), labeling and evaluation on whole traces. `aggregation` names the
+rule (`rewards.aggregate.AGGREGATIONS`) that turns step scores into one response score, and
+`response_scores` is the one place that applies it.
+
+Compute accounting: `stats.tokens_scored` counts the token positions run through the model
+(padding excluded) and `num_parameters` sizes the model, so FLOPs ~ 2 x params x tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from prmkit.rewards.aggregate import aggregate
+
+
+@dataclass
+class ScorerStats:
+    """Work counters of a reward model."""
+
+    tokens_scored: int = 0
+    calls: int = 0
+    sequences: int = 0
+
+
+class RewardModel(Protocol):
+    aggregation: str
+    stats: ScorerStats
+
+    @property
+    def num_parameters(self) -> int: ...
+
+    def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Per-step scores for each (prompt, steps) pair; `len(out[i]) == len(steps[i])`."""
+        ...
+
+
+def score_traces(rm: RewardModel, traces) -> list[list[float]]:
+    """Step scores of prmkit `Trace`s."""
+    return rm.score([t.prompt for t in traces], [t.steps for t in traces])
+
+
+def response_scores(rm: RewardModel, prompts: Sequence[str], steps: Sequence[Sequence[str]],
+                    how: str | None = None) -> list[float]:
+    """One score per response: the model's step scores aggregated by `how` (default: the model's own rule)."""
+    return [aggregate(s, how or rm.aggregation) for s in rm.score(prompts, steps)]
+
+
+class GymCheckerRM:
+    """The gym's exact checker as a reward model: 1.0 for a right step, 0.0 for a wrong one.
+
+    `flip_rate` flips each verdict with that probability (seeded by the step's text and position,
+    so a step always gets the same verdict) to stand in for an imperfect verifier. It reads no
+    tokens: `num_parameters` is 0, so it costs no FLOPs in search accounting.
+    """
+
+    def __init__(self, aggregation: str = "min", flip_rate: float = 0.0, seed: int = 0):
+        if not 0.0 <= flip_rate <= 1.0:
+            raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
+        self.aggregation, self.flip_rate, self.seed = aggregation, flip_rate, seed
+        self.stats = ScorerStats()
+
+    @property
+    def num_parameters(self) -> int:
+        return 0
+
+    def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        import random
+        import zlib
+
+        from prmkit.gym.task import parse_prompt, step_is_correct
+
+        self.stats.calls += 1
+        self.stats.sequences += len(prompts)
+        out = []
+        for prompt, ss in zip(prompts, steps):
+            chain = parse_prompt(prompt)
+            row, ok = [], True
+            for k, s in enumerate(ss):
+                ok = ok and step_is_correct(s, k, chain)  # after the first error every step is wrong
+                v = 1.0 if ok else 0.0
+                if self.flip_rate:
+                    key = zlib.crc32(f"{self.seed}|{prompt}|{k}|{s}".encode())
+                    if random.Random(key).random() < self.flip_rate:
+                        v = 1.0 - v
+                row.append(v)
+            out.append(row)
+        return out
