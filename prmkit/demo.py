@@ -4,7 +4,10 @@ Stages (each writes into its own folder of the run directory and is skipped when
 already there, so an interrupted demo resumes):
   1. gym stats on the default test split and on the long split (shipped policy, temperature 1);
   2. sample 4 solutions per test problem and grade them (pass@1 / pass@4 / majority vote);
-  3. GSM8K: convert the real test split to traces and run the calculator-annotation checker.
+  3. GSM8K: convert the real test split to traces and run the calculator-annotation checker;
+  4. the later stages in `STAGES` (labeling, reward models, search, RL): each is a function
+     `demo_stage(out_dir, seed) -> dict` of its package returning flat headline numbers and, under
+     "plots", the PNG files it drew (embedded in the report).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class DemoConfig:
     """sampling seed"""
     gsm8k: str = ""
     """GSM8K test JSONL for the converter/checker stage (empty: ../shared/data/gsm8k/test.jsonl if present)"""
+
+
+# key -> (title, "module:function"); run in this order after the foundation stages
+STAGES: dict[str, tuple[str, str]] = {}
 
 
 def _stage(out: Path, name: str, fn, timings: dict) -> dict:
@@ -113,6 +120,15 @@ def run(cfg: DemoConfig) -> dict:
     gsm = Path(cfg.gsm8k) if cfg.gsm8k else Path.cwd().parent / "shared" / "data" / "gsm8k" / "test.jsonl"
     if gsm.exists():
         results["gsm8k"] = _stage(out, "gsm8k", _gsm8k_stage(gsm), timings)
+    for key, (_title, target) in STAGES.items():
+        module_name, fn_name = target.split(":")
+
+        def stage_fn(d: Path, module_name=module_name, fn_name=fn_name) -> dict:
+            import importlib
+
+            d.mkdir(parents=True, exist_ok=True)
+            return getattr(importlib.import_module(module_name), fn_name)(d, cfg.seed)
+        results[key] = _stage(out, key, stage_fn, timings)
     results["timings_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
     results["config"] = asdict(cfg)
     from prmkit.schema import atomic_write_text
@@ -143,5 +159,9 @@ def _print_table(results: dict) -> None:
             t.add_row("sample", k, f"{v:.3f}")
     for k, v in results.get("gsm8k", {}).items():
         t.add_row("gsm8k", k, str(v))
+    for key, (title, _target) in STAGES.items():
+        for k, v in results.get(key, {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                t.add_row(key, k, f"{v:.3f}" if isinstance(v, float) else str(v))
     t.add_row("time", "total seconds", str(results["timings_s"]["total"]))
     Console().print(t)

@@ -15,6 +15,11 @@ def figure_to_img(fig) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+def png_to_img(path: str | Path) -> str:
+    data = Path(path).read_bytes()
+    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
 def table_html(rows: list[tuple], header: tuple) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -89,5 +94,15 @@ def write_demo_report(out: Path, results: dict) -> Path:
     if "gsm8k" in results:
         sections.append(("GSM8K converter and calculator checker",
                          table_html(list(results["gsm8k"].items()), ("metric", "value"))))
+    from prmkit.demo import STAGES
+
+    for key, (title, _target) in STAGES.items():
+        if key not in results:
+            continue
+        stage = results[key]
+        rows = [(k, v) for k, v in stage.items() if k != "plots" and not isinstance(v, (dict, list))]
+        plots = "".join(png_to_img(out / key / p if not Path(p).is_absolute() else p)
+                        for p in stage.get("plots", []))
+        sections.append((title, table_html(rows, ("metric", "value")) + plots))
     sections.append(("Stage times (s)", table_html(list(results["timings_s"].items()), ("stage", "seconds"))))
     return write_page(out / "report.html", "prmkit demo report", sections)
