@@ -35,6 +35,61 @@ def rows() -> list[tuple[str, str, str]]:
         st = s["setup"]
         out.append((f"sampler ÷ `model.generate` tokens/s (batch {st['batch']}, {st['new_tokens']} tokens, "
                     f"{s.get('gpu', 'cuda')})", f"{s['sampler_vs_generate_tokens_per_s']:.2f}×", "≥ 1.0"))
+    out += _later_rows(res)
+    return out
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _f(x, fmt: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _later_rows(res: Path) -> list[tuple[str, str, str]]:
+    """Rows from the labeling, reward-model, scoring, search and RL benchmarks (their contract keys)."""
+    out = []
+    lab = _load(res / "labeling.json")
+    if lab:
+        for name, m in lab["methods"].items():
+            out.append((f"labels `{name}`: first-error agreement with gold / rollouts per trace / policy tokens per trace",
+                        f"{_f(m['first_error_agreement'])} / {_f(m['rollouts_per_trace'], '.1f')} / "
+                        f"{_f(m['policy_tokens_per_trace'], '.0f')}", "verify = 1.000" if name == "verify" else ""))
+        out.append(("omega ÷ mc rollouts per trace (long split, same K)", _f(lab["omega_vs_mc_rollout_ratio"]), "≤ 0.40"))
+        out.append(("mc K=8 forward tokens with ÷ without prefix reuse", _f(lab["prefix_sharing_forward_token_ratio"]),
+                    "≤ 0.50"))
+    rm = _load(res / "reward_models.json")
+    if rm:
+        out.append(("PRM (mc-hard labels) ProcessBench F1", _f(rm["prm_f1"]), "≥ 0.85"))
+        out.append(("implicit PRM (outcome labels only) ProcessBench F1", _f(rm["implicit_prm_f1"]), "≥ 0.70"))
+        out.append(("ORM (per prefix) ProcessBench F1", _f(rm["orm_f1"]), "reported"))
+        out.append(("long split: best-of-16 PRM / majority-of-16 / best-of-16 ORM accuracy",
+                    f"{_f(rm['bon16_prm_accuracy'])} / {_f(rm['majority16_accuracy'])} / {_f(rm['bon16_orm_accuracy'])}",
+                    "PRM ≥ majority + 0.05"))
+    sc = _load(res / "scoring.json")
+    if sc:
+        out.append(("one-pass scoring ÷ raw forward throughput", _f(sc["one_pass_vs_forward_throughput"]), "≥ 0.90"))
+        out.append((f"one-pass ÷ per-prefix rescoring speed (mean {_f(sc['mean_steps'], '.1f')} steps)",
+                    f"{_f(sc['one_pass_vs_per_prefix_speedup'], '.2f')}×", "> 1"))
+    se = _load(res / "search.json")
+    if se:
+        out.append(("beam policy tokens to match best-of-16 ÷ best-of-16's", _f(se["beam_tokens_to_match_bon16_ratio"]),
+                    "≤ 0.50"))
+        out.append(("full beam FLOPs ÷ early-reject FLOPs / accuracy drop (points)",
+                    f"{_f(se['early_reject_flops_ratio'], '.2f')}× / {_f(se['early_reject_accuracy_drop'], '.1f')}",
+                    "≥ 1.4× / ≤ 1"))
+        out.append(("MCTS vs greedy accuracy at the same token budget (long split)",
+                    f"{_f(se['mcts_accuracy'])} vs {_f(se['greedy_accuracy_same_budget'])}", "MCTS higher"))
+    rl = _load(res / "rl.json")
+    if rl:
+        out.append((f"outcome-GRPO held-out gain (points; budget {rl['budget'] if isinstance(rl['budget'], str) else json.dumps(rl['budget'])})",
+                    _f(rl["grpo_gain_points"], ".1f"), "≥ 10"))
+        out.append(("PRIME ÷ GRPO steps to reach GRPO's final accuracy", _f(rl["prime_vs_grpo_steps_ratio"], ".2f"),
+                    "papers: ≈0.4"))
+        for name, m in rl["methods"].items():
+            out.append((f"RL `{name}`: final held-out accuracy / steps to GRPO final",
+                        f"{_f(m['final_accuracy'])} / {m['steps_to_grpo_final']}", ""))
     return out
 
 
