@@ -25,8 +25,13 @@ COMMANDS = {
     ("", "sample"): "prmkit.policy.sample:SampleConfig",
     ("", "convert"): "prmkit.convert:ConvertConfig",
     ("", "grade"): "prmkit.grade:GradeConfig",
+    ("", "label"): "prmkit.label.run:LabelConfig",
+    ("", "label-report"): "prmkit.label.report:LabelReportConfig",
     ("", "serve-policy"): "prmkit.serve.policy_server:ServePolicyConfig",
+    ("", "serve"): "prmkit.serve.reward_server:ServeConfig",
     ("", "demo"): "prmkit.demo:DemoConfig",
+    ("", "rl"): "prmkit.rl.loop:RLConfig",
+    ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
 }
 
 

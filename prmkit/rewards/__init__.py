@@ -1,1 +1,62 @@
-"""Reward models behind one protocol, and the pure step-score aggregation (`aggregate.py`)."""
+"""Reward models behind one protocol (`base.RewardModel`), the pure step-score aggregation
+(`aggregate.py`), and the loader: a saved model dir names its kind in `prmkit_rm.json`.
+
+    from prmkit.rewards import load_reward_model, default_gym_prm
+    rm = default_gym_prm()                       # the shipped gym PRM (mc-hard labels, aggregation "min")
+    rm.score(["Q:7,+3\\n"], [["7+3=10", "A:10"]])  # -> [[p0, p1]], P(step is right)
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+# kind (as saved in prmkit_rm.json) -> "module:Class" with from_pretrained(path, **kw)
+REWARD_MODELS: dict[str, str] = {
+    "prm": "prmkit.rewards.discriminative:DiscriminativePRM",
+    "orm": "prmkit.rewards.orm:ORM",
+    "implicit": "prmkit.rewards.implicit:ImplicitPRM",
+}
+
+SHIPPED_PRM_DIR = Path(__file__).resolve().parents[1] / "gym" / "prm_checkpoint"
+
+
+def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw: Any):
+    """A reward model from a saved dir or hub id: its kind, readout, aggregation and fitted threshold
+    come from `prmkit_rm.json`; without that file, `kind` (default "prm") and e.g. `readout=` say how
+    to read an external PRM. Keyword arguments override the saved settings (e.g. `aggregation=`)."""
+    from prmkit.errors import InputError
+    from prmkit.rewards.discriminative import _read_rm_config
+
+    path = str(path_or_hub_id)
+    saved = _read_rm_config(path) if Path(path).is_dir() else _hub_rm_config(path)
+    kind = kind or saved.get("kind", "prm")
+    if kind not in REWARD_MODELS:
+        raise InputError(f"unknown reward-model kind {kind!r}; expected one of {sorted(REWARD_MODELS)}",
+                         file=str(Path(path) / "prmkit_rm.json"), field="kind")
+    module_name, cls_name = REWARD_MODELS[kind].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls.from_pretrained(path, **kw)
+
+
+def _hub_rm_config(hub_id: str) -> dict:
+    """prmkit_rm.json of a hub repo if it has one (no network call when offline or absent)."""
+    import json
+
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(hub_id, "prmkit_rm.json")).read_text())
+    except Exception:  # no file, no network, or not a repo: fall back to the caller's kind/readout
+        return {}
+
+
+def default_gym_prm(**kw: Any):
+    """The shipped gym PRM (`prmkit/gym/prm_checkpoint/`, discriminative, trained on mc-hard labels)."""
+    from prmkit.errors import InputError
+
+    if not (SHIPPED_PRM_DIR / "prmkit_rm.json").exists():
+        raise InputError("the shipped gym PRM is missing; rebuild it with `prmkit train prm --out "
+                         "prmkit/gym/prm_checkpoint`", file=str(SHIPPED_PRM_DIR))
+    return load_reward_model(SHIPPED_PRM_DIR, **kw)

@@ -1,0 +1,114 @@
+"""LLM-as-a-judge first-error labels and MC/judge consensus (Qwen "Lessons", METHODS.md §10.2).
+
+A judge names the first wrong step of a trace (0-based index, -1 for "no error") or gives an
+unparsed verdict (None).  `LMJudge` prompts any causal LM (local dir or hub id, via `HFSampler`)
+or an OpenAI-compatible endpoint (via `OpenAISampler`) and parses its reply with `parse_verdict`;
+`RuleJudge` is the gym's exact checker with a configurable error rate, so the consensus filter can
+be measured on the gym.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+from prmkit.errors import InputError
+from prmkit.label.rollouts import rollout_seed
+from prmkit.policy.base import SamplingParams
+from prmkit.schema import Trace
+
+JUDGE_TEMPLATE = (
+    "The following is a problem and a step-by-step solution.\n\n"
+    "Problem:\n{prompt}\n\nSolution:\n{steps}\n\n"
+    "Check the steps one by one. Which step is the first incorrect one? Reply with its step number "
+    "in \\boxed{{}}, or \\boxed{{-1}} if every step is correct.\nVerdict: "
+)
+
+_NONE_RE = re.compile(r"\b(none|no (?:error|mistake|incorrect step)s?|all (?:steps )?(?:are )?correct|"
+                      r"every step is correct)\b", re.I)
+_PATTERNS = [
+    re.compile(r"\\boxed\{\s*(-?\d+)\s*\}"),
+    re.compile(r"\b(?:step|paragraph)\s*#?\s*(-?\d+)\b", re.I),
+    re.compile(r"^\s*(-?\d+)\s*(?:[.)\]:]|$)"),
+]
+
+
+def parse_verdict(text: str, num_steps: int) -> int | None:
+    """The judged first error as a 0-based step index, -1 for "no error", None when unparsed.
+
+    Accepts `\\boxed{3}`, "Step 3", "paragraph 3", a bare leading "3" (1-based step numbers, as
+    the prompt asks), "-1", "none" / "no error" / "all steps are correct".  A number outside
+    1..num_steps (other than -1) is unparsed, not clamped.
+    """
+    if not isinstance(text, str):
+        return None
+    for pat in _PATTERNS:
+        m = pat.search(text)
+        if m:
+            n = int(m.group(1))
+            if n == -1:
+                return -1
+            return n - 1 if 1 <= n <= num_steps else None
+    if _NONE_RE.search(text):
+        return -1
+    return None
+
+
+def judge_prompt(trace: Trace, template: str = JUDGE_TEMPLATE) -> str:
+    steps = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(trace.steps))
+    return template.format(prompt=trace.prompt.strip(), steps=steps)
+
+
+class RuleJudge:
+    """The gym's exact first-error checker, wrong with probability `error_rate` per trace (then it
+    names a uniformly drawn other location among -1..S-1).  Seeded per (seed, trace index)."""
+
+    name = "rule"
+
+    def __init__(self, error_rate: float = 0.0, seed: int = 0):
+        if not 0.0 <= error_rate <= 1.0:
+            raise InputError(f"expected a rate in [0, 1], got {error_rate}", field="judge_error_rate")
+        self.error_rate, self.seed = error_rate, seed
+
+    def judge(self, items: Sequence[tuple[int, Trace]]) -> list[dict]:
+        from prmkit.gym.task import first_error, parse_prompt
+
+        out = []
+        for idx, t in items:
+            truth = first_error(t.steps, parse_prompt(t.prompt))
+            rng = random.Random(rollout_seed(self.seed, idx, -2, "judge"))
+            verdict = truth
+            if rng.random() < self.error_rate:
+                others = [i for i in range(-1, len(t.steps)) if i != truth]
+                verdict = rng.choice(others) if others else truth
+            out.append({"first_error": verdict, "text": None})
+        return out
+
+
+class LMJudge:
+    """Any causal LM (or OpenAI-compatible endpoint) asked for the first wrong step, greedily."""
+
+    name = "lm"
+
+    def __init__(self, sampler, template: str = JUDGE_TEMPLATE, max_new_tokens: int = 32):
+        self.sampler, self.template, self.max_new_tokens = sampler, template, max_new_tokens
+        self.unparsed = 0
+
+    @classmethod
+    def from_model(cls, model: str = "", base_url: str = "", **kw) -> "LMJudge":
+        from prmkit.policy.sample import make_sampler
+
+        return cls(make_sampler(model, "openai" if base_url else "hf", base_url), **kw)
+
+    def judge(self, items: Sequence[tuple[int, Trace]]) -> list[dict]:
+        prompts = [judge_prompt(t, self.template) for _, t in items]
+        params = SamplingParams(n=1, max_new_tokens=self.max_new_tokens, temperature=0.0, stop=["\n\n"])
+        groups = self.sampler.sample(prompts, params, seeds=[0] * len(prompts))
+        out = []
+        for (_, t), g in zip(items, groups):
+            text = g[0].text
+            fe = parse_verdict(text, len(t.steps))
+            self.unparsed += fe is None
+            out.append({"first_error": fe, "text": text})
+        return out

@@ -1,0 +1,367 @@
+"""`prmkit label`: label traces with one method, resumably, locally or over Ray actors.
+
+Work is cut into chunks of `--chunk` consecutive traces.  Each chunk's records are appended to
+`RUN_DIR/labels.jsonl` in input order as whole lines, flushed and fsynced; a rerun of the same
+command checks the lines already there against the input (dropping a torn last line) and continues
+after them.  Every trace's randomness is seeded by (seed, trace index), so the output does not
+depend on chunking, backend, worker count or interruptions: it is byte-identical.
+`RUN_DIR/cost.json` sums rollouts, policy tokens and wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from prmkit.errors import InputError
+from prmkit.schema import Problem, Trace, to_dict
+
+METHODS = ("mc", "omega", "scan", "verify", "judge", "consensus", "progress")
+
+
+@dataclass
+class LabelConfig:
+    """Label the steps of traces automatically (MC, OmegaPRM, SCAN, tools, judge, consensus, progress)."""
+
+    method: str = "mc"
+    """mc | omega | scan | verify | judge | consensus | progress"""
+    traces: str = ""
+    """input traces JSONL (prmkit schema)"""
+    out: str = "runs/label"
+    """run directory: labels.jsonl, config.json, cost.json; rerunning continues an interrupted run"""
+    problems: str = ""
+    """problems JSONL with gold answers (not needed for gym traces)"""
+    model: str = ""
+    """completer policy: local dir or hub id (empty: the shipped gym policy)"""
+    sampler: str = "hf"
+    """completer backend: hf or openai"""
+    base_url: str = ""
+    """server URL for --sampler openai"""
+    sep: str = "\n"
+    """step separator"""
+    k: int = 8
+    """rollouts per step prefix"""
+    mode: str = "hard"
+    """mc labels: hard (any rollout correct) or soft (fraction correct)"""
+    max_new_tokens: int = 96
+    """most tokens per rollout"""
+    temperature: float = 1.0
+    """rollout temperature"""
+    seed: int = 0
+    """base seed; trace i's rollouts use (seed, i)"""
+    batch_size: int = 64
+    """rows decoded together by the hf sampler"""
+    chunk: int = 32
+    """traces per unit of work (written together; the unit of resume and of Ray tasks)"""
+    backend: str = "local"
+    """local or ray"""
+    workers: int = 2
+    """Ray actors (each loads its own sampler)"""
+    ray_address: str = ""
+    """Ray cluster address (empty: start Ray locally)"""
+    min_self_conf: float = 0.75
+    """scan: keep questions whose self-confidence is at least this"""
+    scan_window: int = 2
+    """scan: steps before the MC error that get c/SC soft labels"""
+    scan_robust: bool = True
+    """scan: noise-tolerant soft labels (else hard)"""
+    checker: str = "auto"
+    """verify: auto | gym | calculator | sympy"""
+    judge: str = "rule"
+    """judge/consensus: rule (gym checker with --judge-error-rate) or lm"""
+    judge_model: str = ""
+    """lm judge: local dir or hub id (empty with no --judge-base-url: the gym policy, for plumbing)"""
+    judge_base_url: str = ""
+    """lm judge: OpenAI-compatible endpoint"""
+    judge_error_rate: float = 0.1
+    """rule judge: probability of naming a wrong first-error location"""
+    judge_max_new_tokens: int = 32
+    """lm judge: most tokens of a verdict"""
+    prover: str = ""
+    """progress: prover policy dir or hub id (empty: the completer)"""
+    prover_bok: int = 1
+    """progress: Best-of-K prover, Q = 1 - (1 - Q_pi)^K (1 = the prover itself)"""
+    eps: float = 0.8
+    """progress: relative-progress threshold"""
+
+
+# options that change how the work is run but not the output
+_RUNTIME_FIELDS = {"out", "backend", "workers", "ray_address", "chunk", "batch_size"}
+
+
+class Worker:
+    """Labels chunks; holds the samplers (one per process / Ray actor)."""
+
+    def __init__(self, cfg: LabelConfig, problems: dict[str, Problem] | None, sc_map: dict[str, float] | None = None):
+        import torch
+
+        if os.environ.get("PRMKIT_LABEL_THREADS"):
+            torch.set_num_threads(int(os.environ["PRMKIT_LABEL_THREADS"]))
+        self.cfg, self.problems, self.sc_map = cfg, problems, sc_map
+        self._sampler = self._prover = self._judge = None
+
+    @property
+    def sampler(self):
+        if self._sampler is None:
+            from prmkit.policy.sample import make_sampler
+
+            self._sampler = make_sampler(self.cfg.model, self.cfg.sampler, self.cfg.base_url, self.cfg.sep,
+                                         self.cfg.batch_size)
+        return self._sampler
+
+    @property
+    def prover(self):
+        if self._prover is None:
+            if self.cfg.prover:
+                from prmkit.policy.sample import make_sampler
+
+                self._prover = make_sampler(self.cfg.prover, "hf", "", self.cfg.sep, self.cfg.batch_size)
+            else:
+                self._prover = self.sampler
+        return self._prover
+
+    @property
+    def judge(self):
+        if self._judge is None:
+            from prmkit.label.judge import LMJudge, RuleJudge
+
+            c = self.cfg
+            if c.judge == "rule":
+                self._judge = RuleJudge(c.judge_error_rate, c.seed)
+            elif c.judge == "lm":
+                self._judge = LMJudge.from_model(c.judge_model, c.judge_base_url, max_new_tokens=c.judge_max_new_tokens)
+            else:
+                raise InputError(f"unknown judge {c.judge!r}; expected rule or lm", field="judge")
+        return self._judge
+
+    def rc(self):
+        from prmkit.label.rollouts import RolloutConfig
+
+        c = self.cfg
+        return RolloutConfig(k=c.k, max_new_tokens=c.max_new_tokens, temperature=c.temperature, seed=c.seed, sep=c.sep)
+
+    def label(self, items: Sequence[tuple[int, Trace]]) -> list[str]:
+        """JSONL lines for the chunk, in order."""
+        return [json.dumps(to_dict(t), ensure_ascii=False) + "\n" for t in self.label_traces(items)]
+
+    def label_traces(self, items: Sequence[tuple[int, Trace]]) -> list[Trace]:
+        c, items = self.cfg, list(items)
+        bs = max(1, c.batch_size)
+        if c.method == "mc":
+            from prmkit.label.mc import mc_counts, mc_labels_from_counts
+
+            counted = mc_counts(items, self.sampler, self.rc(), self.problems, bs)
+            return [mc_labels_from_counts(t, n, cost, c.k, c.mode) for (_, t), (n, cost) in zip(items, counted)]
+        if c.method == "omega":
+            from prmkit.label.omega import omega_search, omega_trace
+
+            found = omega_search(items, self.sampler, self.rc(), self.problems, bs)
+            return [omega_trace(t, fe, pr, cost, c.k) for (_, t), (fe, pr, cost) in zip(items, found)]
+        if c.method == "scan":
+            from prmkit.label.scan import scan_chunk
+
+            return scan_chunk(items, self.sampler, self.rc(), self.sc_map or {}, self.problems,
+                              min_self_conf=c.min_self_conf, window=c.scan_window, robust=c.scan_robust,
+                              batch_size=bs)
+        if c.method == "verify":
+            from prmkit.label.verify import label_verify
+
+            out = []
+            for idx, t in items:
+                out += label_verify([t], checker=c.checker, problems=self.problems, start_index=idx)
+            return out
+        if c.method in ("judge", "consensus"):
+            return self._judge_or_consensus(items)
+        if c.method == "progress":
+            from prmkit.label.progress import progress_chunk
+
+            return progress_chunk(items, self.prover, self.rc(), self.problems, eps=c.eps,
+                                  prover_bok=c.prover_bok, batch_size=bs)
+        raise InputError(f"unknown method {c.method!r}; expected one of {', '.join(METHODS)}", field="method")
+
+    def _judge_or_consensus(self, items):
+        from prmkit.label import rules
+        from prmkit.schema import StepLabels
+
+        c = self.cfg
+        verdicts = self.judge.judge(items)
+        if c.method == "judge":
+            out = []
+            for (_, t), v in zip(items, verdicts):
+                info = {"judge": c.judge, "first_error": v["first_error"], "verdict_text": v["text"]}
+                if v["first_error"] is None:
+                    out.append(dataclasses.replace(t, labels=None, meta={**t.meta, "label": {
+                        "method": "judge", "dropped": "unparsed_verdict", **info}}))
+                else:
+                    out.append(dataclasses.replace(t, labels=StepLabels(
+                        values=rules.omega_labels(len(t.steps), v["first_error"]), method="judge", meta=info)))
+            return out
+        from prmkit.label.mc import mc_counts
+
+        counted = mc_counts(items, self.sampler, self.rc(), self.problems, max(1, c.batch_size))
+        out = []
+        for (_, t), v, (counts, cost) in zip(items, verdicts, counted):
+            hard = rules.mc_hard_labels(counts, c.k)
+            mc_fe = rules.first_error_from_labels(hard)
+            info = {"k": c.k, "correct_counts": counts, "mc_first_error": mc_fe, "judge": c.judge,
+                    "judge_first_error": v["first_error"], "verdict_text": v["text"]}
+            keep = v["first_error"] is not None and rules.consensus_keep(mc_fe, v["first_error"])
+            if keep:
+                values = hard if mc_fe == -1 else hard[:mc_fe + 1] + [None] * (len(hard) - mc_fe - 1)
+                out.append(dataclasses.replace(t, labels=StepLabels(
+                    values=values, method="consensus", rollouts=cost.rollouts, policy_tokens=cost.tokens, meta=info)))
+            else:
+                out.append(dataclasses.replace(t, labels=None, meta={**t.meta, "label": {
+                    "method": "consensus", "dropped": "disagree", "rollouts": cost.rollouts,
+                    "policy_tokens": cost.tokens, **info}}))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# resumable output
+
+
+def _identity(t: Trace) -> tuple:
+    return (t.problem_id, t.prompt, tuple(t.steps))
+
+
+def resume_point(path: Path, traces: Sequence[Trace]) -> int:
+    """Number of finished records already in `path`; a torn last line is cut off, and a record
+    that does not match the input trace at its position is an `InputError`."""
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    good_end, n = 0, 0
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        line = data[pos:nl]
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if n >= len(traces) or not isinstance(d, dict) or (
+                d.get("problem_id"), d.get("prompt"), tuple(d.get("steps") or ())) != _identity(traces[n]):
+            raise InputError(f"record does not match input trace {n}: this run directory was made from other "
+                             "traces; use a new --out", file=str(path), line=n + 1)
+        n += 1
+        pos = good_end = nl + 1
+    if good_end < len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return n
+
+
+def _check_config(out: Path, cfg: LabelConfig) -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = dataclasses.asdict(cfg)
+    diff = [k for k in new if k not in _RUNTIME_FIELDS and k in old and old[k] != new[k]]
+    if diff:
+        raise InputError(f"{out} holds a run made with different options ({', '.join(diff)}); rerun with the "
+                         "same options to resume, or use a new --out", file=str(path), field=diff[0])
+
+
+def _chunks(start: int, traces: Sequence[Trace], size: int) -> list[list[tuple[int, Trace]]]:
+    size = max(1, size)
+    return [[(i, traces[i]) for i in range(c, min(c + size, len(traces)))] for c in range(start, len(traces), size)]
+
+
+def _validate(cfg: LabelConfig) -> None:
+    if cfg.method not in METHODS:
+        raise InputError(f"unknown method {cfg.method!r}; expected one of {', '.join(METHODS)}", field="method")
+    if cfg.backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {cfg.backend!r}; expected local or ray", field="backend")
+    if cfg.k < 1:
+        raise InputError(f"expected k >= 1, got {cfg.k}", field="k")
+    if cfg.mode not in ("hard", "soft"):
+        raise InputError(f"expected hard or soft, got {cfg.mode!r}", field="mode")
+    if cfg.workers < 1:
+        raise InputError(f"expected workers >= 1, got {cfg.workers}", field="workers")
+    if not cfg.traces:
+        raise InputError("--traces is required (a traces JSONL file)", field="traces")
+
+
+def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:
+    """Cost and coverage of a labels file: totals and per-trace means."""
+    from prmkit.schema import read_traces
+
+    traces = read_traces(path)
+    rollouts = tokens = labelled = 0
+    for t in traces:
+        if t.labels is not None:
+            labelled += 1
+            rollouts += t.labels.rollouts
+            tokens += t.labels.policy_tokens
+        else:
+            info = t.meta.get("label", {}) if isinstance(t.meta.get("label"), dict) else {}
+            rollouts += int(info.get("rollouts", 0))
+            tokens += int(info.get("policy_tokens", 0))
+    n = max(1, len(traces))
+    out = {"traces": len(traces), "labelled": labelled, "rollouts": rollouts, "policy_tokens": tokens,
+           "rollouts_per_trace": rollouts / n, "policy_tokens_per_trace": tokens / n}
+    if wall_s is not None:
+        out["wall_s"] = round(wall_s, 3)
+        out["wall_s_per_trace"] = round(wall_s / n, 5)
+    out.update(extra)
+    return out
+
+
+def run(cfg: LabelConfig) -> Path:
+    from prmkit.config import save_config
+    from prmkit.progress import progress
+    from prmkit.schema import read_problems, read_traces
+
+    _validate(cfg)
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    traces = read_traces(cfg.traces)
+    problems = {p.id: p for p in read_problems(cfg.problems)} if cfg.problems else None
+    sc_map = None
+    if cfg.method == "scan":
+        from prmkit.label.scan import self_confidence_by_problem
+
+        sc_map = self_confidence_by_problem(traces, problems)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg)
+    save_config(out, cfg)
+    path = out / "labels.jsonl"
+    done = resume_point(path, traces)
+    chunks = _chunks(done, traces, cfg.chunk)
+    bar = progress(total=len(traces), desc=f"label {cfg.method}", initial=done)
+    with open(path, "ab") as fh:
+        def write(lines: list[str]) -> None:
+            fh.write("".join(lines).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(lines))
+
+        if cfg.backend == "local" or not chunks:
+            worker = Worker(cfg, problems, sc_map)
+            for ch in chunks:
+                write(worker.label(ch))
+        else:
+            from prmkit.label.ray_backend import run_ray
+
+            run_ray(cfg, problems, sc_map, chunks, write)
+    bar.close()
+    wall = time.perf_counter() - t0
+    summary = summarize(path, wall, method=cfg.method, k=cfg.k, resumed_from=done, backend=cfg.backend)
+    from prmkit.schema import atomic_write_text
+
+    atomic_write_text(out / "cost.json", json.dumps(summary, indent=2) + "\n")
+    print(f"labelled {summary['labelled']}/{summary['traces']} traces with {cfg.method} -> {path} "
+          f"({summary['rollouts_per_trace']:.1f} rollouts, {summary['policy_tokens_per_trace']:.0f} policy tokens "
+          f"per trace; {wall:.1f} s)")
+    return out

@@ -1,0 +1,183 @@
+"""Discriminative PRM: any HF backbone with a classifier head (or an LM-token readout) read at each step end.
+
+All step scores of a trace come from ONE forward pass: the trace is encoded once (the readout's
+layout, via `prmkit.steps`) and the head is read at every step-end position (METHODS §0.2). Traces
+are batched, sorted by length to limit padding, and right-padded with position ids 0..L-1, so under
+causal attention a trace's scores do not depend on its batch neighbours or the batch size.
+
+Saved as a Hugging Face model dir plus `prmkit_rm.json` (kind, readout, aggregation, fitted threshold);
+`prmkit.rewards.load_reward_model` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.readout import Readout, get_readout
+from prmkit.steps import StepEncoding
+
+RM_CONFIG = "prmkit_rm.json"
+
+
+def pad_batch(encodings: Sequence[StepEncoding], pad_id: int):
+    """Right-pad encodings: input_ids (B,T), attention_mask (B,T), step_ends (B,S) with -1 padding."""
+    import torch
+
+    B = len(encodings)
+    T = max(len(e.input_ids) for e in encodings)
+    S = max(len(e.step_ends) for e in encodings)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)                       # (B,T)
+    attn = torch.zeros((B, T), dtype=torch.long)                             # (B,T)
+    ends = torch.full((B, S), -1, dtype=torch.long)                          # (B,S)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        attn[i, : len(e.input_ids)] = 1
+        ends[i, : len(e.step_ends)] = torch.tensor(e.step_ends)
+    return ids, attn, ends
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to limit padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class DiscriminativePRM:
+    """A step-level classifier PRM behind the `RewardModel` protocol; scores are P(step is good)."""
+
+    kind = "prm"
+
+    def __init__(self, model, tokenizer, readout: str | dict | Readout = "trl", aggregation: str = "min",
+                 threshold: float | None = None, batch_size: int = 64, meta: dict | None = None):
+        from prmkit.rewards.aggregate import AGGREGATIONS
+
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.readout = get_readout(readout)
+        self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
+        self.meta = dict(meta or {})
+        self.stats = ScorerStats()
+        self._good_bad = self.readout.token_ids(tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+    # ------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(cls, path: str, readout: str | dict | Readout | None = None, num_labels: int = 2,
+                        device: str = "cpu", **kw: Any) -> "DiscriminativePRM":
+        """Load a saved prmkit PRM, an external PRM (name its `readout`), or a bare backbone (a new head)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+        saved = _read_rm_config(path)
+        r = get_readout(readout or saved.get("readout", "trl"))
+        tok = AutoTokenizer.from_pretrained(path)
+        if r.head == "lm_tokens":
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        else:
+            model = AutoModelForTokenClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32)
+        for key in ("aggregation", "threshold"):
+            if key in saved and key not in kw:
+                kw[key] = saved[key]
+        kw.setdefault("meta", saved.get("meta", {}))
+        return cls(model.to(device), tok, readout=r, **kw)
+
+    def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        write_rm_config(out, {"kind": self.kind, "readout": self.readout.to_dict(), "aggregation": self.aggregation,
+                              "threshold": self.threshold, "meta": {**self.meta, **(extra or {})}})
+        return out
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------------------- forward
+
+    def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        return self.readout.encode(self.tokenizer, prompt, steps)
+
+    def step_logits(self, input_ids, attention_mask, step_ends):
+        """Log-odds of "step is good" at each step end: (B,S), 0 at padding. Differentiable (used in training).
+
+        input_ids, attention_mask (B,T) right-padded; step_ends (B,S) long, -1 padding.
+        """
+        import torch
+
+        idx = step_ends.clamp(min=0)                                          # (B,S)
+        if self._good_bad is not None:
+            # LM-token readout: run the decoder, apply the LM head only at the read positions
+            hidden = self._hidden(input_ids, attention_mask)                  # (B,T,H)
+            h = hidden.gather(1, idx.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # (B,S,H)
+            logits = self.model.get_output_embeddings()(h).float()           # (B,S,V)
+            good, bad = self._good_bad
+            out = logits[..., good] - logits[..., bad]                        # (B,S)
+        else:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B,T,C)
+            g = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()  # (B,S,C)
+            pc = self.readout.positive_class
+            if g.shape[-1] == 1:
+                out = g[..., 0]                                               # (B,S) one-logit head
+            elif g.shape[-1] == 2:
+                out = g[..., pc] - g[..., 1 - pc]                             # (B,S) exact 2-class log-odds
+            else:
+                logp = torch.log_softmax(g, dim=-1)                           # (B,S,C)
+                pos = logp[..., pc]                  # (B,S)
+                out = pos - torch.log1p(-pos.exp().clamp(max=1 - 1e-7))       # (B,S) log p - log(1-p)
+        return torch.where(step_ends >= 0, out, torch.zeros_like(out))
+
+    def _hidden(self, input_ids, attention_mask):
+        decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
+        if decoder is None or decoder is self.model:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            return out.hidden_states[-1]
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        """P(step is good) for every step of every (prompt, steps) pair, one forward pass per trace."""
+        import torch
+
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        encs = [self.encode(p, s) for p, s in zip(prompts, steps)]
+        out: list[list[float]] = [[] for _ in encs]
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
+                ids, attn, ends = pad_batch([encs[i] for i in batch], self.pad_id)
+                dev = self.device
+                probs = torch.sigmoid(self.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))).cpu()  # (B,S)
+                for row, i in enumerate(batch):
+                    out[i] = probs[row, : len(encs[i].step_ends)].tolist()
+                self.stats.tokens_scored += int(attn.sum())
+        self.stats.calls += 1
+        self.stats.sequences += len(encs)
+        return out
+
+
+def _read_rm_config(path: str | Path) -> dict:
+    f = Path(path) / RM_CONFIG
+    if not f.exists():
+        return {}
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        from prmkit.errors import InputError
+
+        raise InputError(f"expected JSON: {e.msg}", file=str(f), line=e.lineno) from None
+
+
+def write_rm_config(out: Path, cfg: dict) -> None:
+    from prmkit.schema import atomic_write_text
+
+    atomic_write_text(Path(out) / RM_CONFIG, json.dumps(cfg, indent=2) + "\n")

@@ -1,0 +1,160 @@
+"""Implicit PRM: step rewards from the log-ratio of a trained LM and its frozen reference (Yuan et al. 2412.01981).
+
+Token reward beta * log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)); step reward = sum over the step's tokens;
+q at a step end = running sum from the first response token (METHODS §1.3, `train.losses`). The
+model is trained from outcome labels only (`prmkit train implicit`, CE or DPO loss).
+
+`score` returns sigmoid(q^{t_k}) per step ("q", default: the cumulative value, as ImplicitPRM's
+ProcessBench evaluation reads it, METHODS §1.5.7) or sigmoid of the single step reward ("step").
+Both models see the trace once (one forward pass each); the reference's log-probs are cached by
+token ids (METHODS §1.7: the reference forward doubles the cost), so a rescored trace costs one forward.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.discriminative import _read_rm_config, length_sorted_batches, pad_batch, write_rm_config
+from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
+
+STEP_SCORES = ("q", "step")
+GYM_POLICY = "gym-policy"   # saved in place of the shipped policy's absolute path
+
+
+class ImplicitPRM:
+    kind = "implicit"
+
+    def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, sep: str = DEFAULT_SEP,
+                 aggregation: str = "min", threshold: float | None = None, batch_size: int = 64,
+                 step_score: str = "q", ref_name: str = "", meta: dict | None = None, cache_size: int = 20000):
+        from prmkit.rewards.aggregate import AGGREGATIONS
+
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
+        if step_score not in STEP_SCORES:
+            raise ValueError(f"unknown step_score {step_score!r}; expected one of {STEP_SCORES}")
+        self.model, self.ref_model, self.tokenizer = model.eval(), ref_model.eval(), tokenizer
+        for p in self.ref_model.parameters():
+            p.requires_grad_(False)
+        self.beta, self.sep, self.step_score = beta, sep, step_score
+        self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
+        self.ref_name, self.meta = ref_name, dict(meta or {})
+        self.stats = ScorerStats()
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "cpu", **kw) -> "ImplicitPRM":
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        saved = _read_rm_config(path)
+        ref = ref_model or saved.get("ref_model") or path
+        ref_path = resolve_ref(ref)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+        ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).to(device)
+        for key in ("beta", "sep", "aggregation", "threshold", "step_score"):
+            if key in saved and key not in kw:
+                kw[key] = saved[key]
+        kw.setdefault("meta", saved.get("meta", {}))
+        return cls(model, ref_lm, tok, ref_name=ref, **kw)
+
+    def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        write_rm_config(out, {"kind": self.kind, "ref_model": self.ref_name, "beta": self.beta, "sep": self.sep,
+                              "aggregation": self.aggregation, "threshold": self.threshold,
+                              "step_score": self.step_score, "meta": {**self.meta, **(extra or {})}})
+        return out
+
+    @property
+    def num_parameters(self) -> int:
+        # both models run on every scored token
+        return sum(p.numel() for p in self.model.parameters()) + sum(p.numel() for p in self.ref_model.parameters())
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        return encode_steps(self.tokenizer, prompt, steps, sep=self.sep)
+
+    def ref_logprobs(self, encs: Sequence[StepEncoding], ids, attn):
+        """Reference log-probs (B,T-1) of a padded batch, from the cache where every row is cached."""
+        import torch
+
+        from prmkit.lm import token_logprobs
+
+        keys = [tuple(e.input_ids) for e in encs]
+        if all(k in self._ref_cache for k in keys):
+            rows = [self._ref_cache[k] for k in keys]
+        else:
+            with torch.inference_mode():
+                lp = token_logprobs(self.ref_model, ids, attn).cpu()           # (B,T-1)
+            rows = [lp[i, : len(k) - 1].clone() for i, k in enumerate(keys)]
+            for k, r in zip(keys, rows):
+                self._ref_cache[k] = r
+            while len(self._ref_cache) > self._cache_size:
+                self._ref_cache.popitem(last=False)
+        out = torch.zeros(ids.shape[0], ids.shape[1] - 1)                     # (B,T-1)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out.to(ids.device)
+
+    def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        import torch
+
+        from prmkit.lm import token_logprobs
+        from prmkit.train.losses import implicit_prm_rewards, q_values, step_rewards_from_tokens
+
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        encs = [self.encode(p, s) for p, s in zip(prompts, steps)]
+        out: list[list[float]] = [[] for _ in encs]
+        for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
+            be = [encs[i] for i in batch]
+            ids, attn, ends = pad_batch(be, self.pad_id)
+            ids, attn, ends = ids.to(self.device), attn.to(self.device), ends.to(self.device)
+            with torch.inference_mode():
+                lp = token_logprobs(self.model, ids, attn)                    # (B,T-1)
+            ref = self.ref_logprobs(be, ids, attn)                            # (B,T-1)
+            mask, start = response_mask(be, ids.shape[1])                     # (B,T-1), (B,)
+            rewards = implicit_prm_rewards(lp, ref, mask.to(ids.device), self.beta)  # (B,T-1)
+            col_ends = torch.where(ends >= 0, ends - 1, ends)                 # (B,S) token t -> logprob column t-1
+            fn = q_values if self.step_score == "q" else step_rewards_from_tokens
+            s = torch.sigmoid(fn(rewards, col_ends, start.to(ids.device))).cpu()  # (B,S)
+            for row, i in enumerate(batch):
+                out[i] = s[row, : len(encs[i].step_ends)].tolist()
+            self.stats.tokens_scored += 2 * int(attn.sum())   # policy + reference forward
+        self.stats.calls += 1
+        self.stats.sequences += len(encs)
+        return out
+
+
+def response_mask(encs: Sequence[StepEncoding], T: int):
+    """(B,T-1) bool over log-prob columns that score response tokens, and (B,) first response column."""
+    import torch
+
+    mask = torch.zeros(len(encs), T - 1, dtype=torch.bool)                   # (B,T-1)
+    start = torch.zeros(len(encs), dtype=torch.long)                         # (B,)
+    for i, e in enumerate(encs):
+        # column j scores token j+1; response tokens are prompt_len .. len-1
+        mask[i, e.prompt_len - 1: len(e.input_ids) - 1] = True
+        start[i] = e.prompt_len - 1
+    return mask, start
+
+
+def resolve_ref(ref: str) -> str:
+    """The reference model's path; the marker `gym-policy` means the shipped gym policy."""
+    if ref == GYM_POLICY:
+        from prmkit.policy.sample import default_policy
+
+        return default_policy()
+    return ref

@@ -1,0 +1,160 @@
+"""Readouts: where a discriminative reward model reads each step's score, and how (METHODS §0.2, §17.1).
+
+A `Readout` declares, for one family of PRMs, how a (prompt, steps) pair becomes token ids and
+which positions and outputs give the step scores:
+
+* `head="classifier"`: a token-classification head (`AutoModelForTokenClassification`); the score
+  is softmax(logits)[positive_class] at the read position (a 1-label head: sigmoid of its logit).
+* `head="lm_tokens"`: the causal-LM head restricted to two tokens; the score is
+  softmax(logits[good], logits[bad])[good] at the read position (the logits there predict the
+  token that follows, e.g. the `+`/`-` after Math-Shepherd's `ки` tag).
+
+Layouts (how the text is built; every layout goes through `prmkit.steps.encode_steps`):
+
+* `segment`: prompt, then each step followed by `step_tag` (if any) and `sep`; the read position is
+  the tag's last token, or the step's last token without a tag; with `read_at_sep` (TRL's
+  PRMTrainer), every step including the last is followed by `sep` and the separator's last token
+  is read.
+* `qwen_chat`: the prompt is rendered by the tokenizer's chat template (system + user, generation
+  prompt), then the steps follow as in `segment`.
+* `chat_turns` (RLHFlow): every step is a user turn answered by the assistant with `good`; the read
+  position is the last token before each assistant answer.
+
+A step score is always P(step is good); `step_logit` is the matching log-odds
+(log p_good - log p_bad), so training uses one BCE-with-logits for every head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from prmkit.errors import InputError
+from prmkit.steps import StepEncoding, encode_steps
+
+HEADS = ("classifier", "lm_tokens")
+LAYOUTS = ("segment", "qwen_chat", "chat_turns")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How one PRM family turns (prompt, steps) into ids and reads a score per step."""
+
+    name: str
+    head: str = "classifier"
+    layout: str = "segment"
+    sep: str = "\n"
+    step_tag: str | None = None
+    positive_class: int = 1
+    good_token: str | None = None
+    bad_token: str | None = None
+    system_prompt: str | None = None
+    read_at_sep: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InputError(f"expected a head in {HEADS}, got {self.head!r}", field="readout.head")
+        if self.layout not in LAYOUTS:
+            raise InputError(f"expected a layout in {LAYOUTS}, got {self.layout!r}", field="readout.layout")
+        if self.head == "lm_tokens" and not (self.good_token and self.bad_token):
+            raise InputError("an lm_tokens readout needs good_token and bad_token", field="readout.good_token")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Readout":
+        known = set(cls.__dataclass_fields__)
+        extra = sorted(set(d) - known)
+        if extra:
+            raise InputError(f"unknown readout fields {extra}; expected some of {sorted(known)}", field="readout")
+        return cls(**d)
+
+    # ------------------------------------------------------------------------------- encoding
+
+    def encode(self, tokenizer: Any, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        """Token ids of (prompt, steps) in this readout's layout, and the position read per step."""
+        if self.layout == "segment" and self.read_at_sep:
+            # TRL: every step (the last one too) is followed by the separator, read at its last token
+            return encode_steps(tokenizer, prompt, steps, sep="", step_tag=self.sep)
+        if self.layout == "segment":
+            return encode_steps(tokenizer, prompt, steps, sep=self.sep, step_tag=self.step_tag)
+        if self.layout == "qwen_chat":
+            messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
+            messages.append({"role": "user", "content": prompt})
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return encode_steps(tokenizer, text, steps, sep=self.sep, step_tag=self.step_tag, add_bos=False)
+        return self._encode_chat_turns(tokenizer, prompt, steps)
+
+    def _encode_chat_turns(self, tokenizer: Any, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        # RLHFlow: turn 1 = problem + first step, later turns = one step each; the assistant answers
+        # `good` after each turn, and the score is read where that answer is predicted.
+        if not steps:
+            raise InputError("expected at least one step, got an empty list", field="steps")
+        messages: list[dict[str, str]] = []
+        ends: list[int] = []
+        for k, step in enumerate(steps):
+            messages.append({"role": "user", "content": (prompt + " " + step) if k == 0 else step})
+            prefix = _template_ids(tokenizer, messages, add_generation_prompt=True)
+            ends.append(len(prefix) - 1)
+            messages.append({"role": "assistant", "content": self.good_token or "+"})
+        ids = _template_ids(tokenizer, messages, add_generation_prompt=False)
+        first = _template_ids(tokenizer, messages[:1], add_generation_prompt=True)
+        for k, e in enumerate(ends):
+            if e >= len(ids):
+                raise InputError(f"the chat template is not prefix-stable at step {k}", field="readout.layout")
+        return StepEncoding(ids, ends, len(first) - 1)
+
+    # ------------------------------------------------------------------------------- reading
+
+    def token_ids(self, tokenizer: Any) -> tuple[int, int] | None:
+        """(good, bad) token ids for an lm_tokens head; None for a classifier head."""
+        if self.head != "lm_tokens":
+            return None
+        return _single_id(tokenizer, self.good_token, "good_token"), _single_id(tokenizer, self.bad_token, "bad_token")
+
+
+def _template_ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _single_id(tokenizer: Any, token: str | None, field: str) -> int:
+    ids = tokenizer(token, add_special_tokens=False)["input_ids"] if token else []
+    if len(ids) != 1:
+        raise InputError(f"expected {token!r} to be exactly one token of this tokenizer, got ids {ids}",
+                         field=f"readout.{field}")
+    return int(ids[0])
+
+
+# name -> readout of a PRM family (METHODS §0.2). External PRMs are entries here, not if-chains.
+READOUTS: dict[str, Readout] = {r.name: r for r in [
+    Readout("trl", head="classifier", sep="\n", read_at_sep=True, positive_class=1,
+            description="TRL PRMTrainer layout (<=1.13): each step followed by the separator, label and "
+                        "score at the separator's last token; 2-class token classification, LABEL_1 = correct. "
+                        "prmkit's own PRMs use it."),
+    Readout("token-classification", head="classifier", sep="\n", step_tag=None, positive_class=1,
+            description="2-class token classification read at each step's own last token (separator "
+                        "between steps only)"),
+    Readout("math-shepherd", head="lm_tokens", sep="\n", step_tag=" ки", good_token="+", bad_token="-",
+            description="Math-Shepherd: ' ки' after each step; LM logits of '+' vs '-' at the tag"),
+    Readout("qwen2.5-math-prm", head="classifier", layout="qwen_chat", sep="", step_tag="<extra_0>",
+            positive_class=1,
+            system_prompt="Please reason step by step, and put your final answer within \\boxed{}.",
+            description="Qwen2.5-Math-PRM: chat template, <extra_0> after each step, 2-class head, class 1 = good"),
+    Readout("rlhflow", head="lm_tokens", layout="chat_turns", good_token="+", bad_token="-",
+            description="RLHFlow PRMs: each step a user turn, the assistant answers '+'; '+' vs '-' logits "
+                        "where the answer is predicted"),
+]}
+
+
+def get_readout(name_or_dict: str | dict | Readout) -> Readout:
+    """A readout by registry name, from its saved dict, or as given."""
+    if isinstance(name_or_dict, Readout):
+        return name_or_dict
+    if isinstance(name_or_dict, dict):
+        return Readout.from_dict(name_or_dict)
+    if name_or_dict not in READOUTS:
+        raise InputError(f"unknown readout {name_or_dict!r}; expected one of {sorted(READOUTS)}", field="readout")
+    return READOUTS[name_or_dict]

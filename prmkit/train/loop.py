@@ -1,0 +1,149 @@
+"""The one training loop every reward-model trainer uses: readable, resumable, with gradient accumulation.
+
+An optimizer step takes `batch_size * grad_accum` examples in `grad_accum` micro-batches of
+`batch_size`. Each micro-batch's loss is a SUM over its items (labelled steps, traces or pairs)
+divided by the item count of the whole optimizer batch, so the accumulated gradient equals the
+gradient of the full-batch mean: 4 micro-batches of 2 give the same update as 1 of 8.
+
+Every `save_every` steps the model, optimizer and step counter go to `train_state.pt` (temp file +
+rename); rerunning with the same `out` resumes there. Metrics go to `train_log.jsonl` and
+TensorBoard (`tb/`), and a progress bar shows loss and examples/s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+
+@dataclass
+class LoopSettings:
+    """Optimisation settings shared by the trainers (filled from each trainer's CLI config)."""
+
+    out: Path
+    seed: int = 0
+    epochs: float = 1.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    save_every: int = 200
+    log_every: int = 10
+    desc: str = "train"
+
+
+def num_steps(n_examples: int, s: LoopSettings) -> int:
+    per_step = s.batch_size * s.grad_accum
+    return max(1, math.ceil(n_examples * s.epochs / per_step))
+
+
+def batch_indices(n_examples: int, step: int, s: LoopSettings) -> list[int]:
+    """Example indices of optimizer step `step`: epochs are seeded shuffles, concatenated (every step is full)."""
+    per_step = s.batch_size * s.grad_accum
+    out: list[int] = []
+    pos = step * per_step
+    while len(out) < per_step:
+        epoch, offset = divmod(pos, n_examples)
+        order = list(range(n_examples))
+        random.Random(s.seed * 100_003 + epoch).shuffle(order)
+        take = order[offset: offset + per_step - len(out)]
+        out += take
+        pos += len(take)
+    return out
+
+
+def lr_at(step: int, total: int, s: LoopSettings) -> float:
+    """Linear warmup over warmup_ratio of the steps, then cosine decay to 0."""
+    warm = max(1, int(total * s.warmup_ratio))
+    if step < warm:
+        return s.lr * (step + 1) / warm
+    frac = (step - warm) / max(1, total - warm)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSettings,
+               items: Callable[[Any], int] = lambda ex: 1, total_steps: int | None = None) -> dict:
+    """Train `model` on `examples`; returns the last logged metrics.
+
+    loss_fn(micro_examples) -> (loss_sum: scalar tensor, metrics: dict of floats) where loss_sum is
+    summed over the micro-batch's items; items(example) counts an example's items (e.g. labelled
+    steps), used to turn sums into the optimizer batch's mean.
+    """
+    import torch
+
+    from prmkit.progress import progress
+
+    out = Path(s.out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    total = total_steps or num_steps(len(examples), s)
+    state_file = out / "train_state.pt"
+    start = 0
+    if state_file.exists():
+        state = torch.load(state_file, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+    writer = _tensorboard(out)
+    log = open(out / "train_log.jsonl", "a")
+    bar = progress(range(start, total), desc=s.desc, initial=start, total=total)
+    t0, seen, last = time.perf_counter(), 0, {}
+    model.train()
+    for step in bar:
+        idx = batch_indices(len(examples), step, s)
+        batch = [examples[i] for i in idx]
+        n_items = sum(items(ex) for ex in batch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, s)
+        opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        loss_total = 0.0
+        for m in range(0, len(batch), s.batch_size):
+            loss_sum, metrics = loss_fn(batch[m: m + s.batch_size])
+            (loss_sum / max(1, n_items)).backward()
+            loss_total += float(loss_sum.detach())
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm else torch.tensor(0.0)
+        opt.step()
+        seen += len(batch)
+        if step % s.log_every == 0 or step == total - 1:
+            last = {"step": step, "loss": loss_total / max(1, n_items), "lr": lr_at(step, total, s),
+                    "grad_norm": float(grad_norm), "examples_per_s": seen / max(1e-9, time.perf_counter() - t0),
+                    **{k: v / max(1, n_items) for k, v in sums.items()}}
+            log.write(json.dumps(last) + "\n")
+            log.flush()
+            if writer is not None:
+                for k, v in last.items():
+                    if k != "step":
+                        writer.add_scalar(f"train/{k}", v, step)
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        if s.save_every and (step + 1) % s.save_every == 0 and step + 1 < total:
+            tmp = state_file.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}, tmp)
+            os.replace(tmp, state_file)
+    bar.close()
+    log.close()
+    if writer is not None:
+        writer.close()
+    model.eval()
+    if state_file.exists():
+        state_file.unlink()
+    return last
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tb"))

@@ -1,0 +1,241 @@
+"""`prmkit train prm`: a discriminative PRM — any HF backbone with a 2-class head read at each step end —
+trained with hard or soft BCE on step labels (METHODS §0.2), optional LoRA (peft).
+
+Matches TRL 1.13's PRMTrainer where it counts: the `trl` readout puts the separator after every
+step and reads the label there; `--train-on-last-step-only`; LoRA; soft labels stay floats.
+With no `--data`, the defaults are the shipped gym recipe: the gym policy samples the train split,
+`prmkit.label.mc.label_mc` gives mc-hard labels, the model starts from the policy, and the
+ProcessBench threshold is fitted on the `dev` split and stored with the model:
+
+    prmkit train prm --out prmkit/gym/prm_checkpoint      # reproduces the shipped gym PRM
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from prmkit.schema import Trace
+
+
+@dataclass
+class TrainPRMConfig:
+    """Train a discriminative PRM on step labels (hard or soft BCE at each step end)."""
+
+    out: str = "runs/prm"
+    """output dir: the model (HF dir + prmkit_rm.json), train_log.jsonl, tb/, config.json"""
+    data: str = ""
+    """labelled traces: prmkit JSONL, TRL stepwise JSONL, a datasets dir or hub id (empty: the gym recipe below)"""
+    model: str = ""
+    """backbone: local dir or hub id (empty: the shipped gym policy)"""
+    readout: str = "trl"
+    """readout registry entry (trl, token-classification, math-shepherd, qwen2.5-math-prm, rlhflow)"""
+    sep: str = "\n"
+    """step separator (overrides the readout's)"""
+    train_on_last_step_only: bool = False
+    """train only on each trace's last step label (TRL's option)"""
+    epochs: float = 4.0
+    """passes over the data"""
+    batch_size: int = 32
+    """traces per micro-batch"""
+    grad_accum: int = 1
+    """micro-batches per optimizer step"""
+    lr: float = 1e-3
+    """peak learning rate (warmup, then cosine decay)"""
+    warmup_ratio: float = 0.05
+    """share of steps spent warming up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    lora_r: int = 0
+    """LoRA rank (0 = full fine-tuning); the adapter is merged into the saved model"""
+    lora_alpha: int = 16
+    """LoRA alpha"""
+    aggregation: str = "min"
+    """step-score aggregation stored with the model (min, prod, last, mean)"""
+    fit_data: str = ""
+    """traces with gold first errors to fit the ProcessBench threshold on (empty: gym --fit-split)"""
+    fit_split: str = "dev"
+    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    fit_problems: int = 300
+    """gym problems sampled for threshold fitting"""
+    num_problems: int = 700
+    """gym recipe: train-split problems"""
+    samples: int = 4
+    """gym recipe: policy samples per problem"""
+    mc_rollouts: int = 8
+    """gym recipe: completions per step prefix for mc-hard labels"""
+    seed: int = 0
+    """seed of sampling, labeling, shuffling and the new head"""
+    threads: int = 1
+    """torch threads (0 = torch's default)"""
+    save_every: int = 200
+    """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
+
+
+# --------------------------------------------------------------------------- shared by prm and orm
+
+
+def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggregation: str):
+    """A PRM/ORM wrapper around a backbone with a freshly initialised (seeded) 2-class head."""
+    import torch
+
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.discriminative import DiscriminativePRM
+    from prmkit.rewards.orm import ORM
+    from prmkit.rewards.readout import get_readout
+    from prmkit.train.silence import quiet_transformers
+
+    r = dataclasses.replace(get_readout(readout), sep=sep)
+    cls = ORM if kind == "orm" else DiscriminativePRM
+    torch.manual_seed(seed)
+    with quiet_transformers():
+        return cls.from_pretrained(model or default_policy(), readout=r, aggregation=aggregation)
+
+
+def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], list[float | None]]) -> list:
+    """(encoding, targets) per trace with at least one known target."""
+    out = []
+    for i, t in enumerate(traces):
+        tg = targets(t, i + 1)
+        if len(tg) != len(t.steps):
+            from prmkit.errors import InputError
+
+            raise InputError(f"expected {len(t.steps)} labels, got {len(tg)}", line=i + 1, field="labels.values")
+        if any(v is not None for v in tg):
+            out.append((rm.encode(t.prompt, t.steps), tg))
+    return out
+
+
+def step_loss_fn(rm):
+    """loss_fn for `train_loop`: summed BCE over the known step targets of a micro-batch."""
+    import torch
+
+    from prmkit.rewards.discriminative import pad_batch
+    from prmkit.train.losses import bce_step_loss
+
+    def loss_fn(micro):
+        ids, attn, ends = pad_batch([e for e, _ in micro], rm.pad_id)       # (B,T), (B,T), (B,S)
+        targets = torch.zeros(ends.shape)                                    # (B,S)
+        known = torch.zeros(ends.shape, dtype=torch.bool)                    # (B,S)
+        for i, (_, tg) in enumerate(micro):
+            for k, v in enumerate(tg):
+                if v is not None:
+                    targets[i, k], known[i, k] = float(v), True
+        dev = rm.device
+        logits = rm.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))     # (B,S)
+        known = known.to(dev)
+        loss = bce_step_loss(logits, targets.to(dev), known, reduction="sum")
+        agree = ((logits > 0) == (targets.to(dev) >= 0.5)) & known
+        return loss, {"step_accuracy": float(agree.sum())}
+    return loss_fn
+
+
+def n_known(example) -> int:
+    return sum(v is not None for v in example[1])
+
+
+def apply_lora(rm, r: int, alpha: int):
+    from peft import LoraConfig, get_peft_model
+
+    task = "TOKEN_CLS" if rm.readout.head == "classifier" else "CAUSAL_LM"
+    rm.model = get_peft_model(rm.model, LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear",
+                                                   task_type=task))
+    return rm
+
+
+def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Trace] | None, started: float) -> Path:
+    """Merge LoRA, fit the ProcessBench threshold on held-out traces, save model + config + metadata."""
+    from prmkit.config import save_config
+
+    if hasattr(rm.model, "merge_and_unload"):
+        rm.model = rm.model.merge_and_unload()
+    meta = {**traces_info, "train_seconds": round(time.perf_counter() - started, 1)}
+    if fit_traces:
+        from prmkit.evaluate.processbench import fit_model_threshold
+
+        meta["threshold_fit"] = fit_model_threshold(rm, fit_traces, source=cfg.fit_data or f"gym:{cfg.fit_split}")
+    rm.save_pretrained(out, extra=meta)
+    save_config(out, cfg, name="train_config.json")
+    return out
+
+
+def fit_traces_for(cfg, seed_offset: int = 7) -> list[Trace] | None:
+    from prmkit.schema import read_traces
+
+    if cfg.fit_data:
+        return read_traces(cfg.fit_data)
+    if not cfg.fit_split:
+        return None
+    from prmkit.train.data import gym_traces
+
+    return gym_traces(cfg.fit_split, cfg.fit_problems, cfg.samples, cfg.seed + seed_offset, model="",
+                      desc=f"sample {cfg.fit_split}")
+
+
+def loop_settings(cfg, desc: str):
+    from prmkit.train.loop import LoopSettings
+
+    return LoopSettings(out=Path(cfg.out), seed=cfg.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+                        weight_decay=cfg.weight_decay, save_every=cfg.save_every, desc=desc)
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------- prm
+
+
+def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
+    """Sample the train split and label it with mc-hard labels; cached in out/train_traces.jsonl."""
+    from prmkit.schema import read_traces, write_records
+    from prmkit.train.data import gym_traces, mc_hard_labels
+
+    cache = out / "train_traces.jsonl"
+    if cache.exists():
+        return read_traces(cache)
+    traces = gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train")
+    traces = mc_hard_labels(traces, k=cfg.mc_rollouts, seed=cfg.seed)
+    write_records(cache, traces)
+    return traces
+
+
+def run(cfg: TrainPRMConfig) -> Path:
+    from prmkit.train.data import read_training_traces, step_targets
+    from prmkit.train.loop import train_loop
+
+    started = time.perf_counter()
+    set_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    traces = read_training_traces(cfg.data) if cfg.data else gym_recipe_traces(cfg, out)
+
+    def targets(t: Trace, line: int) -> list[float | None]:
+        tg = step_targets(t, line)
+        return [None] * (len(tg) - 1) + tg[-1:] if cfg.train_on_last_step_only else tg
+
+    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation)
+    examples = step_examples(rm, traces, targets)
+    if cfg.lora_r:
+        apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
+    last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known)
+    info = {"train_traces": len(traces), "train_examples": len(examples),
+            "train_steps_labelled": sum(n_known(e) for e in examples),
+            "labels": _label_method(traces), "final_train": last}
+    fit = fit_traces_for(cfg)
+    path = fit_and_save(rm, cfg, info, out, fit, started)
+    print(f"saved PRM to {path} ({json.dumps({k: v for k, v in info.items() if k != 'final_train'})})")
+    return path
+
+
+def _label_method(traces: Sequence[Trace]) -> str:
+    methods = sorted({t.labels.method for t in traces if t.labels is not None})
+    return ",".join(methods) or "none"
