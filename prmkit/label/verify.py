@@ -53,7 +53,6 @@ def calculator_step_labels(trace: Trace) -> list[float | None]:
 
 _LATEX = [(r"\times", "*"), (r"\cdot", "*"), (r"\div", "/"), ("×", "*"), ("÷", "/"), ("−", "-"), ("^", "**"),
           ("{", "("), ("}", ")"), ("$", ""), (r"\(", ""), (r"\)", ""), (r"\[", ""), (r"\]", "")]
-_EQ_RE = re.compile(r"[\w\s.+\-*/()^×÷−]+(?:=[\w\s.+\-*/()^×÷−]+)+")
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _IMPLICIT_RE = re.compile(r"(?<=[\d)])\s*(?=[A-Za-z(])")
 _MAX_POW = 1000
@@ -107,49 +106,41 @@ def parse_math(expr: str):
     return _to_sympy(tree)
 
 
+_WORD_RE = re.compile(r"[A-Za-z]{2,}\w*")
+_CALL_RE = re.compile(r"[A-Za-z]{2,}\w*\s*\(")
+
+
 def check_equation_text(step: str) -> bool | None:
     """True/False when the step contains `lhs = rhs` equations that all parse (each chained pair
-    must hold), None when it contains none the checker can read."""
+    must hold), None when it contains none the checker can read.
+
+    Prose splits the text into math runs (words of two or more letters end a run); a function
+    call such as `sqrt(16)` makes its run unreadable rather than being dropped, and a run whose
+    left side is a bare variable (`x = 3`) is a definition, not a claim."""
     import sympy
 
     text = _FRAC_RE.sub(r"((\1)/(\2))", step)
+    for a, b in _LATEX:
+        if a.startswith("\\"):
+            text = text.replace(a, b)
+    text = _CALL_RE.sub(" § ", text)
     verdicts = []
-    for m in _EQ_RE.finditer(text):
-        sides = m.group(0).split("=")
+    for run in _WORD_RE.split(text):
+        if "=" not in run or "§" in run:
+            continue
+        sides = [s.strip().strip(",;:").strip() for s in run.split("=")]
+        if any(not s for s in sides):
+            continue
         try:
-            exprs = [parse_math(_trim_words(s, i, len(sides))) for i, s in enumerate(sides)]
+            exprs = [parse_math(s) for s in sides]
         except ValueError:
             continue
-        if any(e.free_symbols for e in exprs) and len(exprs) == 2 and all(e.is_Symbol for e in exprs[:1]):
+        if exprs[0].is_Symbol:
             continue  # "x = 3": a definition, nothing to check
-        ok = all(sympy.simplify(a - b) == 0 for a, b in zip(exprs, exprs[1:]))
-        verdicts.append(ok)
+        verdicts.append(all(sympy.simplify(a - b) == 0 for a, b in zip(exprs, exprs[1:])))
     if not verdicts:
         return None
     return all(verdicts)
-
-
-def _trim_words(side: str, i: int, n: int) -> str:
-    """Drop prose around an equation: words before the first side, after the last side."""
-    words = side.split()
-    if i == 0:
-        while words and re.search(r"[A-Za-z]{2,}", words[0]):
-            words = words[1:]
-        # keep only the trailing math-looking run of the first side
-        run: list[str] = []
-        for w in reversed(words):
-            if re.search(r"[A-Za-z]{2,}", w):
-                break
-            run.insert(0, w)
-        words = run
-    if i == n - 1:
-        run = []
-        for w in words:
-            if re.search(r"[A-Za-z]{2,}", w):
-                break
-            run.append(w)
-        words = run
-    return " ".join(words)
 
 
 def sympy_step_labels(trace: Trace) -> list[float | None]:

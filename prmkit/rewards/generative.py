@@ -218,7 +218,8 @@ class GenerativeVerifier:
         self.params = SamplingParams(n=num_chains, max_new_tokens=max_new_tokens, temperature=temperature,
                                      top_p=top_p, seed=seed)
         self.aggregation, self.default_score, self.seed = aggregation, default_score, seed
-        self.model = getattr(sampler, "model", None) if use_logits else None
+        model = getattr(sampler, "model", None)  # an HF model; OpenAISampler's `model` is a name
+        self.model = model if use_logits and hasattr(model, "parameters") else None
         self.tokenizer = getattr(sampler, "tokenizer", None)
         self.chat_template, self.batch_size = chat_template, batch_size
         self.stats = GenerativeStats()

@@ -72,6 +72,8 @@ class RLConfig:
     """responses per prompt"""
     lr: float = 5e-4
     """policy learning rate (Adam)"""
+    warmup_steps: int = 0
+    """linear learning-rate warmup over this many optimizer steps (Adam's first steps are sign-like and noisy)"""
     ppo_epochs: int = 1
     """passes over each batch"""
     minibatch: int = 64
@@ -432,6 +434,9 @@ class RLRun:
             for p in self.ref.parameters():
                 p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        warm = max(0, cfg.warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0)
         self.sampler = HFSampler(self.policy, self.tokenizer, sep=cfg.sep)
         self.implicit = None
         if cfg.reward == "prime":
@@ -442,7 +447,7 @@ class RLRun:
         self.rm, self.rm_desc = (None, "")
         if METHODS[cfg.reward][1]:
             self.rm, self.rm_desc = load_reward_model(cfg.prm)
-        self.train_pool = _problems(cfg.problems, cfg.split, max(4096, cfg.prompts_per_step * cfg.steps))
+        self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps))
         self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
         self.monitor = DriftMonitor()
         self.tb = None
@@ -454,7 +459,7 @@ class RLRun:
     def save_checkpoint(self) -> None:
         state = {"step": self.step, "sampled_tokens": self.sampled_tokens,
                  "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "monitor": self.monitor.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "scheduler": self.scheduler.state_dict(), "monitor": self.monitor.state_dict(), "torch_rng": torch.get_rng_state(),
                  "python_rng": random.getstate(),
                  "implicit": self.implicit.state_dict() if self.implicit else None}
         path = self.out / "checkpoint" / "state.pt"
@@ -470,6 +475,7 @@ class RLRun:
         state = torch.load(path, weights_only=False, map_location=self.cfg.device)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
         self.monitor.load_state_dict(state["monitor"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
@@ -612,6 +618,7 @@ class RLRun:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
                     self.optimizer.step()
+                    self.scheduler.step()
                     stats["loss"].append(float(loss.detach()))
                     stats["clip_frac"].append(float(st["clip_frac"]))
                     stats["approx_kl"].append(float(st["approx_kl"]))

@@ -71,7 +71,7 @@ class ImplicitPRM:
             with torch.no_grad():
                 r = self.beta * torch.where(mask, lp - ref, torch.zeros_like(lp)).sum(-1)  # (M,)
                 correct += float(((r > 0).float() == (labels > 0.5).float()).float().sum())
-            losses.append(float(loss) * len(rows) / len(mb))
+            losses.append(float(loss.detach()) * len(rows) / len(mb))
         return {"prm/loss": sum(losses) / len(losses), "prm/acc": correct / len(rows), "prm/rows": int(len(rows))}
 
     def state_dict(self) -> dict:

@@ -37,8 +37,8 @@ class ServeConfig:
     """Serve a reward model over HTTP (POST /score, GET /health)."""
 
     model: str = "gym-checker"
-    """reward model dir (loaded with prmkit.rewards.load_reward_model), or 'gym-checker' for the
-    gym's exact checker"""
+    """reward model dir or hub id (loaded with prmkit.rewards.load_reward_model), 'gym-prm' for the
+    shipped gym PRM, or 'gym-checker' for the gym's exact checker"""
     host: str = "127.0.0.1"
     """bind address"""
     port: int = 8001
@@ -156,10 +156,18 @@ class Batcher:
             self.batches += 1
             try:
                 scores = await loop.run_in_executor(None, self._score_all, prompts, steps)
-            except Exception as e:  # noqa: BLE001 - handed to every waiting request
-                for *_, future in items:
-                    if not future.done():
-                        future.set_exception(e)
+            except Exception as batch_error:  # noqa: BLE001 - one bad request must not fail its neighbours
+                for p, s, future in items:
+                    try:
+                        if len(items) == 1:
+                            raise batch_error
+                        rows = await loop.run_in_executor(None, self._score_all, p, s)
+                    except Exception as e:  # noqa: BLE001 - handed to this request only
+                        if not future.done():
+                            future.set_exception(e)
+                    else:
+                        if not future.done():
+                            future.set_result(rows)
                 continue
             start = 0
             for p, _, future in items:
@@ -276,7 +284,10 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
             raise HTTPException(status_code=422, detail=f"field 'aggregation': expected one of "
                                                         f"{sorted(AGGREGATIONS)}, got {how!r}")
         t0 = time.perf_counter()
-        rows = await batcher.score(list(prompts), [list(s) for s in req.steps])
+        try:
+            rows = await batcher.score(list(prompts), [list(s) for s in req.steps])
+        except ValueError as e:  # InputError included: the model refused this input
+            raise HTTPException(status_code=422, detail=str(e)) from None
         results = []
         for row in rows:
             agg = aggregate(row, how) if row else None
@@ -291,7 +302,8 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
 
 
 def load_reward_model(name: str):
-    """'gym-checker' -> the gym's exact checker; anything else -> `prmkit.rewards.load_reward_model`."""
+    """'gym-checker' -> the gym's exact checker; 'gym-prm' -> the shipped gym PRM; anything else (a
+    saved dir or hub id) -> `prmkit.rewards.load_reward_model`."""
     from prmkit.errors import InputError
 
     if name in ("gym-checker", ""):
@@ -300,6 +312,8 @@ def load_reward_model(name: str):
         return GymCheckerRM()
     import prmkit.rewards as rewards
 
+    if name == "gym-prm" and hasattr(rewards, "default_gym_prm"):
+        return rewards.default_gym_prm()
     loader = getattr(rewards, "load_reward_model", None)
     if loader is None:
         raise InputError("this prmkit has no saved-model loader (prmkit.rewards.load_reward_model); "
@@ -315,3 +329,140 @@ def run(cfg: ServeConfig) -> None:
                      batch_wait_ms=cfg.batch_wait_ms, model_name=cfg.model or "gym-checker",
                      aggregation=cfg.aggregation or None)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+
+
+# ---------------------------------------------------------------------------------------------
+# the README's main job: this stage on the gym
+
+
+def _start_in_thread(app, port: int):
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            return server, thread
+        time.sleep(0.01)
+    raise RuntimeError("the reward server did not start within 5 s")
+
+
+def demo_stage(out_dir, seed: int) -> dict:
+    """Serve a reward model over HTTP and use it as a remote client and as a TRL reward function.
+
+    Samples 4 solutions for each of 48 gym test problems (shipped policy, T=1), starts the reward
+    server in-process on the shipped gym PRM (the gym's exact checker when that is missing),
+    scores every solution over HTTP from 4 client threads (requests of 8 solutions, coalesced by
+    the server's batcher), checks the remote scores equal direct scoring, then ranks each problem's 4 solutions with the TRL adapter over the remote
+    model (Best-of-4) beside majority-of-4. Writes a latency histogram.
+    """
+    from pathlib import Path
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: one thread is fastest on a shared machine
+    try:
+        return _demo(Path(out_dir), seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _demo(out_dir, seed: int) -> dict:
+    import socket
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prmkit.evaluate.metrics import majority_vote, select_argmax
+    from prmkit.gym.task import GymGrader, make_split
+    from prmkit.policy.base import SamplingParams
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.rewards.remote import RemoteRM
+    from prmkit.serve.trl_adapter import TRLRewardFunction
+    from prmkit.steps import split_steps
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = make_split("test", 48)
+    sampler = HFSampler.from_pretrained(default_policy())
+    groups = sampler.sample([p.prompt for p in problems],
+                            SamplingParams(n=4, max_new_tokens=96, temperature=1.0, seed=seed))
+    prompts = [p.prompt for p, g in zip(problems, groups) for _ in g]
+    texts = [c.text for g in groups for c in g]
+    steps = [split_steps(t) for t in texts]
+    keep = [i for i, s in enumerate(steps) if s]
+
+    try:  # the shipped gym PRM when it is there, else the exact checker
+        from prmkit.rewards import default_gym_prm
+
+        rm, model_name = default_gym_prm(), "gym-prm"
+    except Exception:  # noqa: BLE001 - any reason it cannot load: fall back, and say so in the result
+        rm, model_name = GymCheckerRM(aggregation="min"), "gym-checker"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = _start_in_thread(create_app(rm, max_batch=64, batch_wait_ms=5.0, model_name=model_name),
+                                      port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        chunks = [keep[c:c + 8] for c in range(0, len(keep), 8)]
+        clients = [RemoteRM(url) for _ in range(4)]
+        latencies: list[float] = []
+
+        def one(j: int) -> list:
+            idx = chunks[j]
+            t = time.perf_counter()
+            rows = clients[j % 4].score([prompts[i] for i in idx], [steps[i] for i in idx])
+            latencies.append(time.perf_counter() - t)
+            return rows
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            remote = [row for rows in pool.map(one, range(len(chunks))) for row in rows]
+        wall = time.perf_counter() - t0
+        direct = rm.score([prompts[i] for i in keep], [steps[i] for i in keep])
+        max_diff = max((abs(a - b) for r, d in zip(remote, direct) for a, b in zip(r, d)), default=0.0)
+        health = clients[0].health()
+        reward = TRLRewardFunction(RemoteRM(url))  # the served model's own aggregation
+        rewards = reward(prompts, texts)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    grader = GymGrader()
+    bon = maj = 0
+    for g, p in enumerate(problems):
+        lo = 4 * g
+        answers = [grader.extract_answer(texts[lo + j]) for j in range(4)]
+        best = select_argmax(rewards[lo:lo + 4])
+        bon += bool(answers[best] is not None and grader.is_correct(answers[best], p.answer))
+        voted = majority_vote(answers)
+        maj += bool(voted is not None and grader.is_correct(voted, p.answer))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist([1000 * x for x in latencies], bins=20)
+    ax.set_xlabel("request latency (ms), 8 solutions per request, 4 client threads")
+    ax.set_ylabel("requests")
+    ax.set_title(f"prmkit serve ({model_name})")
+    fig.tight_layout()
+    plot = out_dir / "serve_latency.png"
+    fig.savefig(plot, dpi=100)
+    plt.close(fig)
+    return {
+        "model": model_name, "aggregation": rm.aggregation, "problems": len(problems), "solutions": len(texts), "requests": len(chunks),
+        "server_batches": int(health["batches"]), "server_model_calls": int(health["model_calls"]),
+        "latency_p50_ms": 1000 * statistics.median(latencies),
+        "latency_p95_ms": 1000 * sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)],
+        "solutions_per_s": len(keep) / wall, "max_abs_diff_remote_vs_direct": float(max_diff),
+        "bon4_accuracy_trl_adapter": bon / len(problems), "majority4_accuracy": maj / len(problems),
+        "plots": [str(plot)],
+    }

@@ -40,24 +40,30 @@ class LoopSettings:
     desc: str = "train"
 
 
+def steps_per_epoch(n_examples: int, s: LoopSettings) -> int:
+    return max(1, math.ceil(n_examples / (s.batch_size * s.grad_accum)))
+
+
 def num_steps(n_examples: int, s: LoopSettings) -> int:
-    per_step = s.batch_size * s.grad_accum
-    return max(1, math.ceil(n_examples * s.epochs / per_step))
+    return max(1, math.ceil(steps_per_epoch(n_examples, s) * s.epochs))
 
 
-def batch_indices(n_examples: int, step: int, s: LoopSettings) -> list[int]:
-    """Example indices of optimizer step `step`: epochs are seeded shuffles, concatenated (every step is full)."""
+def epoch_batches(n_examples: int, epoch: int, s: LoopSettings, lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """The optimizer batches of one epoch: a seeded shuffle; with `lengths`, examples of similar
+    length are grouped (sorted within windows of 16 batches, then the batch order is shuffled) so
+    padding stays small. The batches depend only on (seed, epoch, batch_size * grad_accum)."""
     per_step = s.batch_size * s.grad_accum
-    out: list[int] = []
-    pos = step * per_step
-    while len(out) < per_step:
-        epoch, offset = divmod(pos, n_examples)
-        order = list(range(n_examples))
-        random.Random(s.seed * 100_003 + epoch).shuffle(order)
-        take = order[offset: offset + per_step - len(out)]
-        out += take
-        pos += len(take)
-    return out
+    rng = random.Random(s.seed * 100_003 + epoch)
+    order = list(range(n_examples))
+    rng.shuffle(order)
+    if lengths is not None:
+        window = per_step * 16
+        order = [i for w in range(0, n_examples, window)
+                 for i in sorted(order[w: w + window], key=lambda i: lengths[i])]
+    batches = [order[i: i + per_step] for i in range(0, n_examples, per_step)]
+    if lengths is not None:
+        rng.shuffle(batches)
+    return batches
 
 
 def lr_at(step: int, total: int, s: LoopSettings) -> float:
@@ -70,12 +76,13 @@ def lr_at(step: int, total: int, s: LoopSettings) -> float:
 
 
 def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSettings,
-               items: Callable[[Any], int] = lambda ex: 1, total_steps: int | None = None) -> dict:
+               items: Callable[[Any], int] = lambda ex: 1, lengths: Sequence[int] | None = None) -> dict:
     """Train `model` on `examples`; returns the last logged metrics.
 
     loss_fn(micro_examples) -> (loss_sum: scalar tensor, metrics: dict of floats) where loss_sum is
     summed over the micro-batch's items; items(example) counts an example's items (e.g. labelled
-    steps), used to turn sums into the optimizer batch's mean.
+    steps), used to turn sums into the optimizer batch's mean; `lengths` (tokens per example)
+    turns on length-grouped batches.
     """
     import torch
 
@@ -85,7 +92,8 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     out.mkdir(parents=True, exist_ok=True)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-    total = total_steps or num_steps(len(examples), s)
+    total, per_epoch = num_steps(len(examples), s), steps_per_epoch(len(examples), s)
+    cached: dict[int, list[list[int]]] = {}
     state_file = out / "train_state.pt"
     start = 0
     if state_file.exists():
@@ -99,7 +107,11 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     t0, seen, last = time.perf_counter(), 0, {}
     model.train()
     for step in bar:
-        idx = batch_indices(len(examples), step, s)
+        epoch = step // per_epoch
+        if epoch not in cached:
+            cached.clear()
+            cached[epoch] = epoch_batches(len(examples), epoch, s, lengths)
+        idx = cached[epoch][step % per_epoch]
         batch = [examples[i] for i in idx]
         n_items = sum(items(ex) for ex in batch)
         for g in opt.param_groups:

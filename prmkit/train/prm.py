@@ -226,7 +226,8 @@ def run(cfg: TrainPRMConfig) -> Path:
     examples = step_examples(rm, traces, targets)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
-    last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known)
+    last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known,
+                      lengths=[len(e.input_ids) for e, _ in examples])
     info = {"train_traces": len(traces), "train_examples": len(examples),
             "train_steps_labelled": sum(n_known(e) for e in examples),
             "labels": _label_method(traces), "final_train": last}

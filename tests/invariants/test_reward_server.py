@@ -69,7 +69,7 @@ AUTH = {"Authorization": "Bearer sekret"}
 
 
 def test_score_equals_the_model_called_directly(client):
-    c, rm = client
+    c, _ = client
     prompts, steps = _batch(6)
     r = c.post("/score", json={"prompts": prompts, "steps": steps}, headers=AUTH)
     assert r.status_code == 200, r.text
@@ -189,6 +189,24 @@ def live_server():
     th.join(timeout=10)
 
 
+def test_a_bad_request_fails_alone_in_its_batch(live_server):
+    """The model refuses one request's input (not a gym prompt): that request gets 422 with the
+    model's message; the requests coalesced with it are still scored."""
+    url, rm = live_server
+    prompts, steps = _batch(3)
+    calls_before = len(rm.call_sizes)
+    bodies = [{"prompts": [prompts[0]], "steps": [steps[0]]}, {"prompts": ["What is 2+2?"], "steps": [["4"]]},
+              {"prompts": [prompts[2]], "steps": [steps[2]]}]
+    with ThreadPoolExecutor(3) as pool:
+        rs = list(pool.map(lambda b: httpx.post(f"{url}/score", json=b, headers=AUTH, timeout=30), bodies))
+    assert [r.status_code for r in rs] == [200, 422, 200]
+    assert "prompt" in rs[1].json()["detail"]
+    assert rs[2].json()["results"][0]["step_scores"] == GymCheckerRM().score([prompts[2]], [steps[2]])[0]
+    sizes = rm.call_sizes[calls_before:]
+    # the bad request shared a model call (which failed) before being retried alone
+    assert max(sizes) > 1 and sizes.count(1) >= 2, sizes
+
+
 def test_concurrent_requests_are_coalesced(live_server):
     url, rm = live_server
     prompts, steps = _batch(8)
@@ -218,6 +236,48 @@ def test_remote_client_implements_the_protocol(live_server):
     assert response_scores(remote, prompts, steps) == [aggregate(s, "min") for s in got]
     with pytest.raises(InputError, match="401"):
         RemoteRM(url, token="wrong").score(prompts[:1], steps[:1])
+
+
+def test_serves_a_neural_prm_with_batch_invariant_scores():
+    """A real HF reward model (the gym backbone with a fresh 2-class head) behind the server: requests
+    coalesced into model batches of other sizes and neighbours get the scores of a direct call."""
+    import torch
+    import uvicorn
+
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.discriminative import DiscriminativePRM
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        prm = DiscriminativePRM.from_pretrained(default_policy())
+        prompts, steps = _batch(6)
+        direct = prm.score(prompts, steps)
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(prm, max_batch=4, batch_wait_ms=30.0),
+                                               host="127.0.0.1", port=port, log_level="warning"))
+        th = threading.Thread(target=server.run, daemon=True)
+        th.start()
+        for _ in range(500):
+            if server.started:
+                break
+            time.sleep(0.01)
+        try:
+            remote = RemoteRM(f"http://127.0.0.1:{port}")
+            assert remote.num_parameters == prm.num_parameters > 0
+            with ThreadPoolExecutor(6) as pool:
+                got = list(pool.map(lambda i: remote.score([prompts[i]], [steps[i]])[0], range(6)))
+            got_all = remote.score(prompts, steps)
+            assert remote.stats.tokens_scored > 0
+        finally:
+            server.should_exit = True
+            th.join(timeout=10)
+    finally:
+        torch.set_num_threads(threads)
+    for rows in (got, got_all):
+        assert [len(r) for r in rows] == [len(s) for s in steps]
+        assert max(abs(a - b) for r, d in zip(rows, direct) for a, b in zip(r, d)) < 1e-5
 
 
 def test_cli_serve_starts_and_scores():

@@ -11,8 +11,20 @@ from prmkit.rewards.base import GymCheckerRM
 from prmkit.search import SEARCHES, SearchParams
 from prmkit.search.base import derive_seed, prefix_text
 
-LONG = make_split("long", 6)
+LONG = make_split("long", 4)
+SHORT = make_split("test", 4)
 FAST = dict(max_step_tokens=24, max_steps=14, max_new_tokens=160)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny policy is overhead-bound; one thread avoids contention on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_beam_width_one_at_temperature_zero_is_greedy(gym_policy):
@@ -63,7 +75,7 @@ def _greedy_on_prm_chain(sampler, rm, problem, M: int, seed: int, tree: int, par
 def test_dvts_is_independent_greedy_on_prm_chains(gym_policy, n, m):
     rm = GymCheckerRM(flip_rate=0.1)
     params = SearchParams(n=n, beam_width=m, temperature=1.0, seed=7, **FAST)
-    run = SEARCHES["dvts"](LONG[:4], gym_policy, rm, params)
+    run = SEARCHES["dvts"](SHORT[:3], gym_policy, rm, params)
     for r in run.results:
         ref = sorted(c for j in range(n // m) for c in _greedy_on_prm_chain(gym_policy, rm, r.problem, m, 7, j, params))
         assert sorted(tuple(s.steps) for s in r.solutions) == ref
@@ -72,8 +84,8 @@ def test_dvts_is_independent_greedy_on_prm_chains(gym_policy, n, m):
 @pytest.mark.parametrize("method", ["beam", "early_reject", "dvts", "mcts"])
 def test_a_problem_does_not_depend_on_its_batch(gym_policy, method):
     params = SearchParams(n=4, beam_width=2, tau=3, seed=1, token_budget=200, max_iterations=6, **FAST)
-    both = SEARCHES[method](LONG[:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
-    alone = SEARCHES[method](LONG[2:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
+    both = SEARCHES[method](SHORT[:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
+    alone = SEARCHES[method](SHORT[2:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
     assert [s.steps for s in both.results[2].solutions] == [s.steps for s in alone.results[0].solutions]
     assert both.results[2].policy_tokens == alone.results[0].policy_tokens
 
@@ -81,8 +93,8 @@ def test_a_problem_does_not_depend_on_its_batch(gym_policy, method):
 def test_early_reject_with_whole_steps_is_beam_search(gym_policy):
     params = SearchParams(n=4, beam_width=2, tau=24, seed=2, **FAST)
     rm = GymCheckerRM(flip_rate=0.1)
-    b = SEARCHES["beam"](LONG[:4], gym_policy, rm, params)
-    e = SEARCHES["early_reject"](LONG[:4], gym_policy, rm, params)
+    b = SEARCHES["beam"](SHORT, gym_policy, rm, params)
+    e = SEARCHES["early_reject"](SHORT, gym_policy, rm, params)
     for rb, re_ in zip(b.results, e.results):
         assert [s.steps for s in rb.solutions] == [s.steps for s in re_.solutions]
     assert b.compute.policy_tokens == e.compute.policy_tokens
@@ -90,7 +102,7 @@ def test_early_reject_with_whole_steps_is_beam_search(gym_policy):
 
 def test_early_reject_counts_rejected_partial_steps(gym_policy):
     params = SearchParams(n=4, beam_width=4, tau=2, seed=2, **FAST)
-    e = SEARCHES["early_reject"](LONG[:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
+    e = SEARCHES["early_reject"](SHORT[:3], gym_policy, GymCheckerRM(flip_rate=0.1), params)
     assert e.compute.policy_tokens == sum(r.policy_tokens for r in e.results)
     # every kept step is longer than tau, so tokens exceed what the finished solutions contain ...
     finished_chars = sum(len("\n".join(s.steps)) for r in e.results for s in r.solutions)

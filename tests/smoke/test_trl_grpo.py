@@ -6,10 +6,20 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from prmkit.gym.task import make_split, parse_prompt, step_is_correct
 from prmkit.rewards.base import GymCheckerRM
 from prmkit.serve.trl_adapter import TRLRewardFunction, message_text
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on the shared 2-core machine, 2 threads of tiny matmuls run ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def prefix_correct_fraction(prompt: str, completion: str) -> float:

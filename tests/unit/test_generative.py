@@ -14,6 +14,15 @@ from prmkit.policy.base import Completion, SamplerStats
 from prmkit.rewards.generative import (GenerativeVerifier, Verdict, parse_final_verdict, parse_step_verdicts,
                                        parse_yes_no, top_logprob_probability, verdict_probability, word_logprobs)
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on the shared 2-core machine, 2 threads of tiny matmuls run ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # ---------------------------------------------------------------------------------------------
 # parsers
 
@@ -117,7 +126,10 @@ def bigram():
 
 def test_word_logprobs_by_hand(bigram):
     model, tok = bigram
-    enc = lambda s: list(tok(s, add_special_tokens=False)["input_ids"])  # noqa: E731
+
+    def enc(s):
+        return list(tok(s, add_special_tokens=False)["input_ids"])
+
     got = word_logprobs(model, tok.pad_token_id, [enc("ab{"), enc("ab{"), enc("x*")], [enc("Yes"), enc("No"),
                                                                                         enc("Yes")])
     assert got == pytest.approx([math.log(0.2), math.log(0.225), math.log(0.04)], abs=1e-6)
