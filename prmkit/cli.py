@@ -16,6 +16,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="prmkit — process rewards for LLM reasoning.")
 gym_app = typer.Typer(no_args_is_help=True, help="The arithmetic gym: problems, tiny policy, statistics.")
 app.add_typer(gym_app, name="gym")
+train_app = typer.Typer(no_args_is_help=True, help="Train reward models: prm, implicit, orm.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate reward models: processbench, bon.")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+GROUPS = {"": app, "gym": gym_app, "train": train_app, "eval": eval_app}
 
 # command name -> (typer app, "module:ConfigClass"); the module's run(cfg) does the work
 COMMANDS = {
@@ -30,6 +35,15 @@ COMMANDS = {
     ("", "serve-policy"): "prmkit.serve.policy_server:ServePolicyConfig",
     ("", "serve"): "prmkit.serve.reward_server:ServeConfig",
     ("", "demo"): "prmkit.demo:DemoConfig",
+    ("train", "prm"): "prmkit.train.prm:TrainPRMConfig",
+    ("train", "implicit"): "prmkit.train.implicit:TrainImplicitConfig",
+    ("train", "orm"): "prmkit.train.orm:TrainORMConfig",
+    ("", "score"): "prmkit.score:ScoreConfig",
+    ("eval", "processbench"): "prmkit.evaluate.processbench:EvalProcessBenchConfig",
+    ("eval", "bon"): "prmkit.evaluate.bon:EvalBonConfig",
+    ("", "report"): "prmkit.evaluate.report:ReportConfig",
+    ("", "search"): "prmkit.search.run:SearchConfig",
+    ("", "eval-search"): "prmkit.search.sweep:EvalSearchConfig",
     ("", "rl"): "prmkit.rl.loop:RLConfig",
     ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
 }
@@ -40,7 +54,7 @@ def _register() -> None:
         module_name, cls_name = target.split(":")
         module = importlib.import_module(module_name)
         cmd = command_from_config(getattr(module, cls_name), module.run)
-        (gym_app if group == "gym" else app).command(name)(cmd)
+        GROUPS.get(group, app).command(name)(cmd)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prmkit.rewards.base import ScorerStats
-from prmkit.rewards.readout import Readout, get_readout
+from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
 from prmkit.steps import StepEncoding
 
 RM_CONFIG = "prmkit_rm.json"
@@ -57,6 +57,7 @@ class DiscriminativePRM:
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
         self.model, self.tokenizer = model.eval(), tokenizer
+        self._pieces = CachedTokenizer(tokenizer)
         self.readout = get_readout(readout)
         self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
         self.meta = dict(meta or {})
@@ -106,7 +107,10 @@ class DiscriminativePRM:
     # ------------------------------------------------------------------------------- forward
 
     def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
-        return self.readout.encode(self.tokenizer, prompt, steps)
+        return self.readout.encode(self._pieces, prompt, steps)
+
+    def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
+        return self.readout.encode_many(self._pieces, prompts, steps)
 
     def step_logits(self, input_ids, attention_mask, step_ends):
         """Log-odds of "step is good" at each step end: (B,S), 0 at padding. Differentiable (used in training).
@@ -150,7 +154,7 @@ class DiscriminativePRM:
 
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
-        encs = [self.encode(p, s) for p, s in zip(prompts, steps)]
+        encs = self.encode_many(prompts, steps)
         out: list[list[float]] = [[] for _ in encs]
         with torch.inference_mode():
             for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):

@@ -12,9 +12,11 @@ Score of one verdict (GenPRM's rule): `P(pos) / (P(pos) + P(neg))` where P(w) is
 probability of the verdict word w in place of the one it wrote, given everything before it
 (`verdict_probability`; for a one-token word this is the token's probability at the verdict
 position). That needs the model's logits: a local HF model (`from_pretrained`). Over HTTP
-(`from_openai`: vLLM, SGLang, `prmkit serve-policy`), each verdict counts as 1 or 0 instead
-(verdict frequencies). A step's score is the average over the K chains that gave it a verdict
-(GenPRM Maj@K / ThinkPRM parallel scaling).
+(`from_openai`: vLLM, SGLang, `prmkit serve-policy`) the endpoint's top logprobs at the verdict
+token are used when asked for (`top_logprobs=k`; a side missing from the list gets the smallest
+listed logprob, GenPRM's rule); otherwise each verdict counts as 1 or 0 (verdict frequencies).
+A step's score is the average over the K chains that gave it a verdict (GenPRM Maj@K / ThinkPRM
+parallel scaling).
 
 Unparseable output is never silently 0: `verify` returns None for a step no chain gave a verdict
 for and counts it (`stats.unparsed_steps`, `stats.unparsed_chains`); `score` (the RewardModel
@@ -133,6 +135,62 @@ def top_logprob_probability(top: dict[str, float], pos: Sequence[str], neg: Sequ
     return verdict_probability(lp[0] if lp[0] is not None else floor, lp[1] if lp[1] is not None else floor)
 
 
+def top_logprob_verdict(text: str, v: Verdict, tokens: Sequence[str], top: Sequence[dict | None],
+                        pair: tuple[str, str]) -> float | None:
+    """`top_logprob_probability` at the token where verdict `v` starts, from an API's per-token
+    strings and top logprobs. A listed token counts for a side when it spells the start of that
+    side's word (after whatever of the token comes before the word, e.g. a space or `{`).
+    None when offsets cannot be matched to the text or neither side is listed."""
+    if len(tokens) != len(top) or sum(map(len, tokens)) != len(text):
+        return None
+    pos = 0
+    for tok_str, alternatives in zip(tokens, top):
+        if pos <= v.start < pos + len(tok_str):
+            lead = text[pos:v.start]
+            if not alternatives:
+                return None
+
+            def keys(word: str) -> list[str]:
+                return [t for t in alternatives if len(t) > len(lead) and (lead + word).startswith(t)]
+
+            # a token that spells the start of both words (e.g. lead only) decides nothing
+            pos_keys, neg_keys = keys(pair[0]), keys(pair[1])
+            shared = set(pos_keys) & set(neg_keys)
+            return top_logprob_probability(dict(alternatives), [t for t in pos_keys if t not in shared],
+                                           [t for t in neg_keys if t not in shared])
+        pos += len(tok_str)
+    return None
+
+
+def _openai_top_logprobs(sampler: Any, prompts: list[str], params: SamplingParams, seeds: list[int],
+                         k: int) -> list[list[tuple[str, tuple[list[str], list[dict | None]] | None]]]:
+    """K chains per prompt from an OpenAI-compatible /completions endpoint asking for the top-k
+    logprobs of every generated token; per chain (text, (token strings, top logprobs) or None)."""
+    from prmkit.errors import InputError
+
+    url = f"{sampler.base_url}/completions"
+    out: list = []
+    step = getattr(sampler, "max_prompts", 32)
+    for c in range(0, len(prompts), step):
+        chunk, chunk_seeds = prompts[c:c + step], seeds[c:c + step]
+        body = {"model": sampler.model, "prompt": chunk, "n": params.n, "max_tokens": params.max_new_tokens,
+                "temperature": params.temperature, "top_p": params.top_p, "logprobs": k,
+                "seed": chunk_seeds[0], "prompt_seeds": chunk_seeds}
+        r = sampler.client.post(url, json=body)
+        if r.status_code != 200:
+            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=url)
+        groups: list[list[Any]] = [[None] * params.n for _ in chunk]
+        for n, ch in enumerate(r.json()["choices"]):
+            idx = ch.get("index", n)
+            lp = ch.get("logprobs") or {}
+            tokens, top = lp.get("tokens"), lp.get("top_logprobs")
+            info = (list(tokens), list(top)) if tokens and top else None
+            groups[idx // params.n][idx % params.n] = (ch.get("text", ""), info)
+        sampler.stats.calls += 1
+        out += groups
+    return out
+
+
 def _cased(pair: tuple[str, str], written: str) -> tuple[str, str]:
     """The verdict pair in the case the model wrote (`Correct` -> (`Correct`, `Incorrect`))."""
     if written.isupper() and len(written) > 1:
@@ -189,7 +247,7 @@ class Verification:
 
     step_scores: list[float | None]  # (S,) mean over chains; None: no chain gave a verdict
     chain_scores: list[list[float | None]]  # (K, S) per chain: probability (or 1/0), None if unparsed
-    chains: list[list[str]]  # the chains' texts: (K,) for thinkprm, (S, K) flattened per step for genprm
+    chains: list[str]  # the chains' texts: K for thinkprm; S*K for genprm (step 1's K chains first)
     final: list[bool | None] = field(default_factory=list)  # thinkprm's closing Yes/No per chain
     unparsed_chains: int = 0
 
@@ -205,7 +263,7 @@ class GenerativeVerifier:
     def __init__(self, sampler: Any, style: str = "thinkprm", num_chains: int = 4, temperature: float = 0.6,
                  top_p: float = 0.95, max_new_tokens: int = 1024, seed: int = 0, aggregation: str = "min",
                  default_score: float = 0.5, template: str | None = None, use_logits: bool = True,
-                 chat_template: bool = False, batch_size: int = 16):
+                 chat_template: bool = False, batch_size: int = 16, top_logprobs: int = 0):
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; expected one of {sorted(STYLES)}")
         if aggregation not in AGGREGATIONS:
@@ -222,6 +280,9 @@ class GenerativeVerifier:
         self.model = model if use_logits and hasattr(model, "parameters") else None
         self.tokenizer = getattr(sampler, "tokenizer", None)
         self.chat_template, self.batch_size = chat_template, batch_size
+        if top_logprobs and not hasattr(sampler, "client"):
+            raise ValueError("top_logprobs needs an OpenAI-compatible sampler (from_openai)")
+        self.top_logprobs = top_logprobs
         self.stats = GenerativeStats()
 
     @classmethod
@@ -235,7 +296,9 @@ class GenerativeVerifier:
     @classmethod
     def from_openai(cls, base_url: str, model: str | None = None, api_key: str | None = None,
                     **kw: Any) -> "GenerativeVerifier":
-        """An OpenAI-compatible endpoint (vLLM, SGLang, `prmkit serve-policy`): verdict frequencies."""
+        """An OpenAI-compatible endpoint (vLLM, SGLang, `prmkit serve-policy`). With `top_logprobs=k`
+        (vLLM/SGLang: k up to 20) verdicts are scored from the returned top logprobs; otherwise,
+        or where the verdict's alternatives are missing, by verdict frequencies."""
         from prmkit.policy.openai import OpenAISampler
 
         return cls(OpenAISampler(base_url=base_url, model=model, api_key=api_key), **kw)
@@ -256,21 +319,35 @@ class GenerativeVerifier:
                                                       add_generation_prompt=True)
         return text
 
-    def _generate(self, prompts: list[str]) -> list[list[str]]:
-        """K chains per prompt; each prompt's stream is seeded by its own text, so a solution's
+    def _generate(self, prompts: list[str]) -> tuple[list[list[str]], list[list[Any]]]:
+        """K chains per prompt, and per chain its (token strings, top logprobs) when the endpoint
+        returned them (else None). Each prompt's stream is seeded by its own text, so a solution's
         chains do not depend on what else is in the batch."""
         seeds = [(zlib.crc32(p.encode()) ^ (self.seed * 2_654_435_761)) % 2**31 for p in prompts]
+        if self.top_logprobs:
+            groups = _openai_top_logprobs(self.sampler, prompts, self.params, seeds, self.top_logprobs)
+            self.stats.chains += sum(len(g) for g in groups)
+            return [[t for t, _ in g] for g in groups], [[top for _, top in g] for g in groups]
         before = getattr(self.sampler.stats, "forward_tokens", 0)
         groups = self.sampler.sample(prompts, self.params, seeds=seeds)
         self.stats.tokens_scored += max(0, getattr(self.sampler.stats, "forward_tokens", 0) - before)
         self.stats.chains += sum(len(g) for g in groups)
-        return [[c.text for c in g] for g in groups]
+        return [[c.text for c in g] for g in groups], [[None] * len(g) for g in groups]
 
-    def _probabilities(self, items: list[tuple[str, str, Verdict]]) -> list[float]:
-        """Score of each (prompt, chain text, verdict): P(pos)/(P(pos)+P(neg)) by teacher forcing,
-        or 1/0 without logits."""
-        if self.model is None or not items:
-            return [1.0 if v.positive else 0.0 for _, _, v in items]
+    def _probabilities(self, items: list[tuple[str, str, Verdict, Any]]) -> list[float]:
+        """Score of each (prompt, chain text, verdict, top logprobs or None): P(pos)/(P(pos)+P(neg))
+        from the endpoint's top logprobs, else by teacher forcing, else 1/0 (no logits)."""
+        out: list[float | None] = [None] * len(items)
+        for n, (_, text, v, top) in enumerate(items):
+            if top is not None:
+                out[n] = top_logprob_verdict(text, v, top[0], top[1], _cased(self.words, v.word))
+        forced = [n for n in range(len(items)) if out[n] is None and self.model is not None and items[n][3] is None]
+        if forced:
+            for n, p in zip(forced, self._teacher_forced([items[n][:3] for n in forced])):
+                out[n] = p
+        return [p if p is not None else (1.0 if v.positive else 0.0) for p, (_, _, v, _) in zip(out, items)]
+
+    def _teacher_forced(self, items: list[tuple[str, str, Verdict]]) -> list[float]:
         tok = self.tokenizer
 
         def ids(text: str) -> list[int]:
@@ -297,7 +374,7 @@ class GenerativeVerifier:
         jobs = [(i, None) for i in range(len(prompts))] if not self.per_prefix else [
             (i, k) for i in range(len(prompts)) for k in range(1, len(steps[i]) + 1)]
         vprompts = [self.prompt(prompts[i], steps[i], k) for i, k in jobs]
-        texts = self._generate(vprompts) if jobs else []
+        texts, tops = self._generate(vprompts) if jobs else ([], [])
         # parse: (job, chain) -> per-step verdicts
         found: list[tuple[int, int, int, int, Verdict]] = []  # (solution, chain, step, job, verdict)
         results = [Verification([None] * len(s), [[None] * len(s) for _ in range(self.params.n)], []) for s in steps]
@@ -315,7 +392,7 @@ class GenerativeVerifier:
                     hits = [(k - 1, v)] if v is not None else []
                 parsed_any[i][c] = parsed_any[i][c] or bool(hits)
                 found += [(i, c, s, j, v) for s, v in hits]
-        probs = self._probabilities([(vprompts[j], texts[j][c], v) for i, c, s, j, v in found])
+        probs = self._probabilities([(vprompts[j], texts[j][c], v, tops[j][c]) for i, c, s, j, v in found])
         for (i, c, s, _, _), p in zip(found, probs):
             results[i].chain_scores[c][s] = p
         for i, r in enumerate(results):

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from prmkit.rewards.base import ScorerStats
 from prmkit.rewards.discriminative import _read_rm_config, length_sorted_batches, pad_batch, write_rm_config
+from prmkit.rewards.readout import CachedTokenizer
 from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
 
 STEP_SCORES = ("q", "step")
@@ -44,6 +45,7 @@ class ImplicitPRM:
         self.ref_name, self.meta = ref_name, dict(meta or {})
         self.stats = ScorerStats()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self._pieces = CachedTokenizer(tokenizer)
         self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
 
@@ -84,7 +86,11 @@ class ImplicitPRM:
         return next(self.model.parameters()).device
 
     def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
-        return encode_steps(self.tokenizer, prompt, steps, sep=self.sep)
+        return encode_steps(self._pieces, prompt, steps, sep=self.sep)
+
+    def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
+        self._pieces.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep])
+        return [self.encode(p, s) for p, s in zip(prompts, steps)]
 
     def ref_logprobs(self, encs: Sequence[StepEncoding], ids, attn):
         """Reference log-probs (B,T-1) of a padded batch, from the cache where every row is cached."""
@@ -116,7 +122,7 @@ class ImplicitPRM:
 
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
-        encs = [self.encode(p, s) for p, s in zip(prompts, steps)]
+        encs = self.encode_many(prompts, steps)
         out: list[list[float]] = [[] for _ in encs]
         for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
             be = [encs[i] for i in batch]

@@ -87,24 +87,30 @@ class Readout:
             return encode_steps(tokenizer, text, steps, sep=self.sep, step_tag=self.step_tag, add_bos=False)
         return self._encode_chat_turns(tokenizer, prompt, steps)
 
+    def encode_many(self, tokenizer: Any, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
+        """`encode` of many traces; with a `CachedTokenizer`, all pieces are tokenized in one batched call."""
+        if isinstance(tokenizer, CachedTokenizer) and self.layout == "segment":
+            tokenizer.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep, self.step_tag or ""])
+        return [self.encode(tokenizer, p, s) for p, s in zip(prompts, steps)]
+
     def _encode_chat_turns(self, tokenizer: Any, prompt: str, steps: Sequence[str]) -> StepEncoding:
         # RLHFlow: turn 1 = problem + first step, later turns = one step each; the assistant answers
         # `good` after each turn, and the score is read where that answer is predicted.
         if not steps:
             raise InputError("expected at least one step, got an empty list", field="steps")
         messages: list[dict[str, str]] = []
-        ends: list[int] = []
+        prefixes: list[list[int]] = []
         for k, step in enumerate(steps):
             messages.append({"role": "user", "content": (prompt + " " + step) if k == 0 else step})
-            prefix = _template_ids(tokenizer, messages, add_generation_prompt=True)
-            ends.append(len(prefix) - 1)
+            prefixes.append(_template_ids(tokenizer, messages, add_generation_prompt=True))
             messages.append({"role": "assistant", "content": self.good_token or "+"})
         ids = _template_ids(tokenizer, messages, add_generation_prompt=False)
-        first = _template_ids(tokenizer, messages[:1], add_generation_prompt=True)
-        for k, e in enumerate(ends):
-            if e >= len(ids):
-                raise InputError(f"the chat template is not prefix-stable at step {k}", field="readout.layout")
-        return StepEncoding(ids, ends, len(first) - 1)
+        for k, prefix in enumerate(prefixes):
+            if ids[: len(prefix)] != prefix:
+                raise InputError(f"the chat template does not tokenize turn {k} the same inside the whole "
+                                 "conversation; scores would be read at the wrong tokens", field="readout.layout")
+        ends = [len(p) - 1 for p in prefixes]
+        return StepEncoding(ids, ends, ends[0])
 
     # ------------------------------------------------------------------------------- reading
 
@@ -126,6 +132,47 @@ def _single_id(tokenizer: Any, token: str | None, field: str) -> int:
         raise InputError(f"expected {token!r} to be exactly one token of this tokenizer, got ids {ids}",
                          field=f"readout.{field}")
     return int(ids[0])
+
+
+class CachedTokenizer:
+    """A tokenizer wrapper that memoises piece tokenization (what `encode_steps` asks for) and fills its
+    cache in one batched call (`prefetch`). Ids are the wrapped tokenizer's own: a fast tokenizer's
+    backend `encode` is what its `__call__` runs; other tokenizers go through `__call__`. Everything
+    else (chat templates, special ids) is delegated."""
+
+    def __init__(self, tokenizer: Any, max_items: int = 200_000):
+        self.tokenizer = tokenizer
+        self._backend = getattr(tokenizer, "_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+        self._cache: dict[tuple[str, bool], list[int]] = {}
+        self._max = max_items
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def prefetch(self, texts: Sequence[str], add_special_tokens: bool = False) -> None:
+        missing = list({t for t in texts if (t, add_special_tokens) not in self._cache})
+        if not missing:
+            return
+        if len(self._cache) + len(missing) > self._max:
+            self._cache.clear()
+        if self._backend is not None:
+            encs = self._backend.encode_batch(missing, add_special_tokens=add_special_tokens)
+            for t, e in zip(missing, encs):
+                self._cache[(t, add_special_tokens)] = list(e.ids)
+        else:
+            for t in missing:
+                self._cache[(t, add_special_tokens)] = list(self.tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def __call__(self, text: str, add_special_tokens: bool = True, **kw: Any):
+        if kw or not isinstance(text, str):
+            return self.tokenizer(text, add_special_tokens=add_special_tokens, **kw)
+        key = (text, add_special_tokens)
+        if key not in self._cache:
+            self.prefetch([text], add_special_tokens)
+        return {"input_ids": self._cache[key]}
 
 
 # name -> readout of a PRM family (METHODS §0.2). External PRMs are entries here, not if-chains.

@@ -54,6 +54,8 @@ class RLConfig:
     """training problems JSONL (empty: the gym split --split)"""
     split: str = "train"
     """gym split for training prompts when --problems is empty"""
+    gym_max_ops: int = 0
+    """gym only: most operations in a training prompt (0: the split's own range)"""
     eval_problems_file: str = ""
     """held-out problems JSONL (empty: --eval-split of the gym)"""
     eval_split: str = "test"
@@ -72,6 +74,8 @@ class RLConfig:
     """responses per prompt"""
     lr: float = 5e-4
     """policy learning rate (Adam)"""
+    optimizer: str = "adam"
+    """policy optimizer: adam or sgd"""
     warmup_steps: int = 0
     """linear learning-rate warmup over this many optimizer steps (Adam's first steps are sign-like and noisy)"""
     ppo_epochs: int = 1
@@ -392,11 +396,16 @@ def _seed_for(*parts: int) -> int:
     return h
 
 
-def _problems(path: str, split: str, n: int):
-    from prmkit.gym.task import make_split
+def _problems(path: str, split: str, n: int, max_ops: int = 0):
+    from prmkit.gym.task import SPLITS, make_split
     from prmkit.schema import read_problems
 
-    return read_problems(path) if path else make_split(split, n)
+    if path:
+        return read_problems(path)
+    if max_ops:
+        lo = min(SPLITS[split]["min_ops"], max_ops) if split in SPLITS else 1
+        return make_split(split, n, min_ops=lo, max_ops=max_ops)
+    return make_split(split, n)
 
 
 class RLRun:
@@ -433,7 +442,10 @@ class RLRun:
             self.ref = copy.deepcopy(self.policy).eval()
             for p in self.ref.parameters():
                 p.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        if cfg.optimizer not in ("adam", "sgd"):
+            raise InputError(f"--optimizer must be adam or sgd, got {cfg.optimizer!r}", field="optimizer")
+        opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = opt_cls(self.policy.parameters(), lr=cfg.lr)
         warm = max(0, cfg.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0)
@@ -447,7 +459,8 @@ class RLRun:
         self.rm, self.rm_desc = (None, "")
         if METHODS[cfg.reward][1]:
             self.rm, self.rm_desc = load_reward_model(cfg.prm)
-        self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps))
+        self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps),
+                                     cfg.gym_max_ops)
         self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
         self.monitor = DriftMonitor()
         self.tb = None

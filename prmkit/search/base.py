@@ -105,6 +105,7 @@ class Solution:
     answer: str | None = None
     correct: bool = False
     first_error: int | None = None
+    tokens: int = 0  # policy tokens of this candidate alone, where one completion made it (best_of_n)
 
 
 @dataclass

@@ -21,4 +21,29 @@ def best_of_n(problems: Sequence[Problem], sampler, rm, params: SearchParams) ->
     pools: list[list] = [[] for _ in problems]
     for (i, o), (sc, _) in zip(flat, scored):
         pools[i].append(make_solution(problems[i], o.steps, sc, how, policy.sep))
+        pools[i][-1].tokens = o.tokens
     return finish("best_of_n", params, problems, pools, policy, meter)
+
+
+def subsample(run: SearchRun, k: int, rule: str | None = None) -> dict:
+    """Best-of-k from a best-of-N run (k <= N): each problem's first k candidates, as
+    search-and-learn's `score()` subsamples n = 1, 2, 4, ... from one pool. Policy tokens are the
+    first k candidates' own; PRM tokens are apportioned as k/N of the run's (each candidate is
+    scored once)."""
+    from prmkit.search.base import select
+
+    n = run.params.n
+    if not 1 <= k <= n:
+        raise ValueError(f"expected 1 <= k <= {n}, got {k}")
+    correct = tokens = 0
+    for r in run.results:
+        pool = r.solutions[:k]
+        c = select(pool, rule or run.params.select)
+        correct += bool(pool[c].correct) if c >= 0 else 0
+        tokens += sum(s.tokens for s in pool)
+    c = run.compute
+    prm_tokens = c.prm_tokens * k / n
+    flops = 2.0 * (c.policy_parameters * tokens + c.prm_parameters * prm_tokens)
+    m = max(1, len(run.results))
+    return {"accuracy": correct / m, "policy_tokens_per_problem": tokens / m, "prm_tokens_per_problem": prm_tokens / m,
+            "flops_per_problem": flops / m}

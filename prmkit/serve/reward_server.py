@@ -53,6 +53,8 @@ class ServeConfig:
     """most items (prompt + steps) scored in one model call"""
     batch_wait_ms: float = 5.0
     """how long the batcher waits for more requests before scoring what it has"""
+    device: str = "cpu"
+    """device of a model loaded from a dir or hub id (cpu, cuda, cuda:1, ...)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
     return app
 
 
-def load_reward_model(name: str):
+def load_reward_model(name: str, device: str = "cpu"):
     """'gym-checker' -> the gym's exact checker; 'gym-prm' -> the shipped gym PRM; anything else (a
     saved dir or hub id) -> `prmkit.rewards.load_reward_model`."""
     from prmkit.errors import InputError
@@ -312,19 +314,25 @@ def load_reward_model(name: str):
         return GymCheckerRM()
     import prmkit.rewards as rewards
 
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    if (path.is_absolute() or name.startswith((".", "~"))) and not path.is_dir():
+        raise InputError(f"no reward-model directory at {name!r}", file=name, field="model")
+    kw = {"device": device} if device != "cpu" else {}
     if name == "gym-prm" and hasattr(rewards, "default_gym_prm"):
-        return rewards.default_gym_prm()
+        return rewards.default_gym_prm(**kw)
     loader = getattr(rewards, "load_reward_model", None)
     if loader is None:
         raise InputError("this prmkit has no saved-model loader (prmkit.rewards.load_reward_model); "
                          "use --model gym-checker", field="model")
-    return loader(name)
+    return loader(str(path) if path.is_dir() else name, **kw)
 
 
 def run(cfg: ServeConfig) -> None:
     import uvicorn
 
-    rm = load_reward_model(cfg.model)
+    rm = load_reward_model(cfg.model, cfg.device)
     app = create_app(rm, max_body_bytes=cfg.max_body_bytes, token=cfg.token or None, max_batch=cfg.max_batch,
                      batch_wait_ms=cfg.batch_wait_ms, model_name=cfg.model or "gym-checker",
                      aggregation=cfg.aggregation or None)

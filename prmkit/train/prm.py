@@ -38,6 +38,8 @@ class TrainPRMConfig:
     """step separator (overrides the readout's)"""
     train_on_last_step_only: bool = False
     """train only on each trace's last step label (TRL's option)"""
+    drop_after_first_negative: bool = True
+    """ignore the labels after a trace's first negative (< 0.5) label, as the Qwen "Lessons" MC baseline does"""
     epochs: float = 4.0
     """passes over the data"""
     batch_size: int = 32
@@ -99,14 +101,15 @@ def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggr
 def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], list[float | None]]) -> list:
     """(encoding, targets) per trace with at least one known target."""
     out = []
-    for i, t in enumerate(traces):
+    encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
+    for i, (t, enc) in enumerate(zip(traces, encs)):
         tg = targets(t, i + 1)
         if len(tg) != len(t.steps):
             from prmkit.errors import InputError
 
             raise InputError(f"expected {len(t.steps)} labels, got {len(tg)}", line=i + 1, field="labels.values")
         if any(v is not None for v in tg):
-            out.append((rm.encode(t.prompt, t.steps), tg))
+            out.append((enc, tg))
     return out
 
 
@@ -134,6 +137,16 @@ def step_loss_fn(rm):
     return loss_fn
 
 
+def until_first_negative(targets: list[float | None]) -> list[float | None]:
+    """Labels up to and including the first one below 0.5; later steps become unknown (None)."""
+    out: list[float | None] = []
+    seen_negative = False
+    for v in targets:
+        out.append(None if seen_negative else v)
+        seen_negative = seen_negative or (v is not None and v < 0.5)
+    return out
+
+
 def n_known(example) -> int:
     return sum(v is not None for v in example[1])
 
@@ -141,7 +154,8 @@ def n_known(example) -> int:
 def apply_lora(rm, r: int, alpha: int):
     from peft import LoraConfig, get_peft_model
 
-    task = "TOKEN_CLS" if rm.readout.head == "classifier" else "CAUSAL_LM"
+    readout = getattr(rm, "readout", None)
+    task = "TOKEN_CLS" if readout is not None and readout.head == "classifier" else "CAUSAL_LM"
     rm.model = get_peft_model(rm.model, LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear",
                                                    task_type=task))
     return rm
@@ -220,7 +234,9 @@ def run(cfg: TrainPRMConfig) -> Path:
 
     def targets(t: Trace, line: int) -> list[float | None]:
         tg = step_targets(t, line)
-        return [None] * (len(tg) - 1) + tg[-1:] if cfg.train_on_last_step_only else tg
+        if cfg.train_on_last_step_only:
+            return [None] * (len(tg) - 1) + tg[-1:]
+        return until_first_negative(tg) if cfg.drop_after_first_negative else tg
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation)
     examples = step_examples(rm, traces, targets)

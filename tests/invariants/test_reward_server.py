@@ -4,6 +4,7 @@ the limits answer 413 (body too large), 401 (wrong token) and 422 (malformed, na
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -280,6 +281,33 @@ def test_serves_a_neural_prm_with_batch_invariant_scores():
         assert max(abs(a - b) for r, d in zip(rows, direct) for a, b in zip(r, d)) < 1e-5
 
 
+def test_serve_loads_a_saved_model_dir(tmp_path):
+    """`--model DIR` resolves through the saved-model loader (the process itself is started on the
+    cheap gym checker below: importing transformers in a subprocess is slow on a shared machine)."""
+    import torch
+
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.discriminative import DiscriminativePRM
+    from prmkit.serve.reward_server import load_reward_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        prm = DiscriminativePRM.from_pretrained(default_policy())
+        prm.save_pretrained(tmp_path / "prm")
+        loaded = load_reward_model(str(tmp_path / "prm"))
+        prompts, steps = _batch(3)
+        got, want = loaded.score(prompts, steps), prm.score(prompts, steps)
+    finally:
+        torch.set_num_threads(threads)
+    assert type(loaded) is DiscriminativePRM and loaded.aggregation == prm.aggregation
+    assert max(abs(a - b) for r, d in zip(got, want) for a, b in zip(r, d)) < 1e-6
+    assert isinstance(load_reward_model("gym-checker"), GymCheckerRM)
+    with pytest.raises(InputError):
+        load_reward_model(str(tmp_path / "missing"))
+
+
 def test_cli_serve_starts_and_scores():
     """`prmkit serve --model gym-checker` as a real process, used through the remote client."""
     port = _free_port()
@@ -288,7 +316,7 @@ def test_cli_serve_starts_and_scores():
                             env={**os.environ, "PRMKIT_QUIET": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
+        for _ in range(480):
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
@@ -299,7 +327,11 @@ def test_cli_serve_starts_and_scores():
         remote = RemoteRM(url, token="tok")
         assert remote.aggregation == "prod"
         prompts, steps = _batch(4)
-        assert remote.score(prompts, steps) == GymCheckerRM().score(prompts, steps)
+        got = remote.score(prompts, steps)
+        assert got == GymCheckerRM().score(prompts, steps)
+        r = httpx.post(f"{url}/score", json={"prompts": prompts, "steps": steps},
+                       headers={"Authorization": "Bearer tok"})
+        assert [x["aggregate"] for x in r.json()["results"]] == [math.prod(g) for g in got]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

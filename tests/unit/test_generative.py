@@ -213,3 +213,65 @@ def test_plumbing_on_the_gym_model(gym_policy):
         alone = ver.verify([probs[1].prompt], [steps[1]])[0]
         assert alone.chains == res[1].chains
     assert ver.num_parameters == 362_496
+
+
+# ---------------------------------------------------------------------------------------------
+# over HTTP: GenPRM's top-logprob rule
+
+
+def test_top_logprob_verdict_by_hand():
+    from prmkit.rewards.generative import top_logprob_verdict
+
+    ln = math.log
+    text = "ok \\boxed{Yes}"
+    v = parse_yes_no(text)
+    tokens = ["ok", " \\", "boxed", "{", "Yes", "}"]
+    top = [None, None, None, None, {"Yes": ln(0.6), "No": ln(0.2), "Maybe": ln(0.1)}, None]
+    assert top_logprob_verdict(text, v, tokens, top, ("Yes", "No")) == pytest.approx(0.75)
+    # the token carries a space before the word
+    text = "Judgement: Yes"
+    v = parse_yes_no(text)
+    top = [None, {" Yes": ln(0.3), " No": ln(0.6), " Maybe": ln(0.05)}]
+    assert top_logprob_verdict(text, v, ["Judgement:", " Yes"], top, ("Yes", "No")) == pytest.approx(1 / 3)
+    # a multi-token word: "inc" (and "in") count for "incorrect", "correct" for "correct"
+    text = "Step 1: \\boxed{incorrect}"
+    [v] = parse_step_verdicts(text, 1)
+    tokens = ["Step 1: \\boxed{", "inc", "orrect", "}"]
+    top = [None, {"inc": ln(0.5), "correct": ln(0.25), "in": ln(0.1)}, None, None]
+    assert top_logprob_verdict(text, v, tokens, top, ("correct", "incorrect")) == pytest.approx(0.25 / 0.75)
+    # one side missing: it gets the smallest listed logprob (0.1)
+    top = [None, {"inc": ln(0.5), "x": ln(0.1)}, None, None]
+    assert top_logprob_verdict(text, v, tokens, top, ("correct", "incorrect")) == pytest.approx(0.1 / 0.6)
+    # tokens that do not spell the text: no score
+    assert top_logprob_verdict(text, v, ["Step"], [{"a": 0.0}], ("correct", "incorrect")) is None
+
+
+def test_openai_path_uses_top_logprobs():
+    """The request asks for top logprobs; the answer's alternatives score the verdicts."""
+    import json
+
+    import httpx
+
+    from prmkit.policy.openai import OpenAISampler
+
+    bodies = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        bodies.append(body)
+        choices = []
+        for i, _ in enumerate(body["prompt"]):
+            choices.append({"index": 2 * i, "text": "\\boxed{Yes}", "logprobs": {
+                "tokens": ["\\boxed{", "Yes", "}"],
+                "top_logprobs": [{"\\boxed{": 0.0}, {"Yes": math.log(0.6), "No": math.log(0.2)}, {"}": 0.0}]}})
+            choices.append({"index": 2 * i + 1, "text": "hmm", "logprobs": {"tokens": ["hmm"],
+                                                                             "top_logprobs": [{"hmm": 0.0}]}})
+        return httpx.Response(200, json={"choices": choices})
+
+    sampler = OpenAISampler(base_url="http://verifier.test/v1", model="m")
+    sampler.client = httpx.Client(transport=httpx.MockTransport(handler))
+    ver = GenerativeVerifier(sampler, style="genprm", num_chains=2, top_logprobs=5)
+    [res] = ver.verify(["Q:7,+3\n"], [["7+3=10", "A:10"]])
+    assert bodies[0]["logprobs"] == 5 and len(bodies[0]["prompt"]) == 2 and len(bodies[0]["prompt_seeds"]) == 2
+    assert res.step_scores == [pytest.approx(0.75), pytest.approx(0.75)]
+    assert res.unparsed_chains == 2 and ver.stats.chains == 4

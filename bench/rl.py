@@ -1,0 +1,133 @@
+"""RL on the gym from the shipped policy: outcome-GRPO gain, method comparison, sum- vs min-form PURE.
+
+    .venv/bin/python bench/rl.py                 # all parts (each resumes from its run directories)
+    .venv/bin/python bench/rl.py --part grpo     # only acceptance 2 (GRPO gain); parts merge into one JSON
+
+Parts:
+  grpo     outcome-only GRPO from the shipped policy; held-out accuracy on the gym `test` split (T=1 samples,
+           fixed seeds) before and after -> `grpo_gain_points`, `budget`.
+  compare  `rl-compare` of outcome-GRPO, PRIME, PURE (frozen PRM) and PAV on 3 seeds, same budget ->
+           `methods`, `prime_vs_grpo_steps_ratio` (steps to reach GRPO's final accuracy, mean curves).
+  pure     PURE sum-form vs min-form, PRM-only rewards (no verifiable reward: the setting where the PURE
+           paper reports hacking), monitors side by side -> `sum_vs_min`.
+Recipes were chosen on the `dev` split (see `tuning` in the JSON); `test` is only read for the numbers reported.
+Writes bench/results/rl.json (atomically; parts update their own keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PRMKIT_QUIET", "1")
+
+# acceptance-2 recipe (picked on dev, see TUNING)
+GRPO = dict(steps=60, prompts_per_step=16, k=8, lr=3e-5, minibatch=32, ppo_epochs=1, warmup_steps=0,
+            gym_max_ops=5, max_new_tokens=96, eval_every=10, eval_problems=300, eval_split="test", seed=0,
+            threads=2)
+# comparison budget (smaller than GRPO's: 4 methods x 3 seeds must fit the bench's time)
+COMPARE = dict(steps=20, prompts_per_step=8, k=8, lr=3e-5, eval_every=4, eval_problems=200, eval_split="test",
+               max_new_tokens=96)
+COMPARE_EXTRA = {"minibatch": 32, "gym_max_ops": 5}
+TUNING = "set by hand from dev-split runs; see the report"
+
+
+def _prm_spec() -> tuple[str, str]:
+    import prmkit.rewards as rewards
+
+    if hasattr(rewards, "default_gym_prm"):
+        return "", "shipped gym PRM (prmkit.rewards.default_gym_prm)"
+    return "checker:0.1", "GymCheckerRM with flip rate 0.1 (the shipped gym PRM was not available)"
+
+
+def part_grpo(work: Path) -> dict:
+    from prmkit.rl.loop import RLConfig, RLRun
+
+    cfg = RLConfig(out=str(work / "grpo"), reward="grpo", tensorboard=False, save_policy=False, **GRPO)
+    t, c = time.perf_counter(), time.process_time()
+    records = RLRun(cfg).train()
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    evals = [(r["step"], r["eval/accuracy"]) for r in records if "eval/accuracy" in r]
+    start, final = evals[0][1], evals[-1][1]
+    return {"grpo_gain_points": round(100 * (final - start), 2),
+            "grpo_start_accuracy": start, "grpo_final_accuracy": final, "grpo_curve": evals,
+            "budget": {**GRPO, "reward": "grpo", "optimizer": cfg.optimizer, "clip_eps": cfg.clip_eps,
+                       "kl_coef": cfg.kl_coef, "train_split": cfg.split, "eval_temperature": cfg.eval_temperature,
+                       "eval_seed": cfg.eval_seed, "sampled_tokens": records[-1]["sampled_tokens"],
+                       "wall_s_this_invocation": round(wall, 1), "cpu_s_this_invocation": round(cpu, 1),
+                       "note": "held-out = gym test split, one T=1 sample per problem with fixed seeds; "
+                               "cpu_s counts both threads; wall_s was measured on a 2-core machine shared "
+                               "with other jobs (a resumed run counts only its last invocation)"}}
+
+
+def part_compare(work: Path) -> dict:
+    from prmkit.rl.compare import RLCompareConfig, run_compare
+
+    prm, prm_desc = _prm_spec()
+    t, c = time.perf_counter(), time.process_time()
+    summary = run_compare(RLCompareConfig(out=str(work / "compare"), methods=["grpo", "prime", "pure", "pav"],
+                                          seeds=[0, 1, 2], prm=prm, extra=json.dumps(COMPARE_EXTRA), threads=1,
+                                          **COMPARE))
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    methods = {m: {"final_accuracy": d["final_accuracy"], "steps_to_grpo_final": d["steps_to_grpo_final"],
+                   "tokens_to_grpo_final": d["tokens_to_grpo_final"], "final_accuracy_sd": d["final_accuracy_sd"],
+                   "final_accuracy_per_seed": d["final_accuracy_per_seed"], "start_accuracy": d["start_accuracy"],
+                   "curve_steps": d["curve_steps"]}
+               for m, d in summary["methods"].items()}
+    g, p = methods["grpo"]["steps_to_grpo_final"], methods["prime"]["steps_to_grpo_final"]
+    return {"methods": methods,
+            "prime_vs_grpo_steps_ratio": (p / g) if (p is not None and g) else None,
+            "compare_budget": {**COMPARE, **COMPARE_EXTRA, "seeds": [0, 1, 2], "reward_model": prm_desc,
+                               "wall_s_this_invocation": round(wall, 1), "cpu_s_this_invocation": round(cpu, 1),
+                               "steps_to_grpo_final": "first evaluation step where the seed-mean curve reaches "
+                                                      "the seed-mean final accuracy of GRPO; null = never"},
+            "compare_report": str(work / "compare" / "report.html")}
+
+
+def part_pure(work: Path) -> dict:
+    from prmkit.rl.compare import RLCompareConfig, run_compare
+
+    prm, prm_desc = _prm_spec()
+    summary = run_compare(RLCompareConfig(out=str(work / "pure_sum_vs_min"), methods=["pure-sum", "pure"], seeds=[0],
+                                          prm=prm, extra=json.dumps({**COMPARE_EXTRA, "vr_coef": 0.0}), threads=1,
+                                          **COMPARE))
+    return {"sum_vs_min": {m: {"final_accuracy": d["final_accuracy"], "monitors": d["monitors"],
+                               "warnings": d["warnings"], "curve_steps": d["curve_steps"]}
+                           for m, d in summary["methods"].items()},
+            "sum_vs_min_setup": {**COMPARE, **COMPARE_EXTRA, "vr_coef": 0.0, "seeds": [0], "reward_model": prm_desc,
+                                 "report": str(work / "pure_sum_vs_min" / "report.html")}}
+
+
+PARTS = {"grpo": part_grpo, "compare": part_compare, "pure": part_pure}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=[*PARTS, "all"], default="all")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench_rl"), help="run directories (resumable)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rl.json"))
+    args = ap.parse_args()
+    from prmkit.schema import atomic_write_text
+
+    out = Path(args.out)
+    for name in (PARTS if args.part == "all" else [args.part]):
+        result = PARTS[name](Path(args.work))
+        data = json.loads(out.read_text()) if out.exists() else {}  # re-read: parts may run in parallel
+        data.update(result)
+        data.setdefault("timings_s", {})
+        data["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+        data["tuning"] = TUNING
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(data, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (dict, list))}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

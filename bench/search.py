@@ -1,0 +1,191 @@
+"""Benchmark: PRM-guided search on the gym `long` split — accuracy vs compute (issue 5).
+
+    .venv/bin/python bench/search.py                      # the shipped gym PRM; writes bench/results/search.json
+    .venv/bin/python bench/search.py --prm checker --flip-rate 0.15
+    .venv/bin/python bench/search.py --seeds 0 --no-write & .venv/bin/python bench/search.py --seeds 1 --no-write &
+                                                           # (points are cached: split the work, then run once more)
+
+Measured (fixed seeds, nothing tuned on the `long` split):
+* curves: best_of_n (weighted vote; N = 1..16 subsampled from one pool of 16 per seed), beam, dvts and
+  early_reject (N in --ns-step, M = min(4, N)), 200 problems per point, 3 seeds (mean ± sd);
+* beam_tokens_to_match_bon16_ratio: policy tokens beam search needs to reach best-of-16's accuracy
+  (linear interpolation in log tokens along its curve) ÷ best-of-16's tokens; null if it never does;
+* early_reject_flops_ratio / early_reject_accuracy_drop: full beam vs early rejection at the largest N;
+* mcts_accuracy vs greedy_accuracy_same_budget: MCTS with a per-problem token budget against greedy
+  step-level search on the PRM (one chain, M candidates per step, M set so its mean policy tokens
+  match MCTS's), plus plain greedy decoding (T = 0);
+* a temperature / top-p sweep of best-of-4 (weighted) on the first 100 problems, seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PRMKIT_QUIET", "1")
+
+
+def tokens_to_reach(rows: list[dict], target: float) -> float | None:
+    """Policy tokens at which a curve first reaches `target` accuracy (linear in log tokens between
+    measured points); None if no point reaches it."""
+    rows = sorted(rows, key=lambda r: r["policy_tokens_per_problem"])
+    prev = None
+    for r in rows:
+        if r["accuracy"] >= target:
+            if prev is None:
+                return r["policy_tokens_per_problem"]
+            a0, a1 = prev["accuracy"], r["accuracy"]
+            l0, l1 = math.log(prev["policy_tokens_per_problem"]), math.log(r["policy_tokens_per_problem"])
+            return math.exp(l0 + (target - a0) / (a1 - a0) * (l1 - l0))
+        prev = r
+    return None
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prm", default="", help="'' = shipped gym PRM, 'checker' = GymCheckerRM, or a model dir")
+    ap.add_argument("--flip-rate", type=float, default=0.15)
+    ap.add_argument("--problems", type=int, default=200)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--ns-step", default="4,16", help="N for beam/dvts/early_reject")
+    ap.add_argument("--bon-n", type=int, default=16)
+    ap.add_argument("--methods", default="beam,dvts,early_reject")
+    ap.add_argument("--tau", type=int, default=4)
+    ap.add_argument("--mcts-budget", type=int, default=400, help="policy tokens per problem for MCTS")
+    ap.add_argument("--mcts-seed", type=int, default=0)
+    ap.add_argument("--temp-problems", type=int, default=100)
+    ap.add_argument("--parts", default="curves,mcts,temps")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from prmkit.gym.task import make_split
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+    from prmkit.search import SEARCHES, SearchParams
+    from prmkit.search.run import make_reward_model
+    from prmkit.search.sweep import _cached, curves, plot_curves, point_of, sweep, temperature_sweep
+
+    t0 = time.perf_counter()
+    rm = make_reward_model(args.prm, args.flip_rate)
+    rm_name = ("GymCheckerRM(flip_rate=%g)" % args.flip_rate if args.prm == "checker"
+               else args.prm or "prmkit.rewards.default_gym_prm()")
+    tag = "checker%g" % args.flip_rate if args.prm == "checker" else (Path(args.prm).name if args.prm else "gymprm")
+    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-tau{args.tau}"
+    sampler = HFSampler.from_pretrained(default_policy(), batch_size=args.batch_size)
+    problems = make_split("long", args.problems)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ns = [int(n) for n in args.ns_step.split(",")]
+    base = SearchParams(beam_width=4, tau=args.tau, temperature=0.8, top_p=1.0, select="weighted",
+                        max_step_tokens=16, max_steps=13, max_new_tokens=160)
+    parts = args.parts.split(",")
+    points, mcts_res, temps = [], {}, []
+    if "curves" in parts:
+        points += sweep(problems, sampler, rm, ["best_of_n"], sorted({1, 2, 4, 8, args.bon_n}), seeds, base, cache=cache)
+        points += sweep(problems, sampler, rm, args.methods.split(","), ns, seeds, base, cache=cache)
+    if "mcts" in parts:
+        mcts_res = mcts_vs_greedy(problems, sampler, rm, base, args, cache)
+    if "temps" in parts:
+        temps = temperature_sweep(problems[:args.temp_problems], sampler, rm, base, [0.6, 0.8, 1.0], [0.9, 1.0], 4,
+                                  seed=0, cache=cache)
+    if args.no_write:
+        return {}
+    curve = curves(points)
+    result = headline(curve, args)
+    result.update(mcts_res)
+    result["curves"] = curve
+    result["temperature_sweep"] = [{k: r[k] for k in ("temperature", "top_p", "accuracy", "policy_tokens_per_problem")}
+                                   for r in temps]
+    png = plot_curves(curve, ROOT / "bench" / "results" / "search_accuracy_vs_compute.png",
+                      f"gym long, {args.problems} problems, {len(seeds)} seeds, PRM: {rm_name}")
+    result["plot"] = str(png.relative_to(ROOT))
+    result["reward_model"] = rm_name
+    result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": int(rm.num_parameters),
+                       "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
+                       "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
+                       "mcts_token_budget": args.mcts_budget, "search_params": asdict(base),
+                       "flops": "2 x params x tokens: policy generated tokens + PRM scored tokens "
+                                "(flops_with_prefill also counts the policy's prefix re-reads)",
+                       "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
+                       "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1),
+                       "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
+    from prmkit.schema import atomic_write_text
+
+    atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
+    return result
+
+
+def headline(curve: dict, args) -> dict:
+    bon = {r["n"]: r for r in curve.get("best_of_n", [])}
+    out: dict = {}
+    if args.bon_n in bon and "beam" in curve:
+        target, t16 = bon[args.bon_n]["accuracy"], bon[args.bon_n]["policy_tokens_per_problem"]
+        need = tokens_to_reach(curve["beam"], target)
+        top = max(curve["beam"], key=lambda r: r["n"])
+        out.update({"bon16_accuracy": target, "bon16_policy_tokens_per_problem": t16,
+                    "beam_tokens_to_match_bon16_ratio": None if need is None else need / t16,
+                    "beam_matches_bon16": need is not None and need / t16 <= 0.5,
+                    "beam_reaches_bon16_accuracy": need is not None,
+                    "beam_accuracy_at_max_n": top["accuracy"], "beam_max_n": top["n"],
+                    "beam_tokens_ratio_at_max_n": top["policy_tokens_per_problem"] / t16})
+    if "beam" in curve and "early_reject" in curve:
+        b = {r["n"]: r for r in curve["beam"]}
+        e = {r["n"]: r for r in curve["early_reject"]}
+        by_n = {n: {"flops_ratio": b[n]["flops_per_problem"] / e[n]["flops_per_problem"],
+                    "flops_with_prefill_ratio": b[n]["flops_with_prefill_per_problem"]
+                    / e[n]["flops_with_prefill_per_problem"],
+                    "policy_tokens_ratio": b[n]["policy_tokens_per_problem"] / e[n]["policy_tokens_per_problem"],
+                    "accuracy_drop_points": 100 * (b[n]["accuracy"] - e[n]["accuracy"])}
+                for n in sorted(set(b) & set(e))}
+        top = max(by_n)
+        out.update({"early_reject_flops_ratio": by_n[top]["flops_ratio"],
+                    "early_reject_accuracy_drop": by_n[top]["accuracy_drop_points"], "early_reject_at_n": top,
+                    "early_reject_meets_target": by_n[top]["accuracy_drop_points"] <= 1.0
+                    and by_n[top]["flops_ratio"] >= 1.4, "early_reject_by_n": by_n})
+    return out
+
+
+def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
+    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens."""
+    from prmkit.search import SEARCHES
+    from prmkit.search.sweep import _cached, point_of
+
+    s = args.mcts_seed
+    mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, branch=3, rollout_steps=3)
+    m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}",
+                lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])[0]
+    g0 = _cached(cache, "greedy-t0", lambda: [point_of(SEARCHES["best_of_n"](
+        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=s)), "greedy", 1, s)])[0]
+    M = max(1, round(m["policy_tokens_per_problem"] / g0["policy_tokens_per_problem"]))
+    g = _cached(cache, f"prm-greedy-m{M}-s{s}", lambda: [point_of(SEARCHES["dvts"](
+        problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])[0]
+    return {"mcts_accuracy": m["accuracy"], "mcts_policy_tokens_per_problem": m["policy_tokens_per_problem"],
+            "greedy_accuracy_same_budget": g["accuracy"],
+            "greedy_same_budget_policy_tokens_per_problem": g["policy_tokens_per_problem"],
+            "greedy_same_budget_candidates_per_step": M,
+            "greedy_baseline": "greedy step-level search on the PRM: one chain, M sampled candidates per step, "
+                               "the PRM's best committed (DVTS with one subtree), M chosen to match MCTS's mean "
+                               "policy tokens",
+            "greedy_decoding_accuracy": g0["accuracy"],
+            "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
+            "mcts_beats_greedy_same_budget": m["accuracy"] > g["accuracy"],
+            "mcts_problems": m["problems"], "mcts_seed": s}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""`prmkit score`: step scores (and the aggregated response score) of every trace in a file.
+
+All step scores of a trace come from one forward pass of the reward model, traces batched and
+sorted by length (see `rewards.discriminative`). Output: the input traces with
+`meta["rm"] = {"step_scores": [...], "score": s, "aggregation": ..., "kind": ...}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ScoreConfig:
+    """Score every step of every trace with a reward model (one forward pass per trace)."""
+
+    traces: str = ""
+    """input traces (prmkit JSONL, TRL stepwise JSONL, or a ProcessBench JSON split)"""
+    out: str = "runs/score"
+    """run directory (scored.jsonl, config.json)"""
+    model: str = ""
+    """reward model dir or hub id (empty: the shipped gym PRM)"""
+    aggregation: str = ""
+    """response-score aggregation (empty: the model's own)"""
+    batch_size: int = 64
+    """traces per forward pass"""
+    threads: int = 0
+    """torch threads (0 = torch's default)"""
+
+
+def run(cfg: ScoreConfig) -> Path:
+    import time
+
+    from prmkit.config import save_config
+    from prmkit.errors import InputError
+    from prmkit.evaluate.processbench import write_scored
+    from prmkit.rewards import default_gym_prm, load_reward_model
+    from prmkit.rewards.base import score_traces
+    from prmkit.train.prm import set_threads
+
+    if not cfg.traces:
+        raise InputError("expected a traces file (--traces)", field="traces")
+    set_threads(cfg.threads)
+    kw = {"batch_size": cfg.batch_size, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
+    rm = load_reward_model(cfg.model, **kw) if cfg.model else default_gym_prm(**kw)
+    traces = _read(cfg.traces)
+    t0 = time.perf_counter()
+    scores = score_traces(rm, traces)
+    dt = time.perf_counter() - t0
+    out = Path(cfg.out)
+    save_config(out, cfg)
+    write_scored(out / "scored.jsonl", traces, scores, rm)
+    print(f"scored {len(traces)} traces ({sum(map(len, scores))} steps, {rm.stats.tokens_scored} tokens) in "
+          f"{dt:.1f}s -> {out / 'scored.jsonl'}")
+    return out
+
+
+def _read(path: str):
+    from prmkit.evaluate.processbench import read_eval_traces
+    from prmkit.train.data import read_training_traces
+
+    if path.endswith(".json"):
+        return read_eval_traces(path)
+    return read_training_traces(path)

@@ -1,0 +1,159 @@
+"""`prmkit search`: run one search strategy over a problem set with any policy and reward model.
+
+    prmkit search --method beam --split long --num-problems 100 --n 16 --beam-width 4
+    prmkit search --method early_reject --tau 4 --prm path/to/prm --model Qwen/Qwen2.5-Math-1.5B --sep $'\\n\\n'
+
+Writes `traces.jsonl` (every candidate, graded, with its step scores; `meta.selected` marks the
+answer), `results.json` (accuracy, per-problem answers and tokens, the compute record) and
+`config.json`; MCTS also writes `trees.jsonl` (one tree per problem, for value targets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class SearchConfig:
+    """Run a PRM-guided search strategy (best_of_n, beam, dvts, early_reject, mcts) over problems."""
+
+    out: str = "runs/search"
+    """run directory (traces.jsonl, results.json, config.json)"""
+    method: str = "beam"
+    """best_of_n, beam, dvts, early_reject or mcts"""
+    problems: str = ""
+    """problems JSONL in prmkit's schema (empty: the gym split below)"""
+    split: str = "long"
+    """gym split used when --problems is empty"""
+    num_problems: int = 100
+    """gym problems to draw when --problems is empty"""
+    model: str = ""
+    """policy: local dir or hub id (empty: the shipped gym policy)"""
+    sampler: str = "hf"
+    """policy backend: 'hf' or 'openai' (vLLM/SGLang/prmkit serve-policy)"""
+    base_url: str = ""
+    """policy server URL for --sampler openai"""
+    prm: str = ""
+    """reward model: a saved dir or hub id, 'remote:<url>' (prmkit reward server), 'checker' (the gym's exact
+    checker) or empty (the shipped gym PRM)"""
+    flip_rate: float = 0.0
+    """--prm checker only: probability of flipping each verdict (a noisy verifier)"""
+    prover: str = ""
+    """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
+    pav_alpha: float = 0.5
+    """PAV ranking: score = Q_base + alpha x prover progress"""
+    sep: str = "\n"
+    """step separator of the policy's solutions"""
+    n: int = 16
+    """compute budget N (samples / beams / leaves)"""
+    beam_width: int = 4
+    """M: expansions per beam (beam, early_reject) or candidates per step (dvts)"""
+    lookahead: int = 0
+    """greedy lookahead steps scored but not committed (beam, dvts)"""
+    dedup: bool = False
+    """drop duplicate beams before keeping the top N/M"""
+    tau: int = 4
+    """early_reject: tokens of a candidate step generated before it is scored"""
+    keep_fraction: float = 0.0
+    """early_reject: fraction of partial candidates finished (0 = 1/M)"""
+    temperature: float = 0.8
+    """sampling temperature"""
+    top_p: float = 1.0
+    """nucleus mass"""
+    max_step_tokens: int = 256
+    """most tokens per step"""
+    max_steps: int = 40
+    """most steps per solution"""
+    max_new_tokens: int = 1024
+    """most tokens per whole solution"""
+    aggregation: str = ""
+    """step scores -> response score (empty: the reward model's own)"""
+    select: str = "weighted"
+    """final choice: argmax, majority or weighted"""
+    branch: int = 3
+    """mcts: children per expansion"""
+    c_uct: float = 0.7
+    """mcts: UCT exploration constant"""
+    rollout_steps: int = 3
+    """mcts: greedy rollout steps"""
+    end_gate: float = 0.9
+    """mcts: value that accepts a finished solution"""
+    max_iterations: int = 50
+    """mcts: iterations per problem"""
+    token_budget: int = 0
+    """mcts: policy tokens per problem (0 = unlimited)"""
+    seed: int = 0
+    """search seed"""
+    batch_size: int = 256
+    """rows decoded together (hf backend)"""
+    threads: int = 0
+    """torch CPU threads (0 = leave torch's default)"""
+
+
+PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction", "temperature", "top_p",
+                "max_step_tokens", "max_steps", "max_new_tokens", "aggregation", "select", "branch", "c_uct",
+                "rollout_steps", "end_gate", "max_iterations", "token_budget", "seed")
+
+
+def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = ""):
+    """The reward model named on the command line (strings map to reward models here, once)."""
+    kw = {"aggregation": aggregation} if aggregation else {}
+    if spec == "checker":
+        from prmkit.rewards.base import GymCheckerRM
+
+        return GymCheckerRM(aggregation=aggregation or "min", flip_rate=flip_rate)
+    if spec.startswith("remote:"):
+        from prmkit.rewards.remote import RemoteRM
+
+        return RemoteRM(spec[len("remote:"):], **kw)
+    from prmkit.rewards import default_gym_prm, load_reward_model
+
+    return load_reward_model(spec, **kw) if spec else default_gym_prm(**kw)
+
+
+def search_params(cfg) -> "SearchParams":
+    from prmkit.search.base import SearchParams
+
+    return SearchParams(**{k: getattr(cfg, k) for k in PARAM_FIELDS if hasattr(cfg, k)})
+
+
+def run(cfg: SearchConfig) -> dict:
+    from prmkit.config import save_config
+    from prmkit.errors import InputError
+    from prmkit.gym.task import make_split
+    from prmkit.policy.sample import make_sampler
+    from prmkit.schema import atomic_write_text, read_problems, write_records
+    from prmkit.search import SEARCHES
+
+    if cfg.method not in SEARCHES:
+        raise InputError(f"unknown method {cfg.method!r}; expected one of {sorted(SEARCHES)}", field="method")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    params = search_params(cfg)
+    out = Path(cfg.out)
+    problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size)
+    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation)
+    if cfg.prover:
+        from prmkit.search.pav import PAVScorer
+
+        rm = PAVScorer(rm, make_reward_model(cfg.prover, cfg.flip_rate, cfg.aggregation), cfg.pav_alpha)
+    result = SEARCHES[cfg.method](problems, sampler, rm, params)
+    save_config(out, cfg)
+    write_records(out / "traces.jsonl", result.to_traces())
+    summary = {**result.summary(), "params": asdict(params),
+               "per_problem": [{"id": r.problem.id, "answer": r.answer, "correct": r.correct,
+                             "policy_tokens": r.policy_tokens, "candidates": len(r.solutions)}
+                            for r in result.results]}
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    if cfg.method == "mcts":
+        atomic_write_text(out / "trees.jsonl", "".join(json.dumps({"problem_id": r.problem.id, "nodes": r.meta["tree"]})
+                                                       + "\n" for r in result.results))
+    print(f"{cfg.method}: accuracy {result.accuracy:.3f} on {len(problems)} problems; policy tokens "
+          f"{result.compute.policy_tokens}, PRM tokens {result.compute.prm_tokens}, FLOPs {result.compute.flops:.3e} "
+          f"-> {out}")
+    return summary

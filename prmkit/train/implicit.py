@@ -1,0 +1,243 @@
+"""`prmkit train implicit`: an implicit PRM trained from OUTCOME labels only (Yuan et al. 2412.01981).
+
+r(y) = beta * sum_t log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)); CE loss against the graded outcome, or
+DPO over (right, wrong) pairs of one problem (METHODS §1.3; `train.losses`). The reference's
+log-probs are computed once, before training, and cached in `out/ref_logprobs.pt`. Step rewards
+come for free at scoring time (`rewards.implicit.ImplicitPRM`). With no `--data`, the gym recipe
+samples the train split with the shipped policy, which is also the initialisation and reference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from prmkit.schema import Trace
+
+LOSSES = ("ce", "dpo")
+
+
+@dataclass
+class TrainImplicitConfig:
+    """Train an implicit PRM (log-ratio of two LMs) from outcome labels only, with the CE or DPO loss."""
+
+    out: str = "runs/implicit"
+    """output dir: the model (HF dir + prmkit_rm.json), ref_logprobs.pt, train_log.jsonl, tb/"""
+    data: str = ""
+    """graded traces (prmkit JSONL with `outcome`; step labels are ignored); empty: the gym recipe"""
+    model: str = ""
+    """policy to start from (empty: the shipped gym policy)"""
+    ref_model: str = ""
+    """frozen reference (empty: the same as --model); must share the tokenizer"""
+    loss: str = "ce"
+    """ce (per-response cross-entropy on the outcome) or dpo (right vs wrong pairs of a problem)"""
+    beta: float = 0.05
+    """beta of the log-ratio reward"""
+    sep: str = "\n"
+    """step separator"""
+    epochs: float = 3.0
+    """passes over the data"""
+    batch_size: int = 32
+    """responses (ce) or pairs (dpo) per micro-batch"""
+    grad_accum: int = 1
+    """micro-batches per optimizer step"""
+    lr: float = 3e-4
+    """peak learning rate (warmup, then cosine decay)"""
+    warmup_ratio: float = 0.05
+    """share of steps spent warming up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    lora_r: int = 0
+    """LoRA rank (0 = full fine-tuning); merged into the saved model"""
+    lora_alpha: int = 16
+    """LoRA alpha"""
+    aggregation: str = "min"
+    """step-score aggregation stored with the model"""
+    step_score: str = "q"
+    """per-step score: q (cumulative implicit value) or step (that step's own reward), through a sigmoid"""
+    fit_data: str = ""
+    """traces with gold first errors to fit the ProcessBench threshold on (empty: gym --fit-split)"""
+    fit_split: str = "dev"
+    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    fit_problems: int = 300
+    """gym problems sampled for threshold fitting"""
+    num_problems: int = 700
+    """gym recipe: train-split problems"""
+    samples: int = 4
+    """gym recipe: policy samples per problem"""
+    seed: int = 0
+    """seed of sampling and shuffling"""
+    threads: int = 1
+    """torch threads (0 = torch's default)"""
+    save_every: int = 200
+    """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
+
+
+def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> list:
+    """Reference log-probs of every encoding (list of (len-1,) tensors), computed once, cached on disk."""
+    import torch
+
+    from prmkit.lm import token_logprobs
+    from prmkit.progress import progress
+    from prmkit.rewards.discriminative import length_sorted_batches, pad_batch
+
+    cache = out / "ref_logprobs.pt"
+    keys = [tuple(e.input_ids) for e in encs]
+    if cache.exists():
+        saved = torch.load(cache, weights_only=False)
+        if saved.get("keys") == keys:
+            return saved["logprobs"]
+    res: list = [None] * len(encs)
+    bar = progress(total=len(encs), desc="reference logprobs")
+    with torch.inference_mode():
+        for batch in length_sorted_batches([len(k) for k in keys], batch_size):
+            ids, attn, _ = pad_batch([encs[i] for i in batch], rm.pad_id)
+            lp = token_logprobs(rm.ref_model, ids.to(rm.device), attn.to(rm.device)).cpu()  # (B,T-1)
+            for row, i in enumerate(batch):
+                res[i] = lp[row, : len(keys[i]) - 1].clone()
+            bar.update(len(batch))
+    bar.close()
+    tmp = cache.with_suffix(".tmp")
+    torch.save({"keys": keys, "logprobs": res}, tmp)
+    tmp.replace(cache)
+    return res
+
+
+def _sequence_logratio(rm, encs, refs):
+    """Summed policy and reference log-probs over response tokens: two (B,) tensors."""
+    import torch
+
+    from prmkit.lm import token_logprobs
+    from prmkit.rewards.discriminative import pad_batch
+    from prmkit.rewards.implicit import response_mask
+
+    ids, attn, _ = pad_batch(encs, rm.pad_id)                                 # (B,T)
+    lp = token_logprobs(rm.model, ids.to(rm.device), attn.to(rm.device))     # (B,T-1)
+    ref = torch.zeros_like(lp)                                                # (B,T-1)
+    for i, r in enumerate(refs):
+        ref[i, : len(r)] = r
+    mask, _ = response_mask(encs, ids.shape[1])                               # (B,T-1)
+    mask = mask.to(lp.device)
+    return lp, ref, mask
+
+
+def ce_loss_fn(rm, beta: float):
+    import torch
+
+    from prmkit.train.losses import implicit_ce_loss
+
+    def loss_fn(micro):
+        lp, ref, mask = _sequence_logratio(rm, [e for e, _, _ in micro], [r for _, r, _ in micro])
+        labels = torch.tensor([y for _, _, y in micro], dtype=lp.dtype, device=lp.device)  # (B,)
+        loss = implicit_ce_loss(lp, ref, mask, labels, beta, reduction="sum")
+        r = beta * ((lp - ref) * mask).sum(dim=1)                             # (B,)
+        return loss, {"outcome_accuracy": float(((r > 0) == (labels >= 0.5)).sum())}
+    return loss_fn
+
+
+def dpo_loss_fn(rm, beta: float):
+    from prmkit.train.losses import dpo_loss
+
+    def loss_fn(micro):
+        encs = [c for c, _, _, _ in micro] + [w for _, _, w, _ in micro]
+        refs = [rc for _, rc, _, _ in micro] + [rw for _, _, _, rw in micro]
+        lp, ref, mask = _sequence_logratio(rm, encs, refs)
+        seq = (lp * mask).sum(dim=1)                                          # (2B,)
+        seq_ref = (ref * mask).sum(dim=1)                                     # (2B,)
+        n = len(micro)
+        loss = dpo_loss(seq[:n], seq_ref[:n], seq[n:], seq_ref[n:], beta, reduction="sum")
+        margin = (seq[:n] - seq_ref[:n]) - (seq[n:] - seq_ref[n:])
+        return loss, {"pair_accuracy": float((margin > 0).sum())}
+    return loss_fn
+
+
+def dpo_pairs(traces: Sequence[Trace], seed: int) -> list[tuple[int, int]]:
+    """(right, wrong) index pairs within each problem; problems with only right or only wrong
+    responses give none (METHODS §1.7). Each response is used at most once."""
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for i, t in enumerate(traces):
+        right, wrong = groups.setdefault(t.problem_id, ([], []))
+        (right if (t.outcome or 0.0) >= 0.5 else wrong).append(i)
+    rng = random.Random(seed)
+    pairs = []
+    for right, wrong in groups.values():
+        rng.shuffle(right)
+        rng.shuffle(wrong)
+        pairs += list(zip(right, wrong))
+    return pairs
+
+
+def build_model(cfg):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.implicit import GYM_POLICY, ImplicitPRM
+    from prmkit.train.silence import quiet_transformers
+
+    path = cfg.model or default_policy()
+    ref_name = cfg.ref_model or (cfg.model if cfg.model else GYM_POLICY)
+    from prmkit.rewards.implicit import resolve_ref
+
+    with quiet_transformers():
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        ref = AutoModelForCausalLM.from_pretrained(resolve_ref(ref_name), dtype=torch.float32)
+    return ImplicitPRM(model, ref, tok, beta=cfg.beta, sep=cfg.sep, aggregation=cfg.aggregation,
+                       step_score=cfg.step_score, ref_name=ref_name)
+
+
+def run(cfg: TrainImplicitConfig) -> Path:
+    from prmkit.errors import InputError
+    from prmkit.train.data import outcome_target
+    from prmkit.train.loop import train_loop
+    from prmkit.train.prm import apply_lora, fit_and_save, fit_traces_for, loop_settings, set_threads
+
+    if cfg.loss not in LOSSES:
+        raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
+    started = time.perf_counter()
+    set_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    traces = _traces(cfg, out)
+    labels = [outcome_target(t, i + 1) for i, t in enumerate(traces)]
+    rm = build_model(cfg)
+    encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
+    refs = cached_ref_logprobs(rm, encs, out)
+    if cfg.loss == "ce":
+        examples = [(e, r, y) for e, r, y in zip(encs, refs, labels)]
+        loss_fn, lengths = ce_loss_fn(rm, cfg.beta), [len(e.input_ids) for e in encs]
+    else:
+        pairs = dpo_pairs(traces, cfg.seed)
+        if not pairs:
+            raise InputError("DPO needs problems with both right and wrong responses; found none", field="outcome")
+        examples = [(encs[c], refs[c], encs[w], refs[w]) for c, w in pairs]
+        loss_fn = dpo_loss_fn(rm, cfg.beta)
+        lengths = [len(encs[c].input_ids) + len(encs[w].input_ids) for c, w in pairs]
+    if cfg.lora_r:
+        apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
+    last = train_loop(rm.model, examples, loss_fn, loop_settings(cfg, f"train implicit ({cfg.loss})"),
+                      lengths=lengths)
+    info = {"train_traces": len(traces), "train_examples": len(examples), "loss": cfg.loss,
+            "labels": "outcome only", "final_train": last}
+    path = fit_and_save(rm, cfg, info, out, fit_traces_for(cfg), started)
+    print(f"saved implicit PRM to {path} ({json.dumps({k: v for k, v in info.items() if k != 'final_train'})})")
+    return path
+
+
+def _traces(cfg, out: Path) -> list[Trace]:
+    from prmkit.schema import read_traces, write_records
+    from prmkit.train.data import gym_traces, read_training_traces
+
+    if cfg.data:
+        return read_training_traces(cfg.data)
+    cache = out / "train_traces.jsonl"
+    if cache.exists():
+        return read_traces(cache)
+    traces = gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train")
+    write_records(cache, traces)
+    return traces

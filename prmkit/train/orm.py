@@ -1,0 +1,93 @@
+"""`prmkit train orm`: an outcome reward model — the PRM architecture and readout trained with ONE label
+per trace, the graded outcome, at the last step's read position (the baseline the PRM papers
+compare against; `rewards.orm.ORM`). Scored per prefix it gives the "ORM applied per prefix" of the
+ProcessBench comparison. With no `--data`, the gym recipe samples the train split (outcomes only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prmkit.schema import Trace
+
+
+@dataclass
+class TrainORMConfig:
+    """Train an outcome reward model (last-token classifier on graded outcomes)."""
+
+    out: str = "runs/orm"
+    """output dir: the model (HF dir + prmkit_rm.json), train_log.jsonl, tb/"""
+    data: str = ""
+    """graded traces (prmkit JSONL with `outcome`; step labels are ignored); empty: the gym recipe"""
+    model: str = ""
+    """backbone: local dir or hub id (empty: the shipped gym policy)"""
+    readout: str = "trl"
+    """readout registry entry (where the score is read)"""
+    sep: str = "\n"
+    """step separator"""
+    epochs: float = 4.0
+    """passes over the data"""
+    batch_size: int = 32
+    """traces per micro-batch"""
+    grad_accum: int = 1
+    """micro-batches per optimizer step"""
+    lr: float = 1e-3
+    """peak learning rate (warmup, then cosine decay)"""
+    warmup_ratio: float = 0.05
+    """share of steps spent warming up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    lora_r: int = 0
+    """LoRA rank (0 = full fine-tuning); merged into the saved model"""
+    lora_alpha: int = 16
+    """LoRA alpha"""
+    aggregation: str = "last"
+    """aggregation stored with the model (an ORM's response score is its last step score)"""
+    fit_data: str = ""
+    """traces with gold first errors to fit the per-prefix ProcessBench threshold (empty: gym --fit-split)"""
+    fit_split: str = "dev"
+    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    fit_problems: int = 300
+    """gym problems sampled for threshold fitting"""
+    num_problems: int = 700
+    """gym recipe: train-split problems"""
+    samples: int = 4
+    """gym recipe: policy samples per problem"""
+    seed: int = 0
+    """seed of sampling, shuffling and the new head"""
+    threads: int = 1
+    """torch threads (0 = torch's default)"""
+    save_every: int = 200
+    """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
+
+
+def run(cfg: TrainORMConfig) -> Path:
+    from prmkit.train.data import outcome_target
+    from prmkit.train.implicit import _traces
+    from prmkit.train.loop import train_loop
+    from prmkit.train.prm import (apply_lora, fit_and_save, fit_traces_for, load_backbone, loop_settings, n_known,
+                                  set_threads, step_examples, step_loss_fn)
+
+    started = time.perf_counter()
+    set_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    traces = _traces(cfg, out)
+
+    def targets(t: Trace, line: int) -> list[float | None]:
+        return [None] * (len(t.steps) - 1) + [outcome_target(t, line)]
+
+    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation)
+    examples = step_examples(rm, traces, targets)
+    if cfg.lora_r:
+        apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
+    last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train orm"), items=n_known,
+                      lengths=[len(e.input_ids) for e, _ in examples])
+    info = {"train_traces": len(traces), "train_examples": len(examples), "labels": "outcome only",
+            "final_train": last}
+    path = fit_and_save(rm, cfg, info, out, fit_traces_for(cfg), started)
+    print(f"saved ORM to {path} ({json.dumps({k: v for k, v in info.items() if k != 'final_train'})})")
+    return path

@@ -1,0 +1,92 @@
+"""Each search strategy and both CLI commands on the shipped gym policy, in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prmkit.gym.task import make_split
+from prmkit.rewards.base import GymCheckerRM
+from prmkit.search import SEARCHES, SearchParams
+
+PROBLEMS = make_split("test", 3)
+FAST = dict(n=4, beam_width=2, tau=3, max_step_tokens=16, max_steps=8, max_new_tokens=96, token_budget=150,
+            max_iterations=8, lookahead=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("method", sorted(SEARCHES))
+def test_each_strategy_runs_and_accounts(gym_policy, method, tmp_path):
+    from prmkit.schema import read_traces, write_records
+
+    run = SEARCHES[method](PROBLEMS, gym_policy, GymCheckerRM(flip_rate=0.1), SearchParams(**FAST))
+    assert len(run.results) == len(PROBLEMS)
+    for r in run.results:
+        assert r.solutions and 0 <= r.chosen < len(r.solutions) and r.policy_tokens > 0
+    assert run.compute.policy_tokens == sum(r.policy_tokens for r in run.results)
+    assert run.compute.policy_forward_tokens >= run.compute.policy_tokens
+    assert run.compute.flops == 2 * gym_policy.num_parameters * run.compute.policy_tokens  # the checker costs 0
+    write_records(tmp_path / "t.jsonl", run.to_traces())
+    traces = read_traces(tmp_path / "t.jsonl")
+    assert sum(t.meta["selected"] for t in traces) == len(PROBLEMS)
+
+
+def test_beam_lookahead_and_dedup_run(gym_policy):
+    run = SEARCHES["beam"](PROBLEMS, gym_policy, GymCheckerRM(), SearchParams(**{**FAST, "lookahead": 1, "dedup": True}))
+    plain = SEARCHES["beam"](PROBLEMS, gym_policy, GymCheckerRM(), SearchParams(**FAST))
+    assert run.compute.policy_tokens > plain.compute.policy_tokens   # lookahead tokens are counted
+
+
+def test_mcts_respects_its_token_budget(gym_policy):
+    p = SearchParams(**{**FAST, "token_budget": 60, "branch": 2, "rollout_steps": 1})
+    run = SEARCHES["mcts"](PROBLEMS, gym_policy, GymCheckerRM(), p)
+    # a problem stops expanding once over budget: at most one iteration (branch x step + rollout step)
+    # plus one greedy completion (only when nothing finished) past it
+    for r in run.results:
+        assert r.policy_tokens <= 60 + 2 * 16 + 16 + 96
+        assert r.meta["tree"][0]["parent"] == -1
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from prmkit.cli import _register, app
+
+    _register()
+    res = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def test_cli_search_and_pav(tmp_path):
+    out = _cli("search", "--method", "beam", "--prm", "checker", "--flip-rate", "0.1", "--split", "test",
+               "--num-problems", "3", "--n", "4", "--max-step-tokens", "16", "--max-steps", "8", "--out",
+               str(tmp_path / "s"), "--threads", "1")
+    assert "beam: accuracy" in out
+    res = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert res["problems"] == 3 and res["policy_tokens"] > 0 and "flops" in res
+    _cli("search", "--method", "dvts", "--prm", "checker", "--prover", "checker", "--pav-alpha", "0.5", "--split",
+         "test", "--num-problems", "2", "--n", "2", "--beam-width", "2", "--max-step-tokens", "16", "--max-steps", "8",
+         "--out", str(tmp_path / "pav"), "--threads", "1")
+    assert (tmp_path / "pav" / "traces.jsonl").exists()
+
+
+def test_cli_eval_search_writes_report(tmp_path):
+    out = _cli("eval-search", "--prm", "checker", "--split", "test", "--num-problems", "3", "--methods",
+               "best_of_n,beam", "--ns", "1,2", "--seeds", "0,1", "--max-step-tokens", "16", "--max-steps", "8",
+               "--max-new-tokens", "96", "--temperatures", "0.8", "--out", str(tmp_path / "e"))
+    assert "report:" in out
+    curves = json.loads((tmp_path / "e" / "curves.json").read_text())["curves"]
+    assert sorted(curves) == ["beam", "best_of_n"] and [r["n"] for r in curves["beam"]] == [1, 2]
+    assert all(len(r["seeds"]) == 2 for r in curves["beam"])
+    assert "data:image/png;base64" in (tmp_path / "e" / "report.html").read_text()

@@ -1,0 +1,178 @@
+"""Search building blocks against hand-computed values: FLOPs, selection, UCT, PAV ranking,
+best-of-N subsampling, beam pruning, MCTS selection/backup and its value targets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from prmkit.errors import InputError
+from prmkit.rewards.base import ScorerStats
+from prmkit.schema import Problem
+from prmkit.search.base import ProblemResult, SearchParams, SearchRun, Solution, select
+from prmkit.search.beam import Beam, keep_top
+from prmkit.search.budget import Compute, ComputeMeter, forward_flops
+
+
+def sol(answer, score, correct=False, tokens=0):
+    return Solution(steps=["x"], step_scores=[score], score=score, answer=answer, correct=correct, tokens=tokens)
+
+
+def test_forward_flops_and_compute_totals():
+    assert forward_flops(10, 3) == 60.0
+    c = Compute(policy_tokens=100, policy_forward_tokens=250, prm_tokens=40, policy_parameters=1000,
+                prm_parameters=500)
+    assert c.generation_flops == 2 * 1000 * 100
+    assert c.flops == 2 * 1000 * 100 + 2 * 500 * 40
+    assert c.flops_with_prefill == 2 * 1000 * 250 + 2 * 500 * 40
+    with pytest.raises(ValueError):
+        forward_flops(-1, 3)
+
+
+def test_compute_meter_reads_deltas():
+    class S:
+        num_parameters = 7
+
+        class stats:
+            forward_tokens, calls = 10, 1
+
+    class R:
+        num_parameters = 3
+        stats = ScorerStats(tokens_scored=5, calls=2)
+
+    s, r = S(), R()
+    meter = ComputeMeter(s, r)
+    s.stats.forward_tokens, s.stats.calls = 30, 4
+    r.stats.tokens_scored, r.stats.calls = 12, 3
+    meter.generated(8)
+    meter.generated(4)
+    c = meter.finish()
+    assert (c.policy_tokens, c.policy_forward_tokens, c.prm_tokens, c.policy_calls, c.prm_calls) == (12, 20, 7, 3, 1)
+    assert c.flops == 2 * 7 * 12 + 2 * 3 * 7
+
+
+def test_selection_rules_by_hand():
+    pool = [sol("5", 0.9), sol("7", 0.3), sol("7", 0.4), sol(None, 2.0)]
+    assert select(pool, "argmax") == 0            # the unanswered 2.0 is not eligible while others answer
+    assert select(pool, "majority") == 2          # "7" wins 2 votes to 1; its best holder is index 2
+    assert select(pool, "weighted") == 0          # 0.9 for "5" vs 0.3 + 0.4 = 0.7 for "7"
+    pool[1] = sol("7", 0.6)
+    assert select(pool, "weighted") == 1          # 0.6 + 0.4 = 1.0 > 0.9; best holder index 1
+    assert select([sol(None, 0.1), sol(None, 0.5)], "weighted") == 1
+    assert select([], "argmax") == -1
+
+
+def test_keep_top_orders_breaks_ties_by_position_and_dedups():
+    cands = [Beam(["a"], [], 0.5), Beam(["b"], [], 0.9), Beam(["a"], [], 0.7), Beam(["c"], [], 0.7)]
+    assert [c.steps for c in keep_top(cands, 2, dedup=False)] == [["b"], ["a"]]
+    assert keep_top(cands, 2, dedup=False)[1] is cands[2]
+    assert [c.steps for c in keep_top(cands, 3, dedup=True)] == [["b"], ["a"], ["c"]]
+
+
+def test_search_params_validate():
+    with pytest.raises(InputError, match="select"):
+        SearchParams(select="best")
+    with pytest.raises(InputError, match="aggregation"):
+        SearchParams(aggregation="median")
+    with pytest.raises(InputError, match="n >= 1"):
+        SearchParams(n=0)
+
+
+def test_uct_by_hand():
+    from prmkit.search.mcts import uct
+
+    assert uct(0.5, 0.7, 3, 1) == pytest.approx(0.5 + 0.7 * math.sqrt(math.log(4) / 2))
+    assert uct(0.2, 0.0, 10, 0) == 0.2
+
+
+def test_mcts_tree_select_and_backup():
+    from prmkit.search.mcts import Node, Tree
+
+    t = Tree()
+    t.nodes[0].expanded = True
+    t.nodes += [Node(0, ["a"], prior=0.2), Node(0, ["b"], prior=0.9), Node(0, ["c"], prior=0.99, terminal=True)]
+    t.nodes[0].children = [1, 2, 3]
+    assert t.select(0.7) == 2                      # terminal children are never entered
+    t.backup(2, 0.1)
+    assert (t.nodes[2].visits, t.nodes[2].value_sum, t.nodes[0].visits) == (1, 0.1, 1)
+    # Q(2) = 0.1 now: 0.1 + 0.7 sqrt(ln 2 / 2) = 0.512 < 0.2 + 0.7 sqrt(ln 2) = 0.783
+    assert t.select(0.7) == 1
+    t.nodes[1].terminal = t.nodes[2].terminal = True
+    assert t.select(0.7) is None and t.nodes[0].exhausted
+
+
+def test_mcts_tree_feeds_rest_mcts_value_targets():
+    from prmkit.label.rules import rest_mcts_value_targets
+    from prmkit.search.mcts import Node, Tree, export_tree, tree_nodes
+
+    problem = Problem(id="p", prompt="Q:2,+3,*2\n", answer="10", task="gym")
+    t = Tree()
+    t.nodes[0].expanded = True
+    t.nodes += [Node(0, ["2+3=5"]), Node(0, ["2+3=6"]), Node(1, ["2+3=5", "5*2=10"])]
+    t.nodes[0].children, t.nodes[1].children = [1, 2], [3]
+    t.rollouts.append((3, ["2+3=5", "5*2=10", "A:10"], [1.0, 1.0, 1.0], 1.0))   # a finished rollout below node 3
+    t.rollouts.append((2, ["2+3=6", "6*2=12", "A:12"], [0.0, 0.0, 0.0], 0.0))
+    recs = export_tree(t, problem, "\n")
+    # rollouts hang below the node they started from, one node per step beyond it
+    assert [r["parent"] for r in recs] == [-1, 0, 0, 1, 3, 2, 5]
+    assert [r["terminal"] for r in recs] == [False] * 4 + [True, False, True]
+    assert [r["correct"] for r in recs] == [False] * 4 + [True, False, False]
+    v = rest_mcts_value_targets(tree_nodes(recs))
+    # correct path of K = 3 steps: v_k = k/3; the wrong branch inherits the root's m = 4: max(0, 0 - 1/4) = 0
+    assert v[:5] == pytest.approx([0.0, 1 / 3, 0.0, 2 / 3, 1.0])
+    assert v[5:] == pytest.approx([0.0, 0.0])
+
+
+def test_pav_scorer_by_hand():
+    from prmkit.search.pav import PAVScorer
+
+    class Fixed:
+        def __init__(self, rows, params, tokens):
+            self.rows, self.num_parameters, self.tok = rows, params, tokens
+            self.aggregation, self.stats = "min", ScorerStats()
+
+        def score(self, prompts, steps):
+            self.stats.tokens_scored += self.tok
+            return [list(r) for r in self.rows]
+
+    base, prover = Fixed([[0.8, 0.6]], 100, 10), Fixed([[0.5, 0.9]], 300, 20)
+    pav = PAVScorer(base, prover, alpha=0.5, q0=0.4)
+    # progress = [0.5 - 0.4, 0.9 - 0.5] = [0.1, 0.4]; Q + 0.5 A = [0.85, 0.8]
+    assert pav.score(["q"], [["a", "b"]])[0] == pytest.approx([0.85, 0.8])
+    # tokens t with (100 + 300) t = 100 * 10 + 300 * 20  ->  17.5 -> 18 (rounded)
+    assert pav.stats.tokens_scored == 18 and pav.num_parameters == 400
+    no_q0 = PAVScorer(Fixed([[0.8, 0.6]], 1, 1), Fixed([[0.5, 0.9]], 1, 1), alpha=0.5)
+    assert no_q0.score(["q"], [["a", "b"]])[0] == pytest.approx([0.8, 0.8])   # first progress taken as 0
+
+
+def test_best_of_n_subsample_by_hand():
+    from prmkit.search.best_of_n import subsample
+
+    p = Problem(id="p", prompt="Q:1,+1\n", answer="2", task="gym")
+    results = [ProblemResult(p, [sol("3", 0.9, False, 10), sol("2", 0.5, True, 20), sol("2", 0.6, True, 30),
+                                 sol("4", 0.1, False, 40)], chosen=0),
+               ProblemResult(p, [sol("2", 0.2, True, 5), sol("9", 0.8, False, 5), sol("9", 0.1, False, 5),
+                                 sol("2", 0.1, True, 5)], chosen=0)]
+    run = SearchRun("best_of_n", SearchParams(n=4, select="weighted"), results,
+                    Compute(prm_tokens=80, policy_parameters=10, prm_parameters=2))
+    one = subsample(run, 1)          # first candidates: wrong, right
+    assert one["accuracy"] == 0.5 and one["policy_tokens_per_problem"] == (10 + 5) / 2
+    three = subsample(run, 3)        # p1: "2" 1.1 vs "3" 0.9 -> right; p2: "9" 0.9 vs "2" 0.2 -> wrong
+    assert three["accuracy"] == 0.5 and three["policy_tokens_per_problem"] == (60 + 15) / 2
+    assert three["prm_tokens_per_problem"] == 80 * 3 / 4 / 2
+    assert three["flops_per_problem"] == 2 * (10 * 75 + 2 * 60) / 2
+    assert subsample(run, 3, "argmax")["accuracy"] == 0.0
+
+
+def test_tokens_to_reach_interpolates_in_log_tokens():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_search", Path(__file__).parents[2] / "bench" / "search.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = [{"policy_tokens_per_problem": 100, "accuracy": 0.2}, {"policy_tokens_per_problem": 400, "accuracy": 0.4}]
+    assert mod.tokens_to_reach(rows, 0.3) == pytest.approx(200.0)   # halfway in log(100)..log(400)
+    assert mod.tokens_to_reach(rows, 0.1) == 100
+    assert mod.tokens_to_reach(rows, 0.5) is None
