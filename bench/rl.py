@@ -42,7 +42,8 @@ TUNING = "set by hand from dev-split runs; see the report"
 def _prm_spec() -> tuple[str, str]:
     import prmkit.rewards as rewards
 
-    if hasattr(rewards, "default_gym_prm"):
+    shipped = getattr(rewards, "SHIPPED_PRM_DIR", None)
+    if shipped is not None and (shipped / "prmkit_rm.json").exists():
         return "", "shipped gym PRM (prmkit.rewards.default_gym_prm)"
     return "checker:0.1", "GymCheckerRM with flip rate 0.1 (the shipped gym PRM was not available)"
 
@@ -67,12 +68,20 @@ def part_grpo(work: Path) -> dict:
                                "with other jobs (a resumed run counts only its last invocation)"}}
 
 
-def part_compare(work: Path) -> dict:
+COMPARE_METHODS = ["grpo", "prime", "pure", "pav"]
+
+
+def part_compare(work: Path, only: list[str] | None = None) -> dict:
     from prmkit.rl.compare import RLCompareConfig, run_compare
 
     prm, prm_desc = _prm_spec()
+    if only:  # run some methods' runs only (e.g. in parallel processes); a later full call reuses them
+        run_compare(RLCompareConfig(out=str(work / "compare_parts" / "_".join(only)), methods=only, seeds=[0, 1, 2],
+                                    prm=prm, extra=json.dumps(COMPARE_EXTRA), threads=1, **COMPARE),
+                    run_root=work / "compare")
+        return {}
     t, c = time.perf_counter(), time.process_time()
-    summary = run_compare(RLCompareConfig(out=str(work / "compare"), methods=["grpo", "prime", "pure", "pav"],
+    summary = run_compare(RLCompareConfig(out=str(work / "compare"), methods=COMPARE_METHODS,
                                           seeds=[0, 1, 2], prm=prm, extra=json.dumps(COMPARE_EXTRA), threads=1,
                                           **COMPARE))
     wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -113,7 +122,12 @@ def main() -> None:
     ap.add_argument("--part", choices=[*PARTS, "all"], default="all")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_rl"), help="run directories (resumable)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rl.json"))
+    ap.add_argument("--methods", nargs="*", default=None,
+                    help="with --part compare: run only these methods' runs (no JSON update); parallel warm-up")
     args = ap.parse_args()
+    if args.methods:
+        part_compare(Path(args.work), args.methods)
+        return
     from prmkit.schema import atomic_write_text
 
     out = Path(args.out)

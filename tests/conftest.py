@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PRMKIT_QUIET", "1")
+
+
+def pytest_configure(config):
+    # the test models are tiny: one thread is fastest, and it keeps the suite steady on a busy 2-core box
+    import torch
+
+    torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 GSM8K_TEST = Path(os.environ.get("PRMKIT_GSM8K_TEST", REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"))
 

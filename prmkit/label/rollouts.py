@@ -119,6 +119,7 @@ class ProbeResult:
     k: int  # rollouts the estimate stands for
     rollouts: int  # rollouts actually sampled (0 for a terminal prefix)
     tokens: int  # policy tokens generated
+    samples: list[tuple[str, bool, int]] | None = None  # (completion text, correct, tokens) per rollout
 
     @property
     def mc(self) -> float:
@@ -158,6 +159,7 @@ def estimate(sampler, probes: Sequence[Probe], rc: RolloutConfig) -> list[ProbeR
         for j, group in zip(todo, groups):
             p = probes[j]
             head = prefix_text(p.trace, p.prefix, rc.sep)
-            correct = sum(p.key.correct(head + c.text) for c in group)
-            results[j] = ProbeResult(correct, len(group), len(group), sum(len(c.token_ids) for c in group))
+            samples = [(c.text, p.key.correct(head + c.text), len(c.token_ids)) for c in group]
+            results[j] = ProbeResult(sum(ok for _, ok, _ in samples), len(group), len(group),
+                                     sum(n for _, _, n in samples), samples)
     return results  # type: ignore[return-value]

@@ -8,7 +8,16 @@
   Posterior-GRPO gate, ReNorm, Clip/Delta (Gao et al. 2024), PAR, CAPO votes, a Trust-GRPO trust
   weight, coefficient annealing and seeded reward noise.
 
-Everything here is a pure function of tensors (no models, no I/O), shape-documented with
+These three are pure functions of tensors (no models, no I/O), shape-documented with
 B batch, T tokens, S steps, G group size; `*_mask` tensors are bool (True = real position).
 Padded positions never change a result: they are excluded from every sum and set to 0 in every output.
+
+The procedures built on them:
+* `rollout` — `RolloutBatch`, one step's responses as tensors with a shape on every field.
+* `loop` — `prmkit rl`: sampling, grading, scoring, per-method advantages (`METHODS`), PPO-clip
+  updates, held-out evaluation, checkpoints/resume, JSONL + TensorBoard metrics.
+* `prime` — PRIME's accuracy filter and online implicit PRM.
+* `monitors` — reward-hacking monitors and drift warnings.
+* `compare` — `prmkit rl-compare`: methods x seeds, curves, table, HTML report.
+* `demo` — the RL stage of the README's main job.
 """

@@ -173,7 +173,9 @@ def write_report(summary: dict, plots: list[Path], out: Path, title: str = "prmk
     return write_page(out / "report.html", title, sections)
 
 
-def run_compare(cfg: RLCompareConfig, progress_desc: str = "rl-compare") -> dict:
+def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
+    """Run (or resume) every method x seed and write summary.json, the PNGs and report.html into
+    cfg.out; runs live in `<run_root or cfg.out>/<method>/seed<s>/`."""
     from prmkit.config import save_config
     from prmkit.schema import atomic_write_text
 
@@ -194,7 +196,8 @@ def run_compare(cfg: RLCompareConfig, progress_desc: str = "rl-compare") -> dict
     for m in cfg.methods:
         results[m] = []
         for s in cfg.seeds:
-            rc = RLConfig(**{**dict(out=str(out / m / f"seed{s}"), reward=m, model=cfg.model, prm=cfg.prm, seed=s,
+            rc = RLConfig(**{**dict(out=str(Path(run_root or out) / m / f"seed{s}"), reward=m, model=cfg.model,
+                                    prm=cfg.prm, seed=s,
                                     steps=cfg.steps, prompts_per_step=cfg.prompts_per_step, k=cfg.k, lr=cfg.lr,
                                     eval_every=cfg.eval_every, eval_problems=cfg.eval_problems,
                                     eval_split=cfg.eval_split, max_new_tokens=cfg.max_new_tokens,

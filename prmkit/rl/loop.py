@@ -22,7 +22,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -74,6 +74,9 @@ class RLConfig:
     """responses per prompt"""
     lr: float = 5e-4
     """policy learning rate (Adam)"""
+    lr_1d_mult: float = 1.0
+    """learning-rate multiplier for 1-D parameters (norm scales, biases): lets the logit scale (the
+    policy's sharpness) move at a useful speed while weight matrices stay at the safe --lr"""
     optimizer: str = "adam"
     """policy optimizer: adam or sgd"""
     warmup_steps: int = 0
@@ -163,16 +166,17 @@ def load_reward_model(spec: str):
         from prmkit.rewards.remote import RemoteRM
 
         return RemoteRM(spec), f"remote {spec}"
-    if spec:
-        from prmkit.rewards.discriminative import DiscriminativePRM
-
-        if not Path(spec).exists() and "/" not in spec:
-            raise InputError(f"expected a PRM directory, hub id, URL or 'checker[:flip]', got {spec!r}", field="prm")
-        return DiscriminativePRM.from_pretrained(spec), f"PRM {spec}"
     import prmkit.rewards as rewards
 
-    if hasattr(rewards, "default_gym_prm"):
+    if spec:
+        if not Path(spec).exists() and "/" not in spec:
+            raise InputError(f"expected a reward-model directory, hub id, URL or 'checker[:flip]', got {spec!r}",
+                             field="prm")
+        return rewards.load_reward_model(spec), f"reward model {spec}"
+    try:
         return rewards.default_gym_prm(), "shipped gym PRM"
+    except (InputError, AttributeError):
+        pass
     warnings.warn("the shipped gym PRM is not available; using the gym checker with flip rate 0.1")
     return GymCheckerRM(flip_rate=0.1), "gym checker (flip rate 0.1; shipped PRM unavailable)"
 
@@ -445,7 +449,10 @@ class RLRun:
         if cfg.optimizer not in ("adam", "sgd"):
             raise InputError(f"--optimizer must be adam or sgd, got {cfg.optimizer!r}", field="optimizer")
         opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt_cls(self.policy.parameters(), lr=cfg.lr)
+        one_d = [p for p in self.policy.parameters() if p.ndim <= 1]
+        multi = [p for p in self.policy.parameters() if p.ndim > 1]
+        self.optimizer = opt_cls([{"params": multi, "lr": cfg.lr},
+                                  {"params": one_d, "lr": cfg.lr * cfg.lr_1d_mult}], lr=cfg.lr)
         warm = max(0, cfg.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0)
@@ -499,6 +506,23 @@ class RLRun:
         if metrics.exists():
             self.records = [r for r in map(json.loads, metrics.read_text().splitlines()) if r["step"] <= self.step]
         return True
+
+    # options that may change between a run and its resumption
+    RESUMABLE_CHANGES = frozenset({"config", "out", "stop_after", "threads", "tensorboard", "save_policy", "device"})
+
+    def _check_resume_config(self) -> None:
+        """A resumed run must use the settings of the run it continues (InputError naming the fields)."""
+        saved_path = self.out / "config.json"
+        if not (self.out / "checkpoint" / "state.pt").exists() or not saved_path.exists():
+            return
+        saved = json.loads(saved_path.read_text())
+        now = {"config": type(self.cfg).__name__, **asdict(self.cfg)}
+        diff = sorted(k for k in set(saved) | set(now)
+                      if k not in self.RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        if diff:
+            raise InputError(f"resuming with different settings: {', '.join(diff)} (saved run: "
+                             f"{[saved.get(k) for k in diff]}, now: {[now.get(k) for k in diff]}); "
+                             "use another --out or the saved settings", file=str(saved_path), field=diff[0])
 
     def _log(self, record: dict) -> None:
         from prmkit.schema import atomic_write_text
@@ -648,6 +672,7 @@ class RLRun:
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._check_resume_config()
         save_config(self.out, cfg)
         resumed = self.load_checkpoint()
         self.tb = None

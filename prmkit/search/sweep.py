@@ -272,3 +272,45 @@ def run(cfg: EvalSearchConfig) -> dict:
         print(" | ".join(map(str, row)))
     print(f"report: {out / 'report.html'}")
     return result
+
+
+def demo_stage(out_dir: Path, seed: int, num_problems: int = 100, ns: Sequence[int] = (1, 4, 16),
+               step_ns: Sequence[int] = (4, 16)) -> dict:
+    """The README main job's search stage on the gym `long` split: best-of-N (weighted vote; N in `ns`,
+    subsampled from one pool), beam search and early rejection (N in `step_ns`, M = 4), one seed,
+    with the shipped gym PRM (the exact checker with 15% flipped verdicts when no PRM is shipped).
+    Writes accuracy_vs_compute.png and curves.json into `out_dir`; returns flat headline numbers."""
+    import time
+
+    from prmkit.gym.task import make_split
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards import SHIPPED_PRM_DIR
+    from prmkit.schema import atomic_write_text
+    from prmkit.search.base import SearchParams
+    from prmkit.search.run import make_reward_model
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out_dir = Path(out_dir)
+    shipped = (SHIPPED_PRM_DIR / "prmkit_rm.json").exists()
+    rm = make_reward_model("" if shipped else "checker", flip_rate=0.15)
+    sampler = HFSampler.from_pretrained(default_policy(), batch_size=256)
+    problems = make_split("long", num_problems)
+    base = SearchParams(beam_width=4, tau=4, temperature=0.8, select="weighted", max_step_tokens=16, max_steps=13,
+                        max_new_tokens=160)
+    points = sweep(problems, sampler, rm, ["best_of_n"], list(ns), [seed], base, progress_desc="search (bon)")
+    points += sweep(problems, sampler, rm, ["beam", "early_reject"], list(step_ns), [seed], base,
+                    progress_desc="search (beam, early_reject)")
+    curve = curves(points)
+    png = plot_curves(curve, out_dir / "accuracy_vs_compute.png", f"gym long, {num_problems} problems, seed {seed}")
+    atomic_write_text(out_dir / "curves.json", json.dumps({"curves": curve, "points": points}, indent=2) + "\n")
+    res: dict = {"search_reward_model": "gym PRM" if shipped else "GymCheckerRM(flip_rate=0.15)",
+                 "search_problems": num_problems}
+    for method, rows in curve.items():
+        for r in rows:
+            res[f"search_{method}_n{r['n']}_accuracy"] = round(r["accuracy"], 4)
+            res[f"search_{method}_n{r['n']}_policy_tokens"] = round(r["policy_tokens_per_problem"], 1)
+    res["search_wall_s"] = round(time.perf_counter() - t0, 1)
+    res["search_cpu_s"] = round(time.process_time() - c0, 1)
+    res["plots"] = [str(png)]
+    return res

@@ -71,6 +71,44 @@ def mc_hard_labels(traces: Sequence[Trace], k: int, seed: int, model: str = "") 
     return label_mc(list(traces), make_sampler(model), k=k, mode="hard", seed=seed)
 
 
+def _label_chunk(args) -> str:
+    path, traces, k, seed, start = args
+    import torch
+
+    from prmkit.label.mc import label_mc
+    from prmkit.policy.sample import make_sampler
+    from prmkit.schema import write_records
+
+    torch.set_num_threads(1)
+    write_records(path, label_mc(traces, make_sampler(""), k=k, mode="hard", seed=seed, start_index=start))
+    return path
+
+
+def mc_hard_labels_chunked(traces: Sequence[Trace], k: int, seed: int, work: Path, workers: int = 1,
+                           chunk: int = 100) -> list[Trace]:
+    """`label_mc` (gym policy, hard) over chunks cached in `work/mc_<start>.jsonl`, so an interrupted run
+    resumes; trace j's rollouts are seeded by (seed, j) whatever the chunking or `workers`."""
+    from prmkit.progress import progress
+    from prmkit.schema import read_traces
+
+    jobs = [(str(work / f"mc_{s:06d}.jsonl"), list(traces[s: s + chunk]), k, seed, s)
+            for s in range(0, len(traces), chunk)]
+    todo = [j for j in jobs if not Path(j[0]).exists()]
+    bar = progress(total=len(jobs), initial=len(jobs) - len(todo), desc="mc-hard label chunks")
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_label_chunk, todo):
+                bar.update(1)
+    else:
+        for j in todo:
+            _label_chunk(j)
+            bar.update(1)
+    bar.close()
+    return [t for j in jobs for t in read_traces(j[0])]
+
+
 def step_targets(trace: Trace, line: int | None = None) -> list[float | None]:
     """The trace's step labels (None = unknown, not trained on)."""
     if trace.labels is None:

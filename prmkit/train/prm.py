@@ -46,7 +46,7 @@ class TrainPRMConfig:
     """traces per micro-batch"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """peak learning rate (warmup, then cosine decay)"""
     warmup_ratio: float = 0.05
     """share of steps spent warming up"""
@@ -64,12 +64,14 @@ class TrainPRMConfig:
     """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
-    num_problems: int = 700
+    num_problems: int = 600
     """gym recipe: train-split problems"""
     samples: int = 4
     """gym recipe: policy samples per problem"""
     mc_rollouts: int = 8
     """gym recipe: completions per step prefix for mc-hard labels"""
+    workers: int = 1
+    """gym recipe: labeling processes (labels do not depend on it)"""
     seed: int = 0
     """seed of sampling, labeling, shuffling and the new head"""
     threads: int = 1
@@ -209,17 +211,17 @@ def set_threads(n: int) -> None:
 
 
 def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
-    """Sample the train split and label it with mc-hard labels; cached in out/train_traces.jsonl."""
+    """Sample the train split and label it with mc-hard labels, in resumable chunks under out/work/."""
     from prmkit.schema import read_traces, write_records
-    from prmkit.train.data import gym_traces, mc_hard_labels
+    from prmkit.train.data import gym_traces, mc_hard_labels_chunked
 
-    cache = out / "train_traces.jsonl"
-    if cache.exists():
-        return read_traces(cache)
-    traces = gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train")
-    traces = mc_hard_labels(traces, k=cfg.mc_rollouts, seed=cfg.seed)
-    write_records(cache, traces)
-    return traces
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    sampled = work / "sampled.jsonl"
+    if not sampled.exists():
+        write_records(sampled, gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train"))
+    return mc_hard_labels_chunked(read_traces(sampled), k=cfg.mc_rollouts, seed=cfg.seed, work=work,
+                                  workers=cfg.workers)
 
 
 def run(cfg: TrainPRMConfig) -> Path:
@@ -249,8 +251,16 @@ def run(cfg: TrainPRMConfig) -> Path:
             "labels": _label_method(traces), "final_train": last}
     fit = fit_traces_for(cfg)
     path = fit_and_save(rm, cfg, info, out, fit, started)
+    _remove_work(out)
     print(f"saved PRM to {path} ({json.dumps({k: v for k, v in info.items() if k != 'final_train'})})")
     return path
+
+
+def _remove_work(out: Path) -> None:
+    """The labelled data of a finished run is not part of the model dir (rerun to rebuild it)."""
+    import shutil
+
+    shutil.rmtree(out / "work", ignore_errors=True)
 
 
 def _label_method(traces: Sequence[Trace]) -> str:

@@ -76,21 +76,21 @@ def test_grpo_trainer_one_step_with_the_adapter(tmp_path):
 
     torch.manual_seed(0)
     seen: list[tuple[list[str], list[str], list[float]]] = []
-    adapter = TRLRewardFunction(GymCheckerRM(), aggregation="mean", name="prmkit_gym")
 
-    def recording(prompts, completions, **kwargs):
-        out = adapter(prompts, completions, **kwargs)
-        seen.append((list(prompts), list(completions), list(out)))
-        return out
+    class Recording(TRLRewardFunction):  # the adapter itself, remembering what it was given
+        def __call__(self, prompts, completions, **kwargs):
+            out = super().__call__(prompts, completions, **kwargs)
+            seen.append((list(prompts), list(completions), list(out)))
+            return out
 
-    recording.__name__ = adapter.__name__
+    adapter = Recording(GymCheckerRM(), aggregation="mean", name="prmkit_gym")
     problems = make_split("train", 2)
     dataset = datasets.Dataset.from_dict({"prompt": [p.prompt for p in problems]})
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
                       max_completion_length=40, max_steps=1, learning_rate=1e-4, beta=0.0, report_to="none",
                       use_cpu=True, logging_steps=1, save_strategy="no", bf16=False, seed=0,
                       dataloader_num_workers=0, disable_tqdm=True)
-    trainer = GRPOTrainer(model=default_policy(), reward_funcs=[recording], args=args, train_dataset=dataset)
+    trainer = GRPOTrainer(model=default_policy(), reward_funcs=[adapter], args=args, train_dataset=dataset)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
 

@@ -168,3 +168,24 @@ def test_progress_q_values_and_relative_progress():
     assert bok.meta["q_values"][:2] == [1.0, pytest.approx(0.75)]  # 1 - (1 - 0.5)^2
     ok = label_progress([trace(RIGHT)], comp, k=4)[0].labels
     assert ok.meta["relative_progress"] == [0.5, 2.0, 1.0, 1.0] and ok.values == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_omega_tree_hand_built_search():
+    from prmkit.label.omega_tree import TreeParams, build_tree, tree_traces
+    from prmkit.label.rollouts import RolloutConfig, answer_key
+
+    # from the question alone 1 of 2 rollouts is right (MC 1/2); the wrong one is the single
+    # step "A:16"; deeper right prefixes always succeed
+    comp = ScriptedGymCompleter(good=lambda m, n: 1 if m == 0 else n)
+    t = trace(RIGHT)
+    key = answer_key(t)
+    nodes = build_tree(0, "p", PROB.prompt, key, comp, RolloutConfig(k=2), TreeParams(search_limit=5))
+    assert nodes[0].steps == () and nodes[0].mc == 0.5 and nodes[0].rollouts == 2
+    # node 1: the right rollout (MC 1, free); node 2: the binary-searched wrong rollout "A:16",
+    # a terminal wrong prefix (MC 0, free); then the pool is empty
+    assert [(n.steps, n.mc, n.parent, n.estimated) for n in nodes[1:]] == [
+        (tuple(RIGHT.split("\n")), 1.0, 0, False), (("A:16",), 0.0, 0, True)]
+    assert nodes[0].visits == 1 and len(comp.requests) == 1
+    recs = tree_traces(nodes, "p", PROB.prompt, 2)
+    assert [r.labels.values for r in recs] == [[None, None, None, 1.0], [0.0]]
+    assert sum(r.labels.rollouts for r in recs) == 2
