@@ -76,9 +76,14 @@ def main(argv=None) -> dict:
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
-    from prmkit.search import SEARCHES, SearchParams
+    from prmkit.search import SearchParams
     from prmkit.search.run import make_reward_model
-    from prmkit.search.sweep import _cached, curves, plot_curves, point_of, sweep, temperature_sweep
+    from prmkit.search.sweep import (
+        curves,
+        plot_curves,
+        sweep,
+        temperature_sweep,
+    )
 
     t0 = time.perf_counter()
     rm = make_reward_model(args.prm, args.flip_rate)
@@ -125,6 +130,9 @@ def main(argv=None) -> dict:
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
     from prmkit.schema import atomic_write_text
 
+    side = Path(args.out).with_name("search_gym_prm.json")
+    if args.prm == "checker" and side.exists():  # a smaller run with the trained gym PRM, kept alongside
+        result["gym_prm_check"] = json.loads(side.read_text())
     atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
     return result

@@ -36,7 +36,9 @@ class DemoConfig:
 
 
 # key -> (title, "module:function"); run in this order after the foundation stages
-STAGES: dict[str, tuple[str, str]] = {}
+STAGES: dict[str, tuple[str, str]] = {
+    "serve": ("Reward server and TRL adapter", "prmkit.serve.reward_server:demo_stage"),
+}
 
 
 def _stage(out: Path, name: str, fn, timings: dict) -> dict:

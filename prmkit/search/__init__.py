@@ -17,4 +17,4 @@ from prmkit.search.mcts import mcts
 SEARCHES: dict[str, Callable] = {"best_of_n": best_of_n, "beam": beam, "dvts": dvts,
                                  "early_reject": early_reject, "mcts": mcts}
 
-__all__ = ["SEARCHES", "SearchParams", "SearchRun", "ProblemResult", "Solution"]
+__all__ = ["SEARCHES", "ProblemResult", "SearchParams", "SearchRun", "Solution"]

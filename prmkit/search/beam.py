@@ -14,9 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from prmkit.progress import progress
 from prmkit.schema import Problem
-from prmkit.search.base import (Policy, SearchParams, SearchRun, Solution, aggregation_of, derive_seed, finish,
-                                make_solution, prefix_text, score_prefixes, start)
+from prmkit.search.base import (
+    Policy,
+    SearchParams,
+    SearchRun,
+    Solution,
+    aggregation_of,
+    derive_seed,
+    finish,
+    make_solution,
+    prefix_text,
+    score_prefixes,
+    start,
+)
 
 
 @dataclass
@@ -85,7 +97,7 @@ def beam(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
     survivors = max(1, N // M)
     active: list[list[Beam]] = [[Beam([], [], 0.0)] for _ in problems]
     done: list[list[Solution]] = [[] for _ in problems]
-    for t in range(params.max_steps):
+    for t in progress(range(params.max_steps), desc="beam (rounds)"):
         last = t == params.max_steps - 1
         todo = [(i, j, b) for i, bs in enumerate(active) if len(done[i]) < N for j, b in enumerate(bs)]
         if not todo:

@@ -7,8 +7,16 @@ from __future__ import annotations
 from typing import Sequence
 
 from prmkit.schema import Problem
-from prmkit.search.base import (SearchParams, SearchRun, aggregation_of, derive_seed, finish, make_solution,
-                                score_prefixes, start)
+from prmkit.search.base import (
+    SearchParams,
+    SearchRun,
+    aggregation_of,
+    derive_seed,
+    finish,
+    make_solution,
+    score_prefixes,
+    start,
+)
 
 
 def best_of_n(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:

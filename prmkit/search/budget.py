@@ -77,7 +77,7 @@ class Compute:
 def _params(model) -> int:
     try:
         return int(getattr(model, "num_parameters", 0) or 0)
-    except Exception:  # a remote backend may not know its size
+    except Exception:  # noqa: BLE001 — a remote backend may not know its size
         return 0
 
 

@@ -12,9 +12,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from prmkit.progress import progress
 from prmkit.schema import Problem
-from prmkit.search.base import (SearchParams, SearchRun, Solution, aggregation_of, derive_seed, finish,
-                                make_solution, prefix_text, start)
+from prmkit.search.base import (
+    SearchParams,
+    SearchRun,
+    Solution,
+    aggregation_of,
+    derive_seed,
+    finish,
+    make_solution,
+    prefix_text,
+    start,
+)
 from prmkit.search.beam import Beam, score_candidates
 
 
@@ -25,7 +35,7 @@ def dvts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
     # (problem, subtree) -> committed prefix; a subtree leaves `live` when its chosen step ends
     live: dict[tuple[int, int], Beam] = {(i, j): Beam([], [], 0.0) for i in range(len(problems)) for j in range(trees)}
     pools: list[list[Solution]] = [[] for _ in problems]
-    for t in range(params.max_steps):
+    for t in progress(range(params.max_steps), desc="dvts (rounds)"):
         if not live:
             break
         last = t == params.max_steps - 1

@@ -15,9 +15,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from prmkit.progress import progress
 from prmkit.schema import Problem
-from prmkit.search.base import (SearchParams, SearchRun, Solution, aggregation_of, derive_seed, finish,
-                                make_solution, prefix_text, score_prefixes, start)
+from prmkit.search.base import (
+    SearchParams,
+    SearchRun,
+    Solution,
+    aggregation_of,
+    derive_seed,
+    finish,
+    make_solution,
+    prefix_text,
+    score_prefixes,
+    start,
+)
 from prmkit.search.beam import Beam, keep_top, score_candidates
 
 
@@ -45,7 +56,7 @@ def early_reject(problems: Sequence[Problem], sampler, rm, params: SearchParams)
     tau = params.tau if params.tau < params.max_step_tokens else None  # None: whole steps (= beam search)
     active: list[list[Beam]] = [[Beam([], [], 0.0)] for _ in problems]
     done: list[list[Solution]] = [[] for _ in problems]
-    for t in range(params.max_steps):
+    for t in progress(range(params.max_steps), desc="early_reject (rounds)"):
         last = t == params.max_steps - 1
         todo = [(i, j, b) for i, bs in enumerate(active) if len(done[i]) < N for j, b in enumerate(bs)]
         if not todo:

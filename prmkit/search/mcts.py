@@ -23,9 +23,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from prmkit.progress import progress
 from prmkit.schema import Problem
-from prmkit.search.base import (SearchParams, SearchRun, Solution, aggregation_of, derive_seed, finish,
-                                make_solution, prefix_text, score_prefixes, start)
+from prmkit.search.base import (
+    SearchParams,
+    SearchRun,
+    aggregation_of,
+    derive_seed,
+    finish,
+    make_solution,
+    prefix_text,
+    score_prefixes,
+    start,
+)
 from prmkit.search.beam import extend_greedy
 
 
@@ -136,7 +146,7 @@ def mcts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
     how = aggregation_of(rm, params)
     trees = [Tree() for _ in problems]
     live = set(range(len(problems)))
-    for it in range(params.max_iterations):
+    for it in progress(range(params.max_iterations), desc="mcts (iterations)"):
         leaves = {}
         for i in sorted(live):
             over = params.token_budget and policy.tokens_by_problem[i] >= params.token_budget

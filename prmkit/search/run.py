@@ -113,7 +113,7 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = ""):
     return load_reward_model(spec, **kw) if spec else default_gym_prm(**kw)
 
 
-def search_params(cfg) -> "SearchParams":
+def search_params(cfg):
     from prmkit.search.base import SearchParams
 
     return SearchParams(**{k: getattr(cfg, k) for k in PARAM_FIELDS if hasattr(cfg, k)})

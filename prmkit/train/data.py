@@ -109,14 +109,16 @@ def mc_hard_labels_chunked(traces: Sequence[Trace], k: int, seed: int, work: Pat
     return [t for j in jobs for t in read_traces(j[0])]
 
 
-def step_targets(trace: Trace, line: int | None = None) -> list[float | None]:
+def step_targets(trace: Trace, line: int | None = None, file: str | None = None) -> list[float | None]:
     """The trace's step labels (None = unknown, not trained on)."""
     if trace.labels is None:
-        raise InputError("expected step labels for PRM training; this trace has none", line=line, field="labels")
+        raise InputError("expected step labels for PRM training; this trace has none", file=file, line=line,
+                         field="labels")
     return list(trace.labels.values)
 
 
-def outcome_target(trace: Trace, line: int | None = None) -> float:
+def outcome_target(trace: Trace, line: int | None = None, file: str | None = None) -> float:
     if trace.outcome is None:
-        raise InputError("expected a graded outcome (0 or 1) for outcome-only training", line=line, field="outcome")
+        raise InputError("expected a graded outcome (0 or 1) for outcome-only training", file=file, line=line,
+                         field="outcome")
     return float(trace.outcome)

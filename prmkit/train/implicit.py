@@ -204,7 +204,7 @@ def run(cfg: TrainImplicitConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     traces = _traces(cfg, out)
-    labels = [outcome_target(t, i + 1) for i, t in enumerate(traces)]
+    labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
     refs = cached_ref_logprobs(rm, encs, out)

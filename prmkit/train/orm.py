@@ -78,7 +78,7 @@ def run(cfg: TrainORMConfig) -> Path:
     traces = _traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
-        return [None] * (len(t.steps) - 1) + [outcome_target(t, line)]
+        return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation)
     examples = step_examples(rm, traces, targets)

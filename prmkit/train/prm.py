@@ -235,7 +235,7 @@ def run(cfg: TrainPRMConfig) -> Path:
     traces = read_training_traces(cfg.data) if cfg.data else gym_recipe_traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
-        tg = step_targets(t, line)
+        tg = step_targets(t, line, cfg.data or None)
         if cfg.train_on_last_step_only:
             return [None] * (len(tg) - 1) + tg[-1:]
         return until_first_negative(tg) if cfg.drop_after_first_negative else tg
