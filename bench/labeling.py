@@ -30,10 +30,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="traces per problem")
     ap.add_argument("--long-problems", type=int, default=60)
     ap.add_argument("--long-samples", type=int, default=2)
-    ap.add_argument("--sharing-traces", type=int, default=48)
+    ap.add_argument("--sharing-traces", type=int, default=32)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--judge-error-rate", type=float, default=0.1)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
@@ -66,6 +66,7 @@ def main() -> None:
         t0 = time.perf_counter()
         out = fn()
         wall[name] = round(time.perf_counter() - t0, 2)
+        print(f"[{time.perf_counter() - t_start:7.1f} s] {name}: {wall[name]} s", flush=True)
         return out
 
     mc_hard = timed("mc_hard", lambda: label_mc(traces, sampler, k=K, mode="hard", seed=seed))

@@ -67,6 +67,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
+    ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = ap.parse_args(argv)
 
@@ -126,16 +127,38 @@ def main(argv=None) -> dict:
                        "flops": "2 x params x tokens: policy generated tokens + PRM scored tokens "
                                 "(flops_with_prefill also counts the policy's prefix re-reads)",
                        "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
-                       "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1),
+                       "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1), "note": args.note,
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
     from prmkit.schema import atomic_write_text
 
+    report = write_bench_report(Path(args.out).with_name("search_report.html"), curve, png, result)
+    result["report"] = str(report.relative_to(ROOT)) if report.is_relative_to(ROOT) else str(report)
     side = Path(args.out).with_name("search_gym_prm.json")
     if args.prm == "checker" and side.exists():  # a smaller run with the trained gym PRM, kept alongside
         result["gym_prm_check"] = json.loads(side.read_text())
     atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
     return result
+
+
+def write_bench_report(path: Path, curve: dict, png: Path, result: dict) -> Path:
+    """The bench's HTML page: the accuracy-vs-compute plot, every point, the headline keys, the sweep."""
+    import base64
+
+    from prmkit.report import table_html, write_page
+    from prmkit.search.sweep import CURVE_HEADER, curve_rows
+
+    keys = [(k, v) for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None]
+    temps = [(r["temperature"], r["top_p"], r["accuracy"], round(r["policy_tokens_per_problem"], 1))
+             for r in result.get("temperature_sweep", [])]
+    img = f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+    sections = [("Accuracy vs compute (gym long)", img), ("Headline", table_html(keys, ("key", "value"))),
+                ("Points (mean ± sd across seeds)", table_html(curve_rows(curve), CURVE_HEADER))]
+    if temps:
+        sections.append(("Temperature / top-p sweep (best-of-4, weighted)",
+                         table_html(temps, ("temperature", "top-p", "accuracy", "policy tokens / problem"))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_page(path, "prmkit search benchmark", sections)
 
 
 def headline(curve: dict, args) -> dict:
@@ -192,6 +215,7 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
             "greedy_decoding_accuracy": g0["accuracy"],
             "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
             "mcts_beats_greedy_same_budget": m["accuracy"] > g["accuracy"],
+            "mcts_beats_greedy_decoding": m["accuracy"] > g0["accuracy"],
             "mcts_problems": m["problems"], "mcts_seed": s}
 
 

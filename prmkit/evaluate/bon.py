@@ -104,7 +104,7 @@ def model_diagnostics(rm, traces: Sequence[Trace], step_scores: Sequence[Sequenc
         preds = [predicted_first_error(s, rm.threshold) for s in step_scores]
         out.update(right_answer_wrong_step(preds, [t.first_error for t in traces], [t.outcome for t in traces]))
     good = [aggregate(s, rm.aggregation) for s, t in zip(step_scores, traces) if (t.outcome or 0) >= 0.5]
-    prompts = list(dict.fromkeys(t.prompt for t in traces))[:64]
+    prompts = list(dict.fromkeys(t.prompt for t in traces))[:32]
     out["attack_probes"] = attack_probes(rm, prompts, good)
     return out
 

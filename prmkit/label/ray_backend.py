@@ -13,8 +13,13 @@ class _LabelActor:
     def __init__(self, cfg, problems, sc_map):
         import os
 
+        import dataclasses
+
         os.environ.setdefault("PRMKIT_QUIET", "1")
         from prmkit.label.run import Worker
+
+        if not cfg.threads:
+            cfg = dataclasses.replace(cfg, threads=1)
 
         self.worker = Worker(cfg, problems, sc_map)
 

@@ -56,6 +56,8 @@ class LabelConfig:
     """base seed; trace i's rollouts use (seed, i)"""
     batch_size: int = 64
     """rows decoded together by the hf sampler"""
+    threads: int = 0
+    """torch CPU threads per worker (0: torch's default; Ray actors use 1)"""
     chunk: int = 32
     """traces per unit of work (written together; the unit of resume and of Ray tasks)"""
     backend: str = "local"
@@ -91,7 +93,7 @@ class LabelConfig:
 
 
 # options that change how the work is run but not the output
-_RUNTIME_FIELDS = {"out", "backend", "workers", "ray_address", "chunk", "batch_size"}
+_RUNTIME_FIELDS = {"out", "backend", "workers", "ray_address", "chunk", "batch_size", "threads"}
 
 
 class Worker:
@@ -100,8 +102,9 @@ class Worker:
     def __init__(self, cfg: LabelConfig, problems: dict[str, Problem] | None, sc_map: dict[str, float] | None = None):
         import torch
 
-        if os.environ.get("PRMKIT_LABEL_THREADS"):
-            torch.set_num_threads(int(os.environ["PRMKIT_LABEL_THREADS"]))
+        threads = cfg.threads or int(os.environ.get("PRMKIT_LABEL_THREADS", "0") or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
         self.cfg, self.problems, self.sc_map = cfg, problems, sc_map
         self._sampler = self._prover = self._judge = None
 

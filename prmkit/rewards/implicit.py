@@ -23,6 +23,7 @@ from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
 
 STEP_SCORES = ("q", "step")
 GYM_POLICY = "gym-policy"   # saved in place of the shipped policy's absolute path
+NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (METHODS §1.5.5): log pi only
 
 
 class ImplicitPRM:
@@ -37,8 +38,9 @@ class ImplicitPRM:
             raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
         if step_score not in STEP_SCORES:
             raise ValueError(f"unknown step_score {step_score!r}; expected one of {STEP_SCORES}")
-        self.model, self.ref_model, self.tokenizer = model.eval(), ref_model.eval(), tokenizer
-        for p in self.ref_model.parameters():
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.ref_model = ref_model.eval() if ref_model is not None else None
+        for p in (self.ref_model.parameters() if self.ref_model is not None else []):
             p.requires_grad_(False)
         self.beta, self.sep, self.step_score = beta, sep, step_score
         self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
@@ -56,10 +58,10 @@ class ImplicitPRM:
 
         saved = _read_rm_config(path)
         ref = ref_model or saved.get("ref_model") or path
-        ref_path = resolve_ref(ref)
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-        ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).to(device)
+        ref_lm = (None if ref == NO_REF else
+                  AutoModelForCausalLM.from_pretrained(resolve_ref(ref), dtype=torch.float32).to(device))
         for key in ("beta", "sep", "aggregation", "threshold", "step_score"):
             if key in saved and key not in kw:
                 kw[key] = saved[key]
@@ -79,7 +81,8 @@ class ImplicitPRM:
     @property
     def num_parameters(self) -> int:
         # both models run on every scored token
-        return sum(p.numel() for p in self.model.parameters()) + sum(p.numel() for p in self.ref_model.parameters())
+        ref = sum(p.numel() for p in self.ref_model.parameters()) if self.ref_model is not None else 0
+        return sum(p.numel() for p in self.model.parameters()) + ref
 
     @property
     def device(self):
@@ -99,6 +102,8 @@ class ImplicitPRM:
         from prmkit.lm import token_logprobs
 
         keys = [tuple(e.input_ids) for e in encs]
+        if self.ref_model is None:
+            return torch.zeros(ids.shape[0], ids.shape[1] - 1, device=ids.device)   # (B,T-1) "w/o ref"
         if all(k in self._ref_cache for k in keys):
             rows = [self._ref_cache[k] for k in keys]
         else:
@@ -138,7 +143,7 @@ class ImplicitPRM:
             s = torch.sigmoid(fn(rewards, col_ends, start.to(ids.device))).cpu()  # (B,S)
             for row, i in enumerate(batch):
                 out[i] = s[row, : len(encs[i].step_ends)].tolist()
-            self.stats.tokens_scored += 2 * int(attn.sum())   # policy + reference forward
+            self.stats.tokens_scored += (2 if self.ref_model is not None else 1) * int(attn.sum())
         self.stats.calls += 1
         self.stats.sequences += len(encs)
         return out

@@ -32,7 +32,7 @@ class TrainImplicitConfig:
     model: str = ""
     """policy to start from (empty: the shipped gym policy)"""
     ref_model: str = ""
-    """frozen reference (empty: the same as --model); must share the tokenizer"""
+    """frozen reference (empty: the same as --model; 'none': the "w/o ref" variant, log pi only); same tokenizer"""
     loss: str = "ce"
     """ce (per-response cross-entropy on the outcome) or dpo (right vs wrong pairs of a problem)"""
     beta: float = 0.05
@@ -87,6 +87,8 @@ def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> 
 
     cache = out / "ref_logprobs.pt"
     keys = [tuple(e.input_ids) for e in encs]
+    if rm.ref_model is None:
+        return [torch.zeros(len(k) - 1) for k in keys]
     if cache.exists():
         saved = torch.load(cache, weights_only=False)
         if saved.get("keys") == keys:
@@ -176,7 +178,7 @@ def build_model(cfg):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prmkit.policy.sample import default_policy
-    from prmkit.rewards.implicit import GYM_POLICY, ImplicitPRM
+    from prmkit.rewards.implicit import GYM_POLICY, NO_REF, ImplicitPRM
     from prmkit.train.silence import quiet_transformers
 
     path = cfg.model or default_policy()
@@ -186,7 +188,8 @@ def build_model(cfg):
     with quiet_transformers():
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        ref = AutoModelForCausalLM.from_pretrained(resolve_ref(ref_name), dtype=torch.float32)
+        ref = (None if ref_name == NO_REF else
+               AutoModelForCausalLM.from_pretrained(resolve_ref(ref_name), dtype=torch.float32))
     return ImplicitPRM(model, ref, tok, beta=cfg.beta, sep=cfg.sep, aggregation=cfg.aggregation,
                        step_score=cfg.step_score, ref_name=ref_name)
 

@@ -14,7 +14,7 @@ from prmkit.gym.task import make_split, parse_prompt
 TOL = 1e-5
 
 
-def _traces(n: int = 12, seed: int = 0):
+def _traces(n: int = 8, seed: int = 0):
     """Gym prompts with right and corrupted solutions of different lengths (2-9 steps)."""
     rng = random.Random(seed)
     probs = make_split("long_dev", n // 2) + make_split("dev", n - n // 2)
@@ -88,7 +88,7 @@ def test_one_pass_equals_scoring_each_prefix(readout, prm):
     from prmkit.rewards.readout import get_readout
 
     rm = replace_readout(prm, get_readout(readout))
-    prompts, steps = _traces(6, seed=3)
+    prompts, steps = _traces(4, seed=3)
     one_pass = rm.score(prompts, steps)
     for p, ss, row in zip(prompts, steps, one_pass):
         prefix_scores = [rm.score([p], [ss[: k + 1]])[0][-1] for k in range(len(ss))]

@@ -20,6 +20,17 @@ from prmkit.schema import read_traces, write_records
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two OpenMP threads can be many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def traces_file(tmp_path_factory, gym_policy):
     from prmkit.gym.task import make_split
@@ -47,7 +58,7 @@ def test_sigkill_resume_is_byte_identical(traces_file, tmp_path):
     out = tmp_path / "killed"
     args = ["--method", "mc", "--traces", str(traces_file), "--out", str(out), "--k", "2", "--chunk", "2",
             "--seed", "7"]
-    env = {**os.environ, "PRMKIT_QUIET": "1"}
+    env = {**os.environ, "PRMKIT_QUIET": "1", "PRMKIT_LABEL_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", "from prmkit.cli import main; main()", "label", *args],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     labels = out / "labels.jsonl"

@@ -65,3 +65,27 @@ def test_rl_compare_cli_writes_report(tmp_path):
     assert len(summary["methods"]["pure"]["curve_steps"]) == 3  # steps 0, 1, 2
     html = (out / "report.html").read_text()
     assert "steps to grpo final" in html and "data:image/png;base64" in html
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from prmkit.config import save_config
+    from prmkit.errors import InputError
+
+    out = tmp_path / "run"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "state.pt").write_bytes(b"")
+    save_config(out, tiny(out, reward="grpo", lr=1e-4))
+    run = RLRun(tiny(out, reward="grpo", lr=3e-5, threads=1))
+    with pytest.raises(InputError, match="lr"):
+        run.train()
+
+
+def test_reward_model_specs():
+    from prmkit.errors import InputError
+    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.rl.loop import load_reward_model
+
+    rm, desc = load_reward_model("checker:0.25")
+    assert isinstance(rm, GymCheckerRM) and rm.flip_rate == 0.25 and "0.25" in desc
+    with pytest.raises(InputError, match="prm"):
+        load_reward_model("no-such-model")
