@@ -11,6 +11,8 @@ Data (all sampled by the shipped policy at temperature 1, seeds fixed below):
   dev    : gym `dev` split, 300 x 4 — gold first errors, used ONLY to fit each model's threshold;
   test   : gym `test` split, 300 x 4 — the reported F1 / AUROC / ECE;
   long   : gym `long` split, 100 problems x 16 samples — Best-of-N curves.
+Reference rows (not headline numbers): the implicit model scored "w/o ref" and the untrained policy's
+per-step log-likelihood, each with a threshold fitted on dev.
 The PRM recipe equals the shipped one (`prmkit train prm` defaults). Work files go to
 runs/bench_rm/ (labelling is resumable in chunks).
 """
@@ -89,6 +91,20 @@ def main() -> None:
         timings[f"train_{name}"] = time.perf_counter() - t
         models[name] = load_reward_model(cfg.out)
 
+    # reference rows (same trained implicit model / the untrained policy), not the headline numbers:
+    # ImplicitPRM's "w/o ref" evaluation variant (METHODS §1.5.5) scores log pi alone, step by step
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.implicit import NO_REF, ImplicitPRM
+    from prmkit.evaluate.processbench import fit_model_threshold
+
+    models["implicit_noref"] = load_reward_model(work / "implicit", ref_model=NO_REF, step_score="step")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    policy_ll = ImplicitPRM(AutoModelForCausalLM.from_pretrained(default_policy()), None,
+                            AutoTokenizer.from_pretrained(default_policy()), beta=1.0, step_score="step")
+    models["policy_loglik"] = policy_ll
+    for name in ("implicit_noref", "policy_loglik"):
+        models[name].meta["threshold_fit"] = fit_model_threshold(models[name], dev, source="gym:dev")
     res: dict = {"processbench": {}, "bon": {}}
     groups = group_by_problem(long, args.n)
     ns = powers_of_two(args.n)
@@ -124,6 +140,12 @@ def main() -> None:
         f"bon{n}_orm_accuracy": bon["models"]["orm"][f"bon{n}_accuracy"],
         f"bon{n}_implicit_accuracy": bon["models"]["implicit"][f"bon{n}_accuracy"],
         f"pass{n}": bon["pass_at_k"][n], "pass1": bon["pass_at_k"][1],
+        "reference_rows": {name: {"f1": pbr[name]["f1"], f"bon{n}_accuracy": bon["models"][name][f"bon{n}_accuracy"],
+                                  "what": what}
+                           for name, what in (("implicit_noref", "the trained implicit model scored without its "
+                                               "reference (log pi of each step), threshold fitted on dev"),
+                                              ("policy_loglik", "the untrained policy's log-likelihood of each step "
+                                               "(no training, no labels), threshold fitted on dev"))},
         "targets": {"prm_f1": ">= 0.85", "implicit_prm_f1": ">= 0.70",
                     f"bon{n}_prm_accuracy": f">= majority{n}_accuracy + 0.05"},
         "table": {name: {k: pbr[name][k] for k in ("f1", "acc_error", "acc_correct", "step_auroc", "step_ece",

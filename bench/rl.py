@@ -101,13 +101,19 @@ def part_compare(work: Path, only: list[str] | None = None) -> dict:
                                           **COMPARE))
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     methods = {m: {"final_accuracy": d["final_accuracy"], "steps_to_grpo_final": d["steps_to_grpo_final"],
+                   "best_accuracy": d["best_accuracy"], "mean_accuracy_after_start": d["mean_accuracy_after_start"],
                    "tokens_to_grpo_final": d["tokens_to_grpo_final"], "final_accuracy_sd": d["final_accuracy_sd"],
                    "final_accuracy_per_seed": d["final_accuracy_per_seed"], "start_accuracy": d["start_accuracy"],
                    "curve_steps": d["curve_steps"]}
                for m, d in summary["methods"].items()}
     g, p = methods["grpo"]["steps_to_grpo_final"], methods["prime"]["steps_to_grpo_final"]
+    improved = summary["baseline_improved"]
     return {"methods": methods,
-            "prime_vs_grpo_steps_ratio": (p / g) if (p is not None and g) else None,
+            "prime_vs_grpo_steps_ratio": (p / g) if (improved and p is not None and g) else None,
+            "grpo_compare_improved": improved,
+            "prime_vs_grpo_note": None if improved else (
+                "GRPO's seed-mean final accuracy in the comparison budget is not above the starting accuracy, so "
+                "'steps to reach GRPO's final accuracy' is 0 for every method and the ratio is undefined (null)"),
             "compare_budget": {**COMPARE, **COMPARE_EXTRA, "seeds": [0, 1, 2], "reward_model": prm_desc,
                                "wall_s_this_invocation": round(wall, 1), "cpu_s_this_invocation": round(cpu, 1),
                                "steps_to_grpo_final": "first evaluation step where the seed-mean curve reaches "
@@ -139,7 +145,17 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rl.json"))
     ap.add_argument("--methods", nargs="*", default=None,
                     help="with --part compare: run only these methods' runs (no JSON update); parallel warm-up")
+    ap.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help="run one comparison run and exit")
     args = ap.parse_args()
+    if args.one:  # one (method, seed) run of the comparison, for running seeds in parallel processes
+        from prmkit.rl.compare import RLCompareConfig, run_config
+        from prmkit.rl.loop import RLRun
+
+        prm, _ = _prm_spec()
+        cc = RLCompareConfig(out=str(Path(args.work) / "compare"), methods=COMPARE_METHODS, seeds=[0, 1, 2], prm=prm,
+                             extra=json.dumps(COMPARE_EXTRA), threads=1, **COMPARE)
+        RLRun(run_config(cc, args.one[0], int(args.one[1]))).train()
+        return
     if args.methods:
         part_compare(Path(args.work), args.methods)
         return

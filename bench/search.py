@@ -1,7 +1,7 @@
 """Benchmark: PRM-guided search on the gym `long` split — accuracy vs compute (issue 5).
 
     .venv/bin/python bench/search.py                      # the shipped gym PRM; writes bench/results/search.json
-    .venv/bin/python bench/search.py --prm checker --flip-rate 0.15
+    .venv/bin/python bench/search.py --prm checker --flip-rate 0.15 --out bench/results/search_checker.json
     .venv/bin/python bench/search.py --seeds 0 --no-write & .venv/bin/python bench/search.py --seeds 1 --no-write &
                                                            # (points are cached: split the work, then run once more)
 
@@ -133,9 +133,10 @@ def main(argv=None) -> dict:
 
     report = write_bench_report(Path(args.out).with_name("search_report.html"), curve, png, result)
     result["report"] = str(report.relative_to(ROOT)) if report.is_relative_to(ROOT) else str(report)
-    side = Path(args.out).with_name("search_gym_prm.json")
-    if args.prm == "checker" and side.exists():  # a smaller run with the trained gym PRM, kept alongside
-        result["gym_prm_check"] = json.loads(side.read_text())
+    side = Path(args.out).with_name("search_checker.json")
+    if args.prm != "checker" and side.exists():  # the same bench with the noisy exact checker as the PRM
+        result["checker_run"] = {k: v for k, v in json.loads(side.read_text()).items()
+                                 if k not in ("curves", "temperature_sweep", "setup")}
     atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
     return result

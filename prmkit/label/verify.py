@@ -174,7 +174,8 @@ def checker_for(trace: Trace, checker: str, problems: dict[str, Problem] | None,
             parse_prompt(trace.prompt)
             task = "gym"
         except InputError:
-            task = str(trace.meta.get("task", "math"))
+            annotated = any("<<" in s and ">>" in s for s in trace.steps)  # GSM8K calculator annotations
+            task = str(trace.meta.get("task", "gsm8k" if annotated else "math"))
     return AUTO.get(task, "sympy")
 
 

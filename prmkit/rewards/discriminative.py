@@ -26,16 +26,11 @@ def pad_batch(encodings: Sequence[StepEncoding], pad_id: int):
     """Right-pad encodings: input_ids (B,T), attention_mask (B,T), step_ends (B,S) with -1 padding."""
     import torch
 
-    B = len(encodings)
     T = max(len(e.input_ids) for e in encodings)
     S = max(len(e.step_ends) for e in encodings)
-    ids = torch.full((B, T), pad_id, dtype=torch.long)                       # (B,T)
-    attn = torch.zeros((B, T), dtype=torch.long)                             # (B,T)
-    ends = torch.full((B, S), -1, dtype=torch.long)                          # (B,S)
-    for i, e in enumerate(encodings):
-        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        attn[i, : len(e.input_ids)] = 1
-        ends[i, : len(e.step_ends)] = torch.tensor(e.step_ends)
+    ids = torch.tensor([list(e.input_ids) + [pad_id] * (T - len(e.input_ids)) for e in encodings])       # (B,T)
+    attn = torch.tensor([[1] * len(e.input_ids) + [0] * (T - len(e.input_ids)) for e in encodings])     # (B,T)
+    ends = torch.tensor([list(e.step_ends) + [-1] * (S - len(e.step_ends)) for e in encodings])          # (B,S)
     return ids, attn, ends
 
 
@@ -160,9 +155,9 @@ class DiscriminativePRM:
             for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
                 ids, attn, ends = pad_batch([encs[i] for i in batch], self.pad_id)
                 dev = self.device
-                probs = torch.sigmoid(self.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))).cpu()  # (B,S)
+                probs = torch.sigmoid(self.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))).cpu().tolist()  # (B,S)
                 for row, i in enumerate(batch):
-                    out[i] = probs[row, : len(encs[i].step_ends)].tolist()
+                    out[i] = probs[row][: len(encs[i].step_ends)]
                 self.stats.tokens_scored += int(attn.sum())
         self.stats.calls += 1
         self.stats.sequences += len(encs)

@@ -81,7 +81,9 @@ def summarize_runs(results: dict[str, list[list[dict]]]) -> dict:
     finals = {m: [[r for r in recs if "eval/accuracy" in r][-1]["eval/accuracy"] for recs in runs]
               for m, runs in results.items()}
     target = statistics.fmean(finals[base])
-    out: dict = {"baseline": base, "baseline_final_accuracy": target, "methods": {}}
+    start = mean_curve(results[base], "step")[0][1]
+    out: dict = {"baseline": base, "baseline_final_accuracy": target, "baseline_start_accuracy": start,
+                 "baseline_improved": target > start, "methods": {}}
     for m, runs in results.items():
         by_step = mean_curve(runs, "step")
         by_tokens = mean_curve(runs, "sampled_tokens")
@@ -99,6 +101,8 @@ def summarize_runs(results: dict[str, list[list[dict]]]) -> dict:
             "final_accuracy_per_seed": finals[m],
             "final_accuracy_sd": statistics.stdev(finals[m]) if len(finals[m]) > 1 else 0.0,
             "start_accuracy": by_step[0][1],
+            "best_accuracy": max(a for _, a in by_step),
+            "mean_accuracy_after_start": statistics.fmean(a for _, a in by_step[1:]) if len(by_step) > 1 else None,
             "steps_to_grpo_final": reach,
             "tokens_to_grpo_final": tokens,
             "curve_steps": by_step,
@@ -173,6 +177,17 @@ def write_report(summary: dict, plots: list[Path], out: Path, title: str = "prmk
     return write_page(out / "report.html", title, sections)
 
 
+def run_config(cfg: RLCompareConfig, method: str, seed: int, run_root: Path | None = None) -> RLConfig:
+    """The `prmkit rl` settings of one (method, seed) run of a comparison."""
+    extra = json.loads(cfg.extra) if cfg.extra else {}
+    return RLConfig(**{**dict(out=str(Path(run_root or cfg.out) / method / f"seed{seed}"), reward=method,
+                              model=cfg.model, prm=cfg.prm, seed=seed, steps=cfg.steps,
+                              prompts_per_step=cfg.prompts_per_step, k=cfg.k, lr=cfg.lr, eval_every=cfg.eval_every,
+                              eval_problems=cfg.eval_problems, eval_split=cfg.eval_split,
+                              max_new_tokens=cfg.max_new_tokens, threads=cfg.threads, save_policy=False,
+                              tensorboard=False), **extra})
+
+
 def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
     """Run (or resume) every method x seed and write summary.json, the PNGs and report.html into
     cfg.out; runs live in `<run_root or cfg.out>/<method>/seed<s>/`."""
@@ -194,15 +209,7 @@ def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
     save_config(out, cfg)
     results: dict[str, list[list[dict]]] = {}
     for m in cfg.methods:
-        results[m] = []
-        for s in cfg.seeds:
-            rc = RLConfig(**{**dict(out=str(Path(run_root or out) / m / f"seed{s}"), reward=m, model=cfg.model,
-                                    prm=cfg.prm, seed=s,
-                                    steps=cfg.steps, prompts_per_step=cfg.prompts_per_step, k=cfg.k, lr=cfg.lr,
-                                    eval_every=cfg.eval_every, eval_problems=cfg.eval_problems,
-                                    eval_split=cfg.eval_split, max_new_tokens=cfg.max_new_tokens,
-                                    threads=cfg.threads, save_policy=False, tensorboard=False), **extra})
-            results[m].append(RLRun(rc).train())
+        results[m] = [RLRun(run_config(cfg, m, s, run_root)).train() for s in cfg.seeds]
     summary = summarize_runs(results)
     summary["budget"] = {"steps": cfg.steps, "prompts_per_step": cfg.prompts_per_step, "k": cfg.k, "lr": cfg.lr,
                          "seeds": list(cfg.seeds), "eval_problems": cfg.eval_problems, "eval_split": cfg.eval_split,

@@ -276,8 +276,8 @@ def run(cfg: EvalSearchConfig) -> dict:
     return result
 
 
-def demo_stage(out_dir: Path, seed: int, num_problems: int = 80, ns: Sequence[int] = (1, 4, 16),
-               step_ns: Sequence[int] = (4, 16)) -> dict:
+def demo_stage(out_dir: Path, seed: int, num_problems: int = 64, ns: Sequence[int] = (1, 4, 16),
+               step_ns: Sequence[int] = (4, 8)) -> dict:
     """The README main job's search stage on the gym `long` split: best-of-N (weighted vote; N in `ns`,
     subsampled from one pool), beam search and early rejection (N in `step_ns`, M = 4), one seed,
     with the shipped gym PRM (the exact checker with 15% flipped verdicts when no PRM is shipped).

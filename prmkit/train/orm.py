@@ -52,7 +52,7 @@ class TrainORMConfig:
     """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
-    num_problems: int = 700
+    num_problems: int = 200
     """gym recipe: train-split problems"""
     samples: int = 4
     """gym recipe: policy samples per problem"""

@@ -64,7 +64,7 @@ class TrainPRMConfig:
     """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
-    num_problems: int = 600
+    num_problems: int = 200
     """gym recipe: train-split problems"""
     samples: int = 4
     """gym recipe: policy samples per problem"""
