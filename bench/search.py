@@ -67,6 +67,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
+    ap.add_argument("--only-cached", action="store_true", help="aggregate cached points only (compute nothing)")
     ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = ap.parse_args(argv)
@@ -87,6 +88,9 @@ def main(argv=None) -> dict:
     )
 
     t0 = time.perf_counter()
+    import prmkit.search.sweep as sweep_mod
+
+    sweep_mod.ONLY_CACHED = args.only_cached
     rm = make_reward_model(args.prm, args.flip_rate)
     rm_name = ("GymCheckerRM(flip_rate=%g)" % args.flip_rate if args.prm == "checker"
                else args.prm or "prmkit.rewards.default_gym_prm()")
@@ -116,9 +120,10 @@ def main(argv=None) -> dict:
     result["curves"] = curve
     result["temperature_sweep"] = [{k: r[k] for k in ("temperature", "top_p", "accuracy", "policy_tokens_per_problem")}
                                    for r in temps]
-    png = plot_curves(curve, ROOT / "bench" / "results" / "search_accuracy_vs_compute.png",
+    out = Path(args.out)
+    png = plot_curves(curve, out.with_name(out.stem + "_accuracy_vs_compute.png"),
                       f"gym long, {args.problems} problems, {len(seeds)} seeds, PRM: {rm_name}")
-    result["plot"] = str(png.relative_to(ROOT))
+    result["plot"] = str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png)
     result["reward_model"] = rm_name
     result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": int(rm.num_parameters),
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
@@ -131,7 +136,7 @@ def main(argv=None) -> dict:
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
     from prmkit.schema import atomic_write_text
 
-    report = write_bench_report(Path(args.out).with_name("search_report.html"), curve, png, result)
+    report = write_bench_report(out.with_name(out.stem + "_report.html"), curve, png, result)
     result["report"] = str(report.relative_to(ROOT)) if report.is_relative_to(ROOT) else str(report)
     side = Path(args.out).with_name("search_checker.json")
     if args.prm != "checker" and side.exists():  # the same bench with the noisy exact checker as the PRM
@@ -200,12 +205,19 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
     s = args.mcts_seed
     mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, branch=3, rollout_steps=3)
     m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}",
-                lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])[0]
+                lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])
     g0 = _cached(cache, "greedy-t0", lambda: [point_of(SEARCHES["best_of_n"](
-        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=s)), "greedy", 1, s)])[0]
+        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=s)), "greedy", 1, s)])
+    if not m or not g0:
+        return {}
+    m, g0 = m[0], g0[0]
     M = max(1, round(m["policy_tokens_per_problem"] / g0["policy_tokens_per_problem"]))
     g = _cached(cache, f"prm-greedy-m{M}-s{s}", lambda: [point_of(SEARCHES["dvts"](
-        problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])[0]
+        problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])
+    if not g:
+        return {"mcts_accuracy": m["accuracy"], "mcts_policy_tokens_per_problem": m["policy_tokens_per_problem"],
+                "greedy_decoding_accuracy": g0["accuracy"]}
+    g = g[0]
     return {"mcts_accuracy": m["accuracy"], "mcts_policy_tokens_per_problem": m["policy_tokens_per_problem"],
             "greedy_accuracy_same_budget": g["accuracy"],
             "greedy_same_budget_policy_tokens_per_problem": g["policy_tokens_per_problem"],

@@ -37,6 +37,7 @@ class DemoConfig:
 
 # key -> (title, "module:function"); run in this order after the foundation stages
 STAGES: dict[str, tuple[str, str]] = {
+    "label": ("Step labels without humans (mc, omega, verify) against gold", "prmkit.label.demo:demo_stage"),
     "serve": ("Reward server and TRL adapter", "prmkit.serve.reward_server:demo_stage"),
 }
 

@@ -101,8 +101,9 @@ def write_demo_report(out: Path, results: dict) -> Path:
             continue
         stage = results[key]
         rows = [(k, v) for k, v in stage.items() if k != "plots" and not isinstance(v, (dict, list))]
-        plots = "".join(png_to_img(out / key / p if not Path(p).is_absolute() else p)
-                        for p in stage.get("plots", []))
+        pngs = list(stage.get("plots", [])) + [v for v in stage.values() if isinstance(v, str) and v.endswith(".png")]
+        plots = "".join(png_to_img(p if Path(p).is_absolute() or Path(p).exists() else out / key / p)
+                        for p in pngs if Path(p).exists() or (out / key / p).exists())
         sections.append((title, table_html(rows, ("metric", "value")) + plots))
     sections.append(("Stage times (s)", table_html(list(results["timings_s"].items()), ("stage", "seconds"))))
     return write_page(out / "report.html", "prmkit demo report", sections)

@@ -35,23 +35,24 @@ def _plt():
 
 
 def plot_bon(bon: dict, title: str):
+    """Majority vote, pass@N, and for each model its own aggregation: argmax (solid) and weighted vote (dashed).
+    The other aggregations are in the table below the plot."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     ns = [int(n) for n in bon["ns"]]
-    ax.plot(ns, [bon["majority"][str(n)] if str(n) in bon["majority"] else bon["majority"][n] for n in ns],
-            "k--o", label="majority vote")
+    ax.plot(ns, [_get(bon["majority"], n) for n in ns], "k--o", label="majority vote")
     ax.plot(ns, [_get(bon["pass_at_k"], n) for n in ns], ":", color="gray", label="pass@N (oracle)")
-    for name, m in bon["models"].items():
-        own = m["aggregation"]
-        for how, curves in m["curves"].items():
-            style = dict(lw=2.2) if how == own else dict(lw=0.8, alpha=0.6)
-            ax.plot(ns, [_get(curves["argmax"], n) for n in ns], marker="o", label=f"{name} argmax ({how})", **style)
-        ax.plot(ns, [_get(m["curves"][own]["weighted"], n) for n in ns], "--", label=f"{name} weighted ({own})")
+    for i, (name, m) in enumerate(bon["models"].items()):
+        own, color = m["aggregation"], f"C{i}"
+        ax.plot(ns, [_get(m["curves"][own]["argmax"], n) for n in ns], "-o", color=color, lw=2,
+                label=f"{name} argmax ({own})")
+        ax.plot(ns, [_get(m["curves"][own]["weighted"], n) for n in ns], "--", color=color, lw=1,
+                label=f"{name} weighted vote ({own})")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (samples per problem)")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from prmkit.errors import InputError
 from prmkit.label.rollouts import rollout_seed
@@ -26,10 +26,10 @@ JUDGE_TEMPLATE = (
 )
 
 _NONE_RE = re.compile(r"\b(none|no (?:error|mistake|incorrect step)s?|all (?:steps )?(?:are )?correct|"
-                      r"every step is correct)\b", re.I)
+                      r"every step is correct)\b", re.IGNORECASE)
 _PATTERNS = [
     re.compile(r"\\boxed\{\s*(-?\d+)\s*\}"),
-    re.compile(r"\b(?:step|paragraph)\s*#?\s*(-?\d+)\b", re.I),
+    re.compile(r"\b(?:step|paragraph)\s*#?\s*(-?\d+)\b", re.IGNORECASE),
     re.compile(r"^\s*(-?\d+)\s*(?:[.)\]:]|$)"),
 ]
 
@@ -96,7 +96,7 @@ class LMJudge:
         self.unparsed = 0
 
     @classmethod
-    def from_model(cls, model: str = "", base_url: str = "", **kw) -> "LMJudge":
+    def from_model(cls, model: str = "", base_url: str = "", **kw) -> LMJudge:
         from prmkit.policy.sample import make_sampler
 
         return cls(make_sampler(model, "openai" if base_url else "hf", base_url), **kw)

@@ -8,7 +8,7 @@ answer is labelled by that answer's correctness without rollouts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from prmkit.label import rules
 from prmkit.label.rollouts import Cost, Probe, RolloutConfig, answer_key, estimate

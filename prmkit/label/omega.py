@@ -10,10 +10,17 @@ Labels: steps before the located error 1.0, the error 0.0, later steps unknown (
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from prmkit.label import rules
-from prmkit.label.rollouts import Cost, Probe, ProbeResult, RolloutConfig, answer_key, estimate
+from prmkit.label.rollouts import (
+    Cost,
+    Probe,
+    ProbeResult,
+    RolloutConfig,
+    answer_key,
+    estimate,
+)
 from prmkit.schema import Problem, StepLabels, Trace
 
 

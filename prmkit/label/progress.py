@@ -10,7 +10,7 @@ value-target rule over a search tree is `rules.rest_mcts_value_targets`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from prmkit.label import rules
 from prmkit.label.rollouts import Cost, Probe, RolloutConfig, answer_key, estimate

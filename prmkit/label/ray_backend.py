@@ -4,16 +4,15 @@ local backend's (per-trace seeding).  `--ray-address` joins a cluster; otherwise
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from prmkit.schema import Problem, Trace
 
 
 class _LabelActor:
     def __init__(self, cfg, problems, sc_map):
-        import os
-
         import dataclasses
+        import os
 
         os.environ.setdefault("PRMKIT_QUIET", "1")
         from prmkit.label.run import Worker

@@ -15,9 +15,9 @@ Definitions (also written into `label_report.json`):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from prmkit.errors import InputError
 from prmkit.schema import Trace
@@ -138,7 +138,7 @@ def format_table(methods: dict) -> str:
     head = ("method", "agree", "cover", "bad P", "bad R", "ECE", "rollouts/tr", "tokens/tr")
     lines = ["  ".join(f"{h:>11}" for h in head)]
     for r in table_rows(methods):
-        cells = [f"{r[0]:>11}"] + [f"{v:>11.3f}" if isinstance(v, float) else f"{str(v):>11}" for v in r[1:6]]
+        cells = [f"{r[0]:>11}"] + [f"{v:>11.3f}" if isinstance(v, float) else f"{v!s:>11}" for v in r[1:6]]
         cells += [f"{r[6]:>11.1f}", f"{r[7]:>11.0f}"]
         lines.append("  ".join(cells))
     return "\n".join(lines)
@@ -154,7 +154,8 @@ def plot(methods: dict, path: Path) -> Path:
     for name, m in methods.items():
         x, y = m["rollouts_per_trace"], m["first_error_agreement"]
         ax.scatter([x], [y], s=40)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5))
+        tag = name if m["coverage"] >= 1.0 else f"{name} (coverage {m['coverage']:.2f})"
+        ax.annotate(tag, (x, y), textcoords="offset points", xytext=(5, 5))
     ax.set_xlabel("rollouts per trace")
     ax.set_ylabel("first-error agreement with gold")
     ax.set_ylim(0, 1.05)

@@ -17,8 +17,8 @@ answer" precondition).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from prmkit.errors import InputError
 from prmkit.policy.base import SamplingParams

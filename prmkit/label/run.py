@@ -14,9 +14,10 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prmkit.errors import InputError
 from prmkit.schema import Problem, Trace, to_dict
@@ -302,6 +303,7 @@ def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:
 
     traces = read_traces(path)
     rollouts = tokens = labelled = 0
+    dropped: dict[str, int] = {}
     for t in traces:
         if t.labels is not None:
             labelled += 1
@@ -309,10 +311,12 @@ def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:
             tokens += t.labels.policy_tokens
         else:
             info = t.meta.get("label", {}) if isinstance(t.meta.get("label"), dict) else {}
+            reason = str(info.get("dropped", "unlabelled"))
+            dropped[reason] = dropped.get(reason, 0) + 1
             rollouts += int(info.get("rollouts", 0))
             tokens += int(info.get("policy_tokens", 0))
     n = max(1, len(traces))
-    out = {"traces": len(traces), "labelled": labelled, "rollouts": rollouts, "policy_tokens": tokens,
+    out = {"traces": len(traces), "labelled": labelled, "dropped": dropped, "rollouts": rollouts, "policy_tokens": tokens,
            "rollouts_per_trace": rollouts / n, "policy_tokens_per_trace": tokens / n}
     if wall_s is not None:
         out["wall_s"] = round(wall_s, 3)

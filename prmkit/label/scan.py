@@ -15,10 +15,17 @@ A wrong trace whose MC never reaches 0 (it states no final answer) is dropped, a
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from prmkit.label import rules
-from prmkit.label.rollouts import Cost, Probe, RolloutConfig, answer_key, estimate, trace_correct
+from prmkit.label.rollouts import (
+    Cost,
+    Probe,
+    RolloutConfig,
+    answer_key,
+    estimate,
+    trace_correct,
+)
 from prmkit.schema import Problem, StepLabels, Trace
 
 

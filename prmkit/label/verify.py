@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from prmkit.errors import InputError
 from prmkit.schema import Problem, StepLabels, Trace

@@ -92,9 +92,9 @@ def summarize_runs(results: dict[str, list[list[dict]]]) -> dict:
         monitors = {}
         for key in MONITOR_KEYS:
             vals = [[r[key] for r in recs if key in r] for recs in runs]
-            if all(vals):
-                monitors[key] = {"first": statistics.fmean(v[0] for v in vals),
-                                 "last": statistics.fmean(v[-1] for v in vals)}
+            if all(vals):  # means over the first / last 5 readings of each seed, then over seeds
+                monitors[key] = {"first": statistics.fmean(statistics.fmean(v[:5]) for v in vals),
+                                 "last": statistics.fmean(statistics.fmean(v[-5:]) for v in vals)}
         warnings = sorted({w for recs in runs for r in recs for w in r.get("warnings", [])})
         out["methods"][m] = {
             "final_accuracy": statistics.fmean(finals[m]),
@@ -171,7 +171,7 @@ def write_report(summary: dict, plots: list[Path], out: Path, title: str = "prmk
                               for k in MONITOR_KEYS], "; ".join(d["warnings"]) or "-"))
     mon_table = table_html(mon_rows, ("method", *MONITOR_KEYS, "warnings"))
     sections = [("Held-out accuracy", png_to_img(plots[0]) + table),
-                ("Reward-hacking monitors (first step → last step, mean over seeds)", png_to_img(plots[1]) + mon_table),
+                ("Reward-hacking monitors (mean of the first 5 steps → mean of the last 5 steps, mean over seeds)", png_to_img(plots[1]) + mon_table),
                 ("Budget", table_html([(k, json.dumps(v)) for k, v in summary.get("budget", {}).items()],
                                       ("setting", "value")))]
     return write_page(out / "report.html", title, sections)

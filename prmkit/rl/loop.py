@@ -517,8 +517,8 @@ class RLRun:
             return
         saved = json.loads(saved_path.read_text())
         now = {"config": type(self.cfg).__name__, **asdict(self.cfg)}
-        diff = sorted(k for k in set(saved) | set(now)
-                      if k not in self.RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        ignore = self.RESUMABLE_CHANGES | ({"prm"} if not METHODS[self.cfg.reward][1] else set())
+        diff = sorted(k for k in set(saved) | set(now) if k not in ignore and saved.get(k) != now.get(k))
         if diff:
             raise InputError(f"resuming with different settings: {', '.join(diff)} (saved run: "
                              f"{[saved.get(k) for k in diff]}, now: {[now.get(k) for k in diff]}); "

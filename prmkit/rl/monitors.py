@@ -46,7 +46,10 @@ class DriftMonitor:
     """absolute level of empty/repeated-step fractions that triggers a warning"""
     divergence_tolerance: float = 0.05
     """process reward up and held-out accuracy down, each by more than this, triggers a warning"""
+    window: int = 5
+    """readings are compared as means over the first / the latest `window` steps (each step sees other prompts)"""
     first: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
     first_eval: dict[str, float] = field(default_factory=dict)
     warned: list[str] = field(default_factory=list)
 
@@ -57,8 +60,13 @@ class DriftMonitor:
         for key in ("mon/steps_per_solution", "mon/length"):
             if key not in metrics:
                 continue
-            base = self.first.setdefault(key, metrics[key])
-            change = (metrics[key] - base) / max(abs(base), 1e-9)
+            seen = self.history.setdefault(key, [])
+            seen.append(metrics[key])
+            if len(seen) <= self.window:
+                self.first[key] = sum(seen) / len(seen)
+            base = self.first[key]
+            recent = seen[-self.window:]
+            change = (sum(recent) / len(recent) - base) / max(abs(base), 1e-9)
             metrics[key.replace("mon/", "mon/drift_")] = change
             if abs(change) > self.rel_tolerance:
                 warnings.append(f"{key} moved {change:+.0%} from its first value {base:.2f}")
@@ -80,7 +88,12 @@ class DriftMonitor:
         return fresh
 
     def state_dict(self) -> dict:
-        return {"first": dict(self.first), "first_eval": dict(self.first_eval), "warned": list(self.warned)}
+        return {"first": dict(self.first), "first_eval": dict(self.first_eval), "warned": list(self.warned),
+                "history": {k: list(v[-self.window:]) for k, v in self.history.items()},
+                "counts": {k: len(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.first, self.first_eval, self.warned = dict(state["first"]), dict(state["first_eval"]), list(state["warned"])
+        # only the latest `window` readings matter once the first window is complete; pad the count back
+        self.history = {k: [float("nan")] * (state.get("counts", {}).get(k, len(v)) - len(v)) + list(v)
+                        for k, v in state.get("history", {}).items()}

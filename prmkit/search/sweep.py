@@ -97,6 +97,9 @@ def point_of(run, method: str, n: int, seed: int, **extra) -> dict:
             "wall_s": c.wall_s, **extra}
 
 
+ONLY_CACHED = False  # set by a caller that wants to aggregate the cached points without computing more
+
+
 def _cached(cache: Path | None, key: str, fn: Callable[[], list[dict]]) -> list[dict]:
     if cache is None:
         return fn()
@@ -105,6 +108,8 @@ def _cached(cache: Path | None, key: str, fn: Callable[[], list[dict]]) -> list[
     path = cache / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text())
+    if ONLY_CACHED:
+        return []
     pts = fn()
     atomic_write_text(path, json.dumps(pts, indent=1) + "\n")
     return pts

@@ -90,3 +90,17 @@ def test_cli_eval_search_writes_report(tmp_path):
     assert sorted(curves) == ["beam", "best_of_n"] and [r["n"] for r in curves["beam"]] == [1, 2]
     assert all(len(r["seeds"]) == 2 for r in curves["beam"])
     assert "data:image/png;base64" in (tmp_path / "e" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("method", ["beam", "early_reject"])
+def test_with_the_shipped_gym_prm(gym_policy, method):
+    from prmkit.rewards import SHIPPED_PRM_DIR, default_gym_prm
+
+    if not (SHIPPED_PRM_DIR / "prmkit_rm.json").exists():
+        pytest.skip("the gym PRM is not shipped in this checkout")
+    rm = default_gym_prm()
+    run = SEARCHES[method](PROBLEMS[:2], gym_policy, rm, SearchParams(**{**FAST, "tau": 2}))
+    assert run.compute.prm_tokens > 0 and run.compute.prm_parameters == rm.num_parameters
+    assert run.compute.flops == 2 * (gym_policy.num_parameters * run.compute.policy_tokens
+                                     + rm.num_parameters * run.compute.prm_tokens)
+    assert all(0.0 <= x <= 1.0 for r in run.results for s in r.solutions for x in s.step_scores)

@@ -26,8 +26,9 @@ from prmkit.schema import Problem
 class ScriptedGymCompleter:
     sep = "\n"
 
-    def __init__(self, good=lambda prefix_len, n: n):
+    def __init__(self, good=lambda prefix_len, n: n, wrong=None):
         self.good = good  # (number of solution steps in the prefix, n) -> correct completions
+        self.wrong = wrong  # (steps written so far) -> text of a wrong completion (default "A:<gold+1>")
         self.stats = SamplerStats()
         self.requests: list[tuple[str, int]] = []
 
@@ -41,7 +42,7 @@ class ScriptedGymCompleter:
             right = all(step_is_correct(s, k, chain) for k, s in enumerate(done))
             good = self.good(len(done), params.n) if right else 0
             rest = chain.solution_steps()[len(done):]
-            wrong = f"A:{chain.values()[-1] + 1}"
+            wrong = (self.wrong and self.wrong(done)) or f"A:{chain.values()[-1] + 1}"
             group = []
             for j in range(params.n):
                 text = "\n".join(rest) if j < good else wrong
@@ -189,3 +190,21 @@ def test_omega_tree_hand_built_search():
     recs = tree_traces(nodes, "p", PROB.prompt, 2)
     assert [r.labels.values for r in recs] == [[None, None, None, 1.0], [0.0]]
     assert sum(r.labels.rollouts for r in recs) == 2
+
+
+def test_omega_tree_binary_search_inside_a_rollout():
+    from prmkit.label.omega_tree import TreeParams, build_tree, tree_traces
+    from prmkit.label.rollouts import RolloutConfig, answer_key
+
+    # the question's wrong rollout goes wrong at its step 1; right prefixes of >= 1 step always succeed
+    comp = ScriptedGymCompleter(good=lambda m, n: 1 if m == 0 else n, wrong=lambda done: None if done else WRONG_AT_1)
+    nodes = build_tree(0, "p", PROB.prompt, answer_key(trace(RIGHT)), comp, RolloutConfig(k=2))
+    right, wrong = tuple(RIGHT.split("\n")), tuple(WRONG_AT_1.split("\n"))
+    # binary search over the 4-step wrong rollout: mid 2 (dead, MC 0) -> mid 1 (alive, MC 1) -> stop;
+    # the alive prefix's two right rollouts become MC-1 children
+    assert [(n.steps, n.mc, n.parent, n.rollouts) for n in nodes] == [
+        ((), 0.5, -1, 2), (right, 1.0, 0, 0), (wrong[:2], 0.0, 0, 2), (wrong[:1], 1.0, 0, 2),
+        (right, 1.0, 3, 0), (right, 1.0, 3, 0)]
+    recs = tree_traces(nodes, "p", PROB.prompt, 2)
+    assert recs[1].labels.values == [1.0, 0.0] and recs[3].labels.values == [1.0, None, None, 1.0]
+    assert sum(r.labels.rollouts for r in recs) == 6

@@ -238,7 +238,7 @@ def test_step_stats_hand_values():
 
 
 def test_drift_monitor_warns_on_drift_and_divergence():
-    m = DriftMonitor(rel_tolerance=0.5, divergence_tolerance=0.05)
+    m = DriftMonitor(rel_tolerance=0.5, divergence_tolerance=0.05, window=1)
     first = {"mon/steps_per_solution": 4.0, "mon/length": 40.0, "process_reward": 0.5, "eval/accuracy": 0.4}
     assert m.update(first) == []
     later = {"mon/steps_per_solution": 7.0, "mon/length": 44.0, "process_reward": 0.7, "eval/accuracy": 0.3}
@@ -249,9 +249,24 @@ def test_drift_monitor_warns_on_drift_and_divergence():
     assert later["mon/divergence"] == pytest.approx(0.3)
     assert m.update(dict(later)) == []  # each warning is raised once
     state = m.state_dict()
-    m2 = DriftMonitor()
+    m2 = DriftMonitor(window=1)
     m2.load_state_dict(state)
     assert m2.first == m.first and m2.warned == m.warned
+
+
+def test_drift_monitor_compares_window_means():
+    # window 2: baseline = mean of the first two readings (4, 6) = 5; latest two (6, 8) -> +40% < 50%, then
+    # (8, 10) -> mean 9 = +80% -> warning
+    m = DriftMonitor(rel_tolerance=0.5, window=2)
+    got = [m.update({"mon/steps_per_solution": v}) for v in (4.0, 6.0, 8.0, 10.0)]
+    assert got[:3] == [[], [], []] and len(got[3]) == 1
+    state = m.state_dict()
+    m2 = DriftMonitor(rel_tolerance=0.5, window=2)
+    m2.load_state_dict(state)
+    r1, r2 = {"mon/steps_per_solution": 4.0}, {"mon/steps_per_solution": 4.0}
+    m.update(r1)
+    m2.update(r2)
+    assert r1 == r2 and r1["mon/drift_steps_per_solution"] == pytest.approx((7.0 - 5.0) / 5.0)
 
 
 # ---------------------------------------------------------------- compare summaries
