@@ -586,9 +586,10 @@ class RLRun:
         batch = build_batch(prompt_ids, resp, ends, outcomes, gids, self.tokenizer.pad_token_id,
                             prompts=prompts, steps=steps, texts=texts, finish_reasons=finish)
         if self.rm is not None:
-            scores = self.rm.score(prompts, steps)
+            rows = [b for b, ss in enumerate(steps) if ss]  # a response without steps gets no step score
+            scores = self.rm.score([prompts[b] for b in rows], [steps[b] for b in rows]) if rows else []
             grid = torch.zeros(batch.step_mask.shape)
-            for b, row in enumerate(scores):
+            for b, row in zip(rows, scores):
                 if row:
                     grid[b, :len(row)] = torch.tensor(row, dtype=torch.float32)
             if cfg.process_noise_std > 0:
