@@ -38,6 +38,8 @@ class DemoConfig:
 # key -> (title, "module:function"); run in this order after the foundation stages
 STAGES: dict[str, tuple[str, str]] = {
     "label": ("Step labels without humans (mc, omega, verify) against gold", "prmkit.label.demo:demo_stage"),
+    "reward_models": ("Reward models: shipped PRM (ProcessBench F1, Best-of-N), implicit PRM",
+                      "prmkit.evaluate.demo:demo_stage"),
     "serve": ("Reward server and TRL adapter", "prmkit.serve.reward_server:demo_stage"),
 }
 

@@ -5,8 +5,15 @@ layout, via `prmkit.steps`) and the head is read at every step-end position (MET
 are batched, sorted by length to limit padding, and right-padded with position ids 0..L-1, so under
 causal attention a trace's scores do not depend on its batch neighbours or the batch size.
 
-Saved as a Hugging Face model dir plus `prmkit_rm.json` (kind, readout, aggregation, fitted threshold);
-`prmkit.rewards.load_reward_model` reads it back.
+Optional likelihood feature (`loglik`): a frozen causal LM with the same tokenizer (for the gym
+recipe, the policy that wrote the traces) gives each step's summed token log-likelihood
+ll_k = sum_{t in step k, tag tokens excluded} log p_LM(x_t | x_<t); the step logit becomes
+head_logit_k + w * ll_k + b, with w, b trained with the head. A small backbone fine-tuned on a few
+thousand noisy step labels cannot rebuild the arithmetic check it needs at the step end (it learns
+a position prior), while the LM that knows the task already assigns wrong steps a low likelihood.
+
+Saved as a Hugging Face model dir plus `prmkit_rm.json` (kind, readout, aggregation, fitted threshold,
+the likelihood feature's LM name and w, b); `prmkit.rewards.load_reward_model` reads it back.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ def pad_batch(encodings: Sequence[StepEncoding], pad_id: int):
     return ids, attn, ends
 
 
+def prompt_lengths(encodings: Sequence[StepEncoding]):
+    """(B,) long tensor of each encoding's prompt length."""
+    import torch
+
+    return torch.tensor([e.prompt_len for e in encodings], dtype=torch.long)
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first), to limit padding."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -46,7 +60,10 @@ class DiscriminativePRM:
     kind = "prm"
 
     def __init__(self, model, tokenizer, readout: str | dict | Readout = "trl", aggregation: str = "min",
-                 threshold: float | None = None, batch_size: int = 64, meta: dict | None = None):
+                 threshold: float | None = None, batch_size: int = 64, meta: dict | None = None,
+                 loglik_lm=None, loglik: dict | None = None):
+        import torch
+
         from prmkit.rewards.aggregate import AGGREGATIONS
 
         if aggregation not in AGGREGATIONS:
@@ -59,6 +76,32 @@ class DiscriminativePRM:
         self.stats = ScorerStats()
         self._good_bad = self.readout.token_ids(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
+        self.loglik_lm, self.loglik = None, None
+        self.fuse = None
+        if loglik is not None:
+            self.loglik = {"lm": loglik.get("lm", ""), "weight": float(loglik.get("weight", 1.0)),
+                           "bias": float(loglik.get("bias", 0.0))}
+            self.loglik_lm = loglik_lm.eval() if loglik_lm is not None else None
+            if self.loglik_lm is None:
+                raise ValueError("a loglik feature needs its language model (loglik_lm)")
+            for p in self.loglik_lm.parameters():
+                p.requires_grad_(False)
+            self.fuse = torch.nn.Linear(1, 1)
+            with torch.no_grad():
+                self.fuse.weight.fill_(self.loglik["weight"])
+                self.fuse.bias.fill_(self.loglik["bias"])
+            tag = self.readout.sep if (self.readout.layout == "segment" and self.readout.read_at_sep) else \
+                (self.readout.step_tag or "")
+            self._n_tag = len(tokenizer(tag, add_special_tokens=False)["input_ids"]) if tag else 0
+
+    def trainable(self):
+        """The module whose parameters training updates (the backbone + head, and the fuse layer if any)."""
+        import torch
+
+        if self.fuse is None:
+            return self.model
+        return torch.nn.ModuleDict({"model": self.model, "fuse": self.fuse})
 
     # ------------------------------------------------------------------------------- loading
 
@@ -80,6 +123,13 @@ class DiscriminativePRM:
             if key in saved and key not in kw:
                 kw[key] = saved[key]
         kw.setdefault("meta", saved.get("meta", {}))
+        if saved.get("loglik") and "loglik" not in kw:
+            kw["loglik"] = saved["loglik"]
+        if kw.get("loglik") is not None and kw.get("loglik_lm") is None:
+            from prmkit.rewards.implicit import resolve_ref
+
+            kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(kw["loglik"]["lm"]),
+                                                                   dtype=torch.float32).to(device)
         return cls(model.to(device), tok, readout=r, **kw)
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
@@ -87,13 +137,19 @@ class DiscriminativePRM:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        write_rm_config(out, {"kind": self.kind, "readout": self.readout.to_dict(), "aggregation": self.aggregation,
-                              "threshold": self.threshold, "meta": {**self.meta, **(extra or {})}})
+        cfg = {"kind": self.kind, "readout": self.readout.to_dict(), "aggregation": self.aggregation,
+               "threshold": self.threshold, "meta": {**self.meta, **(extra or {})}}
+        if self.fuse is not None:
+            cfg["loglik"] = {"lm": self.loglik["lm"], "weight": float(self.fuse.weight.item()),
+                             "bias": float(self.fuse.bias.item())}
+        write_rm_config(out, cfg)
         return out
 
     @property
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        # the likelihood LM runs on every scored token too
+        extra = sum(p.numel() for p in self.loglik_lm.parameters()) + 2 if self.loglik_lm is not None else 0
+        return sum(p.numel() for p in self.model.parameters()) + extra
 
     @property
     def device(self):
@@ -107,10 +163,11 @@ class DiscriminativePRM:
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
         return self.readout.encode_many(self._pieces, prompts, steps)
 
-    def step_logits(self, input_ids, attention_mask, step_ends):
+    def step_logits(self, input_ids, attention_mask, step_ends, prompt_lens=None):
         """Log-odds of "step is good" at each step end: (B,S), 0 at padding. Differentiable (used in training).
 
-        input_ids, attention_mask (B,T) right-padded; step_ends (B,S) long, -1 padding.
+        input_ids, attention_mask (B,T) right-padded; step_ends (B,S) long, -1 padding; prompt_lens
+        (B,) long, each row's prompt length (needed only with the likelihood feature).
         """
         import torch
 
@@ -134,7 +191,39 @@ class DiscriminativePRM:
                 logp = torch.log_softmax(g, dim=-1)                           # (B,S,C)
                 pos = logp[..., pc]                  # (B,S)
                 out = pos - torch.log1p(-pos.exp().clamp(max=1 - 1e-7))       # (B,S) log p - log(1-p)
+        if self.fuse is not None:
+            if prompt_lens is None:
+                raise ValueError("step_logits with a likelihood feature needs prompt_lens")
+            ll = self.step_loglik(input_ids, attention_mask, step_ends, prompt_lens)    # (B,S)
+            out = out + self.fuse(ll.unsqueeze(-1)).squeeze(-1)
         return torch.where(step_ends >= 0, out, torch.zeros_like(out))
+
+    def step_loglik(self, input_ids, attention_mask, step_ends, prompt_lens):
+        """(B,S) summed log-likelihood of each step's tokens under the frozen likelihood LM, the read tag's
+        tokens excluded; step k = the tokens after step k-1's read position up to its own read
+        position (step 0 starts at token prompt_lens, (B,))."""
+        import torch
+
+        from prmkit.lm import token_logprobs
+
+        with torch.no_grad():
+            lp = token_logprobs(self.loglik_lm, input_ids, attention_mask)   # (B,T-1) column t-1 scores token t
+        B, T = input_ids.shape
+        tok = torch.zeros(B, T, dtype=lp.dtype, device=lp.device)             # (B,T) log p of token t
+        tok[:, 1:] = lp * attention_mask[:, 1:].to(lp.dtype)
+        if self._n_tag:
+            valid = step_ends >= 0                                           # (B,S)
+            for j in range(self._n_tag):
+                pos = (step_ends - j).clamp(min=0)                           # (B,S)
+                tok.scatter_(1, pos, torch.where(valid, torch.zeros_like(pos, dtype=tok.dtype),
+                                                 tok.gather(1, pos)))
+        csum = tok.cumsum(dim=1)                                              # (B,T)
+        at_end = csum.gather(1, step_ends.clamp(min=0))                       # (B,S)
+        prev = torch.nn.functional.pad(at_end[:, :-1], (1, 0))                # (B,S) sum up to the previous read
+        starts = prompt_lens.to(csum.device).long()                           # (B,) first token of step 0
+        prev[:, 0] = csum.gather(1, (starts - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # prompt part
+        ll = at_end - prev                                                    # (B,S)
+        return torch.where(step_ends >= 0, ll, torch.zeros_like(ll))
 
     def _hidden(self, input_ids, attention_mask):
         decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
@@ -155,7 +244,8 @@ class DiscriminativePRM:
             for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
                 ids, attn, ends = pad_batch([encs[i] for i in batch], self.pad_id)
                 dev = self.device
-                probs = torch.sigmoid(self.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))).cpu().tolist()  # (B,S)
+                plen = prompt_lengths([encs[i] for i in batch]).to(dev)                      # (B,)
+                probs = torch.sigmoid(self.step_logits(ids.to(dev), attn.to(dev), ends.to(dev), plen)).cpu().tolist()  # (B,S)
                 for row, i in enumerate(batch):
                     out[i] = probs[row][: len(encs[i].step_ends)]
                 self.stats.tokens_scored += int(attn.sum())

@@ -78,13 +78,19 @@ class TrainPRMConfig:
     """torch threads (0 = torch's default)"""
     save_every: int = 200
     """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
+    loglik_feature: bool = True
+    """add each step's log-likelihood under a frozen causal LM (--loglik-lm) to the head's logit (w*ll + b, trained)"""
+    loglik_lm: str = ""
+    """causal LM of the likelihood feature, same tokenizer (empty: the backbone's own pretrained weights)"""
 
 
 # --------------------------------------------------------------------------- shared by prm and orm
 
 
-def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggregation: str):
-    """A PRM/ORM wrapper around a backbone with a freshly initialised (seeded) 2-class head."""
+def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggregation: str,
+                  loglik_lm: str | None = None):
+    """A PRM/ORM wrapper around a backbone with a freshly initialised (seeded) 2-class head; with
+    `loglik_lm` ('' = the backbone itself), the step log-likelihood feature starts at w = 1, b = 0."""
     import torch
 
     from prmkit.policy.sample import default_policy
@@ -95,9 +101,14 @@ def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggr
 
     r = dataclasses.replace(get_readout(readout), sep=sep)
     cls = ORM if kind == "orm" else DiscriminativePRM
+    kw = {}
+    if loglik_lm is not None:
+        from prmkit.rewards.implicit import GYM_POLICY
+
+        kw["loglik"] = {"lm": loglik_lm or model or GYM_POLICY, "weight": 1.0, "bias": 0.0}
     torch.manual_seed(seed)
     with quiet_transformers():
-        return cls.from_pretrained(model or default_policy(), readout=r, aggregation=aggregation)
+        return cls.from_pretrained(model or default_policy(), readout=r, aggregation=aggregation, **kw)
 
 
 def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], list[float | None]]) -> list:
@@ -119,7 +130,7 @@ def step_loss_fn(rm):
     """loss_fn for `train_loop`: summed BCE over the known step targets of a micro-batch."""
     import torch
 
-    from prmkit.rewards.discriminative import pad_batch
+    from prmkit.rewards.discriminative import pad_batch, prompt_lengths
     from prmkit.train.losses import bce_step_loss
 
     def loss_fn(micro):
@@ -131,7 +142,8 @@ def step_loss_fn(rm):
                 if v is not None:
                     targets[i, k], known[i, k] = float(v), True
         dev = rm.device
-        logits = rm.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))     # (B,S)
+        plen = prompt_lengths([e for e, _ in micro]).to(dev)                # (B,)
+        logits = rm.step_logits(ids.to(dev), attn.to(dev), ends.to(dev), plen)  # (B,S)
         known = known.to(dev)
         loss = bce_step_loss(logits, targets.to(dev), known, reduction="sum")
         agree = ((logits > 0) == (targets.to(dev) >= 0.5)) & known
@@ -240,11 +252,12 @@ def run(cfg: TrainPRMConfig) -> Path:
             return [None] * (len(tg) - 1) + tg[-1:]
         return until_first_negative(tg) if cfg.drop_after_first_negative else tg
 
-    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation)
+    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation,
+                       loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None)
     examples = step_examples(rm, traces, targets)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
-    last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known,
+    last = train_loop(rm.trainable(), examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known,
                       lengths=[len(e.input_ids) for e, _ in examples])
     info = {"train_traces": len(traces), "train_examples": len(examples),
             "train_steps_labelled": sum(n_known(e) for e in examples),

@@ -65,3 +65,41 @@ def test_lr_schedule_and_step_count_by_hand():
     assert lr_at(10, total, s) == pytest.approx(1.0)          # cosine starts at the peak
     assert lr_at(55, total, s) == pytest.approx(0.5)          # halfway through the decay
     assert lr_at(99, total, s) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+
+
+def test_step_loglik_feature_matches_per_prefix_brute_force():
+    """The likelihood feature of step k = log p(step k's text | prompt + earlier steps) under the LM,
+    computed here independently: one forward pass per step prefix, summing the step's own tokens
+    (TRL layout: the separator read after each step is not part of the sum)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+    from prmkit.lm import token_logprobs
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.discriminative import DiscriminativePRM, pad_batch, prompt_lengths
+
+    gym_policy = default_policy()
+    tok = AutoTokenizer.from_pretrained(gym_policy)
+    lm = AutoModelForCausalLM.from_pretrained(gym_policy)
+    torch.manual_seed(0)
+    head = AutoModelForTokenClassification.from_pretrained(gym_policy, num_labels=2)
+    rm = DiscriminativePRM(head, tok, readout="trl", loglik_lm=lm, loglik={"lm": "x", "weight": 2.0, "bias": -1.0})
+    traces = [("Q:7,+3,*2\n", ["7+3=10", "10*2=20", "A:20"]), ("Q:4,-1\n", ["4-1=2", "A:2"])]
+    encs = [rm.encode(p, s) for p, s in traces]
+    ids, attn, ends = pad_batch(encs, rm.pad_id)
+    got = rm.step_loglik(ids, attn, ends, prompt_lengths(encs))
+    for row, (prompt, steps) in enumerate(traces):
+        for k, step in enumerate(steps):
+            before = [tok.bos_token_id]
+            ctx = before + tok(prompt + "".join(s + "\n" for s in steps[:k]), add_special_tokens=False)["input_ids"]
+            full = ctx + tok(step, add_special_tokens=False)["input_ids"]
+            lp = token_logprobs(lm, torch.tensor([full]), torch.ones(1, len(full), dtype=torch.long))[0]
+            want = float(lp[len(ctx) - 1:].sum())
+            assert math.isclose(float(got[row, k]), want, rel_tol=1e-4, abs_tol=1e-4), (row, k)
+    assert float(got[1, 2]) == 0.0  # padding step
+    # the logit adds w * ll + b to the head's log-odds
+    with torch.no_grad():
+        rm_plain = DiscriminativePRM(head, tok, readout="trl")
+        base = rm_plain.step_logits(ids, attn, ends)
+        fused = rm.step_logits(ids, attn, ends, prompt_lengths(encs))
+    assert torch.allclose(fused[0], base[0] + 2.0 * got[0] - 1.0, atol=1e-5)
