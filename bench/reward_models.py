@@ -13,7 +13,8 @@ Data (all sampled by the shipped policy at temperature 1, seeds fixed below):
   long   : gym `long` split, 100 problems x 16 samples — Best-of-N curves.
 Reference rows (not headline numbers): the implicit model scored "w/o ref" and the untrained policy's
 per-step log-likelihood, each with a threshold fitted on dev.
-The PRM recipe equals the shipped one (`prmkit train prm` defaults). Work files go to
+The PRM recipe equals the shipped one (`prmkit train prm` defaults: the head adds to the policy's
+step log-likelihood feature, see `prmkit.rewards.discriminative`). Work files go to
 runs/bench_rm/ (labelling is resumable in chunks).
 """
 
@@ -36,6 +37,15 @@ def _sample(work: Path, name: str, split: str, problems: int, samples: int, seed
     if not f.exists():
         write_records(f, gym_traces(split, problems, samples, seed, desc=f"sample {name}"))
     return f, read_traces(f)
+
+
+def _optimizer_steps(out: str) -> int | None:
+    """Optimizer steps of a finished training run (last line of its train_log.jsonl)."""
+    f = Path(out) / "train_log.jsonl"
+    if not f.exists():
+        return None
+    lines = [line for line in f.read_text().splitlines() if line.strip()]
+    return json.loads(lines[-1])["step"] + 1 if lines else None
 
 
 def main() -> None:
@@ -157,6 +167,11 @@ def main() -> None:
                   "dev_traces": len(dev), "test_traces": len(test), "long_problems": len(groups),
                   "long_samples_per_problem": n},
         "labels": {"prm": "mc-hard (label_mc, k=8)", "implicit": "outcome only (CE)", "orm": "outcome only"},
+        "recipes": {name: {**{k: getattr(cfg, k) for k in ("epochs", "batch_size", "grad_accum", "lr", "warmup_ratio",
+                                                            "beta", "loss", "step_score", "loglik_feature", "loglik_lm")
+                              if hasattr(cfg, k)},
+                           "optimizer_steps": _optimizer_steps(cfg.out)}
+                    for name, (_, cfg) in runs.items()},
         "seeds": {"train": 0, "mc": 0, "dev": 7, "test": 1, "long": 2, "bon_resampling": 0, "init": 0},
         "thresholds_fitted_on": "gym dev split (300 problems x 4), never the reported test split",
         "processbench": pbr, "bon": bon, "timings_s": {k: round(v, 1) for k, v in timings.items()},

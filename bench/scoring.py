@@ -79,6 +79,8 @@ def main() -> None:
         with torch.inference_mode():
             for ids, attn, _ in batches:
                 rm.model(input_ids=ids, attention_mask=attn).logits
+                if getattr(rm, "loglik_lm", None) is not None:   # the likelihood feature's LM runs too
+                    rm.loglik_lm(input_ids=ids, attention_mask=attn).logits
 
     def per_prefix() -> None:
         rm._pieces = CachedTokenizer(rm.tokenizer)

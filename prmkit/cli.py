@@ -44,6 +44,7 @@ COMMANDS = {
     ("", "report"): "prmkit.evaluate.report:ReportConfig",
     ("", "search"): "prmkit.search.run:SearchConfig",
     ("", "eval-search"): "prmkit.search.sweep:EvalSearchConfig",
+    ("eval", "search"): "prmkit.search.sweep:EvalSearchConfig",  # the spelling of eval-search
     ("", "rl"): "prmkit.rl.loop:RLConfig",
     ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
 }
