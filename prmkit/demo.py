@@ -41,6 +41,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "reward_models": ("Reward models: shipped PRM (ProcessBench F1, Best-of-N), implicit PRM",
                       "prmkit.evaluate.demo:demo_stage"),
     "serve": ("Reward server and TRL adapter", "prmkit.serve.reward_server:demo_stage"),
+    "search": ("PRM-guided search: accuracy vs policy tokens", "prmkit.search.sweep:demo_stage"),
+    "rl": ("RL: outcome GRPO and PRIME (held-out accuracy)", "prmkit.rl.demo:demo_stage"),
 }
 
 

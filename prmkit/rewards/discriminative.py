@@ -200,8 +200,8 @@ class DiscriminativePRM:
 
     def step_loglik(self, input_ids, attention_mask, step_ends, prompt_lens):
         """(B,S) summed log-likelihood of each step's tokens under the frozen likelihood LM, the read tag's
-        tokens excluded; step k = the tokens after step k-1's read position up to its own read
-        position (step 0 starts at token prompt_lens, (B,))."""
+        tokens excluded (kept for a step with no tokens of its own); step k = the tokens after step
+        k-1's read position up to its own read position (step 0 starts at token prompt_lens, (B,))."""
         import torch
 
         from prmkit.lm import token_logprobs
@@ -212,7 +212,11 @@ class DiscriminativePRM:
         tok = torch.zeros(B, T, dtype=lp.dtype, device=lp.device)             # (B,T) log p of token t
         tok[:, 1:] = lp * attention_mask[:, 1:].to(lp.dtype)
         if self._n_tag:
-            valid = step_ends >= 0                                           # (B,S)
+            # a step's own tokens exclude its read tag; a step with no own tokens (empty) keeps its tag's
+            # log-likelihood, so an empty response cannot score as a perfect one
+            first = torch.cat([prompt_lens.to(step_ends.device).long().unsqueeze(1), step_ends[:, :-1] + 1], dim=1)
+            own = step_ends - self._n_tag + 1 - first                        # (B,S) own tokens per step
+            valid = (step_ends >= 0) & (own > 0)                             # (B,S)
             for j in range(self._n_tag):
                 pos = (step_ends - j).clamp(min=0)                           # (B,S)
                 tok.scatter_(1, pos, torch.where(valid, torch.zeros_like(pos, dtype=tok.dtype),

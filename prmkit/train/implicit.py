@@ -35,18 +35,19 @@ class TrainImplicitConfig:
     """frozen reference (empty: the same as --model; 'none': the "w/o ref" variant, log pi only); same tokenizer"""
     loss: str = "ce"
     """ce (per-response cross-entropy on the outcome) or dpo (right vs wrong pairs of a problem)"""
-    beta: float = 0.05
-    """beta of the log-ratio reward"""
+    beta: float = 0.5
+    """beta of the log-ratio reward (0.5 on the gym: dev F1 0.49-0.50 vs 0.38 with 0.05, lr 3e-4)"""
     sep: str = "\n"
     """step separator"""
-    epochs: float = 3.0
+    epochs: float = 8.0
     """passes over the data"""
     batch_size: int = 32
     """responses (ce) or pairs (dpo) per micro-batch"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
-    lr: float = 3e-4
-    """peak learning rate (warmup, then cosine decay)"""
+    lr: float = 3e-5
+    """peak learning rate (warmup, then cosine decay); larger rates overwrite the policy's token
+    likelihoods (the "w/o ref" row falls from 0.86 to 0.45 F1 after 75 steps at 3e-4)"""
     warmup_ratio: float = 0.05
     """share of steps spent warming up"""
     weight_decay: float = 0.0

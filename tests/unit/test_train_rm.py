@@ -97,6 +97,14 @@ def test_step_loglik_feature_matches_per_prefix_brute_force():
             want = float(lp[len(ctx) - 1:].sum())
             assert math.isclose(float(got[row, k]), want, rel_tol=1e-4, abs_tol=1e-4), (row, k)
     assert float(got[1, 2]) == 0.0  # padding step
+    # an empty step has no tokens of its own: it is scored by its separator's log-likelihood (not 0)
+    e = rm.encode("Q:4,-1\n", [""])
+    ids1, attn1, ends1 = pad_batch([e], rm.pad_id)
+    ll_empty = rm.step_loglik(ids1, attn1, ends1, prompt_lengths([e]))
+    ctx = [tok.bos_token_id] + tok("Q:4,-1\n", add_special_tokens=False)["input_ids"]
+    full = ctx + tok("\n", add_special_tokens=False)["input_ids"]
+    lp = token_logprobs(lm, torch.tensor([full]), torch.ones(1, len(full), dtype=torch.long))[0]
+    assert math.isclose(float(ll_empty[0, 0]), float(lp[-1]), rel_tol=1e-4) and float(ll_empty[0, 0]) < -1.0
     # the logit adds w * ll + b to the head's log-odds
     with torch.no_grad():
         rm_plain = DiscriminativePRM(head, tok, readout="trl")
