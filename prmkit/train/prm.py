@@ -5,7 +5,10 @@ Matches TRL 1.13's PRMTrainer where it counts: the `trl` readout puts the separa
 step and reads the label there; `--train-on-last-step-only`; LoRA; soft labels stay floats.
 With no `--data`, the defaults are the shipped gym recipe: the gym policy samples the train split,
 `prmkit.label.mc.label_mc` gives mc-hard labels, the model starts from the policy, and the
-ProcessBench threshold is fitted on the `dev` split and stored with the model:
+ProcessBench threshold is fitted on the `dev` split and stored with the model. By default the head
+adds to the step log-likelihood under the frozen backbone LM (`--loglik-feature`, see
+`prmkit.rewards.discriminative`): (w, b) start at the logistic fit on the training labels and the new
+head at zero, then everything trains at a small learning rate (3e-5, chosen on gym dev):
 
     prmkit train prm --out prmkit/gym/prm_checkpoint      # reproduces the shipped gym PRM
 """

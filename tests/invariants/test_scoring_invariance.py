@@ -41,6 +41,19 @@ def prm():
 
 
 @pytest.fixture(scope="module")
+def prm_ll(prm):
+    """The PRM with the step log-likelihood feature (a frozen policy LM) added to its head."""
+    from transformers import AutoModelForCausalLM
+
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards.discriminative import DiscriminativePRM
+
+    return DiscriminativePRM(prm.model, prm.tokenizer, readout="trl",
+                             loglik_lm=AutoModelForCausalLM.from_pretrained(default_policy()),
+                             loglik={"lm": "gym-policy", "weight": 0.7, "bias": 1.0})
+
+
+@pytest.fixture(scope="module")
 def implicit():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,9 +74,9 @@ def _max_diff(a, b) -> float:
     return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
 
 
-@pytest.mark.parametrize("which", ["prm", "implicit"])
-def test_scores_do_not_depend_on_batch_size_or_neighbours(which, prm, implicit):
-    rm = prm if which == "prm" else implicit
+@pytest.mark.parametrize("which", ["prm", "implicit", "prm_ll"])
+def test_scores_do_not_depend_on_batch_size_or_neighbours(which, prm, implicit, prm_ll):
+    rm = {"prm": prm, "implicit": implicit, "prm_ll": prm_ll}[which]
     prompts, steps = _traces()
     rm.batch_size = 64
     full = rm.score(prompts, steps)
@@ -83,11 +96,11 @@ def test_scores_do_not_depend_on_batch_size_or_neighbours(which, prm, implicit):
     assert len({round(x, 4) for row in full for x in row}) > 5  # the scores are not all alike
 
 
-@pytest.mark.parametrize("readout", ["trl", "token-classification"])
-def test_one_pass_equals_scoring_each_prefix(readout, prm):
+@pytest.mark.parametrize("readout", ["trl", "token-classification", "trl+loglik"])
+def test_one_pass_equals_scoring_each_prefix(readout, prm, prm_ll):
     from prmkit.rewards.readout import get_readout
 
-    rm = replace_readout(prm, get_readout(readout))
+    rm = prm_ll if readout == "trl+loglik" else replace_readout(prm, get_readout(readout))
     prompts, steps = _traces(4, seed=3)
     one_pass = rm.score(prompts, steps)
     for p, ss, row in zip(prompts, steps, one_pass):
