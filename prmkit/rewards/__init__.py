@@ -53,7 +53,8 @@ def _hub_rm_config(hub_id: str) -> dict:
 
 
 def default_gym_prm(**kw: Any):
-    """The shipped gym PRM (`prmkit/gym/prm_checkpoint/`, discriminative, trained on mc-hard labels)."""
+    """The shipped gym PRM (`prmkit/gym/prm_checkpoint/`, discriminative, trained on mc-hard labels; its head
+    adds to the step log-likelihood under the frozen gym policy, so scoring loads both)."""
     from prmkit.errors import InputError
 
     if not (SHIPPED_PRM_DIR / "prmkit_rm.json").exists():
