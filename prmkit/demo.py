@@ -33,6 +33,9 @@ class DemoConfig:
     """sampling seed"""
     gsm8k: str = ""
     """GSM8K test JSONL for the converter/checker stage (empty: ../shared/data/gsm8k/test.jsonl if present)"""
+    stages: str = "all"
+    """later stages to run after the foundation ones: 'all', 'none', or a comma list of label,
+    reward_models, serve, search, rl"""
 
 
 # key -> (title, "module:function"); run in this order after the foundation stages
@@ -44,6 +47,21 @@ STAGES: dict[str, tuple[str, str]] = {
     "search": ("PRM-guided search: accuracy vs policy tokens", "prmkit.search.sweep:demo_stage"),
     "rl": ("RL: outcome GRPO and PRIME (held-out accuracy)", "prmkit.rl.demo:demo_stage"),
 }
+
+
+def _selected_stages(spec: str) -> list[str]:
+    if spec == "all":
+        return list(STAGES)
+    if spec == "none":
+        return []
+    keys = [k.strip() for k in spec.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in STAGES]
+    if unknown:
+        from prmkit.errors import InputError
+
+        raise InputError(f"unknown demo stage(s) {unknown}; expected 'all', 'none' or names from {list(STAGES)}",
+                         field="stages")
+    return keys
 
 
 def _stage(out: Path, name: str, fn, timings: dict) -> dict:
@@ -128,6 +146,8 @@ def run(cfg: DemoConfig) -> dict:
     if gsm.exists():
         results["gsm8k"] = _stage(out, "gsm8k", _gsm8k_stage(gsm), timings)
     for key, (_title, target) in STAGES.items():
+        if key not in _selected_stages(cfg.stages):
+            continue
         module_name, fn_name = target.split(":")
 
         def stage_fn(d: Path, module_name=module_name, fn_name=fn_name) -> dict:

@@ -72,7 +72,20 @@ def test_bad_input_exits_2_with_location(tmp_path):
 @pytest.mark.parametrize("split", ["test"])
 def test_demo_small(tmp_path, split):
     invoke("demo", "--out", str(tmp_path / "demo"), "--num-problems", "16", "--samples", "2",
-           "--gsm8k", str(GSM8K_TEST))
+           "--gsm8k", str(GSM8K_TEST), "--stages", "none")
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert results["gym_test"]["num_traces"] == 16 and results["gsm8k"]["records"] == 1319
     assert (tmp_path / "demo" / "report.html").read_text().count("<img") == 2
+
+
+def test_demo_stages_resolve_to_callables():
+    import importlib
+    import inspect
+
+    from prmkit.demo import STAGES
+
+    assert list(STAGES) == ["label", "reward_models", "serve", "search", "rl"]
+    for key, (_title, target) in STAGES.items():
+        module_name, fn_name = target.split(":")
+        fn = getattr(importlib.import_module(module_name), fn_name)
+        assert list(inspect.signature(fn).parameters)[:2] == ["out_dir", "seed"], key
