@@ -53,7 +53,9 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
     lab = _load(res / "labeling.json")
     if lab:
         for name, m in lab["methods"].items():
-            out.append((f"labels `{name}`: first-error agreement with gold / rollouts per trace / policy tokens per trace",
+            kept = f", {m['coverage']:.0%} of traces kept" if m.get("coverage", 1.0) < 1.0 else ""
+            out.append((f"labels `{name}` (gym test, {m.get('traces', '?')} traces{kept}): first-error agreement with gold / "
+                        "rollouts per trace / policy tokens per trace",
                         f"{_f(m['first_error_agreement'])} / {_f(m['rollouts_per_trace'], '.1f')} / "
                         f"{_f(m['policy_tokens_per_trace'], '.0f')}", "verify = 1.000" if name == "verify" else ""))
         out.append(("omega ÷ mc rollouts per trace (long split, same K)", _f(lab["omega_vs_mc_rollout_ratio"]), "≤ 0.40"))
@@ -61,7 +63,8 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                     "≤ 0.50"))
     rm = _load(res / "reward_models.json")
     if rm:
-        out.append(("PRM (mc-hard labels) ProcessBench F1", _f(rm["prm_f1"]), "≥ 0.85"))
+        out.append(("PRM (mc-hard labels; head + frozen-policy step likelihood) ProcessBench F1, gym test",
+                    _f(rm["prm_f1"]), "≥ 0.85"))
         out.append(("implicit PRM (outcome labels only) ProcessBench F1", _f(rm["implicit_prm_f1"]), "≥ 0.70"))
         out.append(("ORM (per prefix) ProcessBench F1", _f(rm["orm_f1"]), "reported"))
         out.append(("long split: best-of-16 PRM / majority-of-16 / best-of-16 ORM accuracy",
@@ -74,7 +77,9 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                     f"{_f(sc['one_pass_vs_per_prefix_speedup'], '.2f')}×", "> 1"))
     se = _load(res / "search.json")
     if se:
-        out.append(("beam policy tokens to match best-of-16 ÷ best-of-16's", _f(se["beam_tokens_to_match_bon16_ratio"]),
+        r = se["beam_tokens_to_match_bon16_ratio"]
+        out.append(("beam policy tokens to match best-of-16 ÷ best-of-16's (long split, shipped PRM)",
+                    "not reached (beam never matches best-of-16)" if r is None else _f(r),
                     "≤ 0.50"))
         out.append(("full beam FLOPs ÷ early-reject FLOPs / accuracy drop (points)",
                     f"{_f(se['early_reject_flops_ratio'], '.2f')}× / {_f(se['early_reject_accuracy_drop'], '.1f')}",
@@ -83,12 +88,20 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                     f"{_f(se['mcts_accuracy'])} vs {_f(se['greedy_accuracy_same_budget'])}", "MCTS higher"))
     rl = _load(res / "rl.json")
     if rl:
-        out.append((f"outcome-GRPO held-out gain (points; budget {rl['budget'] if isinstance(rl['budget'], str) else json.dumps(rl['budget'])})",
+        b = rl["budget"]
+        budget = b if isinstance(b, str) else (f"{b['steps']} steps × {b['prompts_per_step']} prompts × {b['k']} samples, "
+                                               f"{b.get('cpu_s_this_invocation', 0) / 60:.1f} CPU-min")
+        out.append((f"outcome-GRPO held-out gain on gym test (points; {budget})",
                     _f(rl["grpo_gain_points"], ".1f"), "≥ 10"))
-        out.append(("PRIME ÷ GRPO steps to reach GRPO's final accuracy", _f(rl["prime_vs_grpo_steps_ratio"], ".2f"),
+        ratio = rl["prime_vs_grpo_steps_ratio"]
+        out.append(("PRIME ÷ GRPO steps to reach GRPO's final accuracy (rl-compare, 3 seeds)",
+                    "undefined: GRPO did not improve in the compare budget" if ratio is None else _f(ratio, ".2f"),
                     "papers: ≈0.4"))
         for name, m in rl["methods"].items():
-            out.append((f"RL `{name}`: final held-out accuracy / steps to GRPO final",
+            cb = rl.get("compare_budget") or {}
+            tag = f"{cb.get('steps', '?')} steps, 3 seeds" if isinstance(cb, dict) else str(cb)
+            out.append((f"rl-compare `{name}` ({tag}, start {m.get('start_accuracy', float('nan')):.3f}): "
+                        "final held-out accuracy / steps to GRPO final",
                         f"{_f(m['final_accuracy'])} / {m['steps_to_grpo_final']}", ""))
     return out
 
