@@ -17,6 +17,7 @@ REWARD_MODELS: dict[str, str] = {
     "prm": "prmkit.rewards.discriminative:DiscriminativePRM",
     "orm": "prmkit.rewards.orm:ORM",
     "implicit": "prmkit.rewards.implicit:ImplicitPRM",
+    "generative": "prmkit.rewards.generative:GenerativeVerifier",  # any causal LM prompted to verify
 }
 
 SHIPPED_PRM_DIR = Path(__file__).resolve().parents[1] / "gym" / "prm_checkpoint"

@@ -275,3 +275,13 @@ def test_openai_path_uses_top_logprobs():
     assert bodies[0]["logprobs"] == 5 and len(bodies[0]["prompt"]) == 2 and len(bodies[0]["prompt_seeds"]) == 2
     assert res.step_scores == [pytest.approx(0.75), pytest.approx(0.75)]
     assert res.unparsed_chains == 2 and ver.stats.chains == 4
+
+
+def test_load_reward_model_builds_a_generative_verifier_from_a_causal_lm_dir():
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards import load_reward_model
+    from prmkit.rewards.generative import GenerativeVerifier
+
+    rm = load_reward_model(default_policy(), kind="generative")
+    assert isinstance(rm, GenerativeVerifier)
+    assert rm.num_parameters == 362_496  # the shipped policy's size, counted independently in the README
