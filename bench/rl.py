@@ -32,8 +32,9 @@ os.environ.setdefault("PRMKIT_QUIET", "1")
 GRPO = dict(steps=160, prompts_per_step=16, k=8, lr=3e-5, lr_1d_mult=100.0, minibatch=32, ppo_epochs=1,
             warmup_steps=0, gym_max_ops=5, max_new_tokens=96, eval_every=20, eval_problems=300, eval_split="test",
             seed=0, threads=1)
-# comparison budget (smaller than GRPO's: 4 methods x 3 seeds must fit the bench's time)
-COMPARE = dict(steps=30, prompts_per_step=8, k=8, lr=3e-5, eval_every=5, eval_problems=200, eval_split="test",
+# comparison budget: GRPO's acceptance-2 budget (the first comparison, 30 steps x 8 prompts, was too short for
+# GRPO itself to improve, so "steps to reach GRPO's final accuracy" was undefined)
+COMPARE = dict(steps=160, prompts_per_step=16, k=8, lr=3e-5, eval_every=20, eval_problems=300, eval_split="test",
                max_new_tokens=96)
 COMPARE_EXTRA = {"minibatch": 32, "gym_max_ops": 5, "lr_1d_mult": 100.0}
 # dev-split runs (300 dev problems, T=1, 16 prompts x 8, minibatch 32, prompts of 2-5 operations) that chose the
@@ -187,14 +188,19 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=None,
                     help="with --part compare: run only these methods' runs (no JSON update); parallel warm-up")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help="run one comparison run and exit")
+    ap.add_argument("--one-part", choices=["compare", "pure"], default="compare",
+                    help="with --one: a run of the method comparison or of the sum- vs min-form part")
     args = ap.parse_args()
     if args.one:  # one (method, seed) run of the comparison, for running seeds in parallel processes
         from prmkit.rl.compare import RLCompareConfig, run_config
         from prmkit.rl.loop import RLRun
 
         prm, _ = _prm_spec()
-        cc = RLCompareConfig(out=str(Path(args.work) / "compare"), methods=COMPARE_METHODS, seeds=[0, 1, 2], prm=prm,
-                             extra=json.dumps(COMPARE_EXTRA), threads=1, **COMPARE)
+        pure = args.one_part == "pure"
+        cc = RLCompareConfig(out=str(Path(args.work) / ("pure_sum_vs_min" if pure else "compare")),
+                             methods=["pure-sum", "pure"] if pure else COMPARE_METHODS, seeds=[0] if pure else [0, 1, 2],
+                             prm=prm, extra=json.dumps({**COMPARE_EXTRA, "vr_coef": 0.0} if pure else COMPARE_EXTRA),
+                             threads=1, **COMPARE)
         RLRun(run_config(cc, args.one[0], int(args.one[1]))).train()
         return
     if args.methods:

@@ -27,11 +27,11 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results" / "scoring.json"
 
 
-def _load_rm(batch_size: int):
+def _load_rm(batch_size: int, device: str = "cpu"):
     from prmkit.rewards import SHIPPED_PRM_DIR, default_gym_prm
 
     if (SHIPPED_PRM_DIR / "prmkit_rm.json").exists():
-        return default_gym_prm(batch_size=batch_size), "shipped gym PRM"
+        return default_gym_prm(batch_size=batch_size, device=device), "shipped gym PRM"
     import torch
 
     from prmkit.policy.sample import default_policy
@@ -40,7 +40,8 @@ def _load_rm(batch_size: int):
 
     torch.manual_seed(0)
     with quiet_transformers():
-        return DiscriminativePRM.from_pretrained(default_policy(), batch_size=batch_size), "gym policy + new head"
+        return (DiscriminativePRM.from_pretrained(default_policy(), batch_size=batch_size, device=device),
+                "gym policy + new head")
 
 
 def main() -> None:
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu (the committed numbers) or cuda (bench/results/scoring_cuda.json)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     os.environ.setdefault("PRMKIT_QUIET", "1")
@@ -61,12 +63,13 @@ def main() -> None:
     from prmkit.train.data import gym_traces
 
     torch.set_num_threads(args.threads)
-    rm, model_name = _load_rm(args.batch_size)
+    rm, model_name = _load_rm(args.batch_size, args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     traces = gym_traces("test", args.problems, args.samples, args.seed, desc="sample test")
     prompts, steps = [t.prompt for t in traces], [t.steps for t in traces]
     encs = rm.encode_many(prompts, steps)
     n_tokens = sum(len(e.input_ids) for e in encs)
-    batches = [pad_batch([encs[i] for i in b], rm.pad_id)
+    batches = [tuple(x.to(args.device) for x in pad_batch([encs[i] for i in b], rm.pad_id)[:2])
                for b in length_sorted_batches([len(e.input_ids) for e in encs], args.batch_size)]
     pre_prompts = [p for p, ss in zip(prompts, steps) for _ in ss]
     pre_steps = [ss[: k + 1] for ss in steps for k in range(len(ss))]
@@ -77,10 +80,11 @@ def main() -> None:
 
     def raw_forward() -> None:
         with torch.inference_mode():
-            for ids, attn, _ in batches:
+            for ids, attn in batches:
                 rm.model(input_ids=ids, attention_mask=attn).logits
                 if getattr(rm, "loglik_lm", None) is not None:   # the likelihood feature's LM runs too
                     rm.loglik_lm(input_ids=ids, attention_mask=attn).logits
+        sync()
 
     def per_prefix() -> None:
         rm._pieces = CachedTokenizer(rm.tokenizer)
@@ -109,7 +113,8 @@ def main() -> None:
         "setup": {"model": model_name, "parameters": rm.num_parameters, "readout": rm.readout.name,
                   "traces": len(traces), "problems": args.problems, "samples": args.samples, "split": "test",
                   "seed": args.seed, "batch_size": args.batch_size, "repeats": args.repeats,
-                  "threads": args.threads, "device": "cpu", "torch": torch.__version__,
+                  "threads": args.threads, "device": args.device, "torch": torch.__version__,
+                  "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
                   "machine": platform.processor() or platform.machine(), "load_avg": os.getloadavg()},
     }
     from prmkit.schema import atomic_write_text

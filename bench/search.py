@@ -66,6 +66,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", default="curves,mcts,temps")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="device of the policy and the PRM (cpu or cuda)")
+    ap.add_argument("--skip-bon", action="store_true", help="with --parts curves: step methods only (parallel runs)")
     ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
     ap.add_argument("--only-cached", action="store_true", help="aggregate cached points only (compute nothing)")
     ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
@@ -91,12 +93,13 @@ def main(argv=None) -> dict:
     import prmkit.search.sweep as sweep_mod
 
     sweep_mod.ONLY_CACHED = args.only_cached
-    rm = make_reward_model(args.prm, args.flip_rate)
+    rm = make_reward_model(args.prm, args.flip_rate, device=args.device)
     rm_name = ("GymCheckerRM(flip_rate=%g)" % args.flip_rate if args.prm == "checker"
                else args.prm or "prmkit.rewards.default_gym_prm()")
     tag = "checker%g" % args.flip_rate if args.prm == "checker" else (Path(args.prm).name if args.prm else "gymprm")
-    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-tau{args.tau}"
-    sampler = HFSampler.from_pretrained(default_policy(), batch_size=args.batch_size)
+    # v2: points carry the PRM's uncached tokens (prefix-cache accounting for both models, search.budget)
+    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-tau{args.tau}-v2"
+    sampler = HFSampler.from_pretrained(default_policy(), batch_size=args.batch_size, device=args.device)
     problems = make_split("long", args.problems)
     seeds = [int(s) for s in args.seeds.split(",")]
     ns = [int(n) for n in args.ns_step.split(",")]
@@ -105,7 +108,9 @@ def main(argv=None) -> dict:
     parts = args.parts.split(",")
     points, mcts_res, temps = [], {}, []
     if "curves" in parts:
-        points += sweep(problems, sampler, rm, ["best_of_n"], sorted({1, 2, 4, 8, args.bon_n}), seeds, base, cache=cache)
+        if not args.skip_bon:
+            points += sweep(problems, sampler, rm, ["best_of_n"], sorted({1, 2, 4, 8, args.bon_n}), seeds, base,
+                            cache=cache)
         points += sweep(problems, sampler, rm, args.methods.split(","), ns, seeds, base, cache=cache)
     if "mcts" in parts:
         mcts_res = mcts_vs_greedy(problems, sampler, rm, base, args, cache)
@@ -129,8 +134,10 @@ def main(argv=None) -> dict:
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
                        "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
                        "mcts_token_budget": args.mcts_budget, "search_params": asdict(base),
-                       "flops": "2 x params x tokens: policy generated tokens + PRM scored tokens "
-                                "(flops_with_prefill also counts the policy's prefix re-reads)",
+                       "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
+                                "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
+                                "policy's prefix re-reads and the PRM's full prefixes included)",
+                       "device": args.device,
                        "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
                        "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1), "note": args.note,
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
@@ -191,6 +198,7 @@ def headline(curve: dict, args) -> dict:
                 for n in sorted(set(b) & set(e))}
         top = max(by_n)
         out.update({"early_reject_flops_ratio": by_n[top]["flops_ratio"],
+                    "early_reject_flops_with_prefill_ratio": by_n[top]["flops_with_prefill_ratio"],
                     "early_reject_accuracy_drop": by_n[top]["accuracy_drop_points"], "early_reject_at_n": top,
                     "early_reject_meets_target": by_n[top]["accuracy_drop_points"] <= 1.0
                     and by_n[top]["flops_ratio"] >= 1.4, "early_reject_by_n": by_n})

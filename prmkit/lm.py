@@ -15,3 +15,25 @@ def token_logprobs(model, input_ids, attention_mask):
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     return logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+
+def resolve_device(device: str | None = "") -> str:
+    """The torch device to load models on: an explicit name ("cpu", "cuda", "cuda:1", "mps") as given;
+    "" or "auto" -> $PRMKIT_DEVICE if set, else "cuda" when a GPU is visible, else "cpu"."""
+    import os
+
+    import torch
+
+    from prmkit.errors import InputError
+
+    name = (device or "").strip()
+    if name in ("", "auto"):
+        name = os.environ.get("PRMKIT_DEVICE", "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {name!r}; expected cpu, cuda, cuda:N, mps or auto", field="device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})",
+                         field="device")
+    return name

@@ -25,6 +25,8 @@ class ScoreConfig:
     """response-score aggregation (empty: the model's own)"""
     batch_size: int = 64
     """traces per forward pass"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     threads: int = 0
     """torch threads (0 = torch's default)"""
 
@@ -42,7 +44,7 @@ def run(cfg: ScoreConfig) -> Path:
     if not cfg.traces:
         raise InputError("expected a traces file (--traces)", field="traces")
     set_threads(cfg.threads)
-    kw = {"batch_size": cfg.batch_size, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
+    kw = {"batch_size": cfg.batch_size, "device": cfg.device, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
     rm = load_reward_model(cfg.model, **kw) if cfg.model else default_gym_prm(**kw)
     traces = _read(cfg.traces)
     t0 = time.perf_counter()

@@ -43,6 +43,8 @@ class EvalBonConfig:
     """sampling and resampling seed"""
     batch_size: int = 64
     """traces per forward pass"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
 
 
 def powers_of_two(n: int) -> list[int]:
@@ -132,7 +134,8 @@ def run(cfg: EvalBonConfig) -> dict:
                  "models": {}}
     paths = [p for p in cfg.models.split(",") if p] or [""]
     for path in paths:
-        rm = load_reward_model(path, batch_size=cfg.batch_size) if path else default_gym_prm(batch_size=cfg.batch_size)
+        kw = {"batch_size": cfg.batch_size, "device": cfg.device}
+        rm = load_reward_model(path, **kw) if path else default_gym_prm(**kw)
         scores = score_traces(rm, traces)
         name = model_name(path, rm)
         curves = model_curves(traces, groups, scores, sorted(set(aggs) | {rm.aggregation}), ns, cfg.resamples, cfg.seed)

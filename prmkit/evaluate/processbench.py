@@ -46,6 +46,8 @@ class EvalProcessBenchConfig:
     """sampling seed for gym traces"""
     batch_size: int = 64
     """traces per forward pass"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
 
 
 def gold_step_labels(first_error: int, num_steps: int) -> list[tuple[int, int]]:
@@ -147,7 +149,8 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
     from prmkit.schema import atomic_write_text
 
     out = Path(cfg.out)
-    rm = load_reward_model(cfg.model, batch_size=cfg.batch_size) if cfg.model else default_gym_prm(batch_size=cfg.batch_size)
+    kw = {"batch_size": cfg.batch_size, "device": cfg.device}
+    rm = load_reward_model(cfg.model, **kw) if cfg.model else default_gym_prm(**kw)
     fit = None
     if cfg.fit_data:
         fit = fit_model_threshold(rm, read_eval_traces(cfg.fit_data), source=cfg.fit_data)

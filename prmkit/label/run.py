@@ -57,6 +57,8 @@ class LabelConfig:
     """base seed; trace i's rollouts use (seed, i)"""
     batch_size: int = 64
     """rows decoded together by the hf sampler"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     threads: int = 0
     """torch CPU threads per worker (0: torch's default; Ray actors use 1)"""
     chunk: int = 32
@@ -115,7 +117,7 @@ class Worker:
             from prmkit.policy.sample import make_sampler
 
             self._sampler = make_sampler(self.cfg.model, self.cfg.sampler, self.cfg.base_url, self.cfg.sep,
-                                         self.cfg.batch_size)
+                                         self.cfg.batch_size, device=self.cfg.device)
         return self._sampler
 
     @property
@@ -124,7 +126,8 @@ class Worker:
             if self.cfg.prover:
                 from prmkit.policy.sample import make_sampler
 
-                self._prover = make_sampler(self.cfg.prover, "hf", "", self.cfg.sep, self.cfg.batch_size)
+                self._prover = make_sampler(self.cfg.prover, "hf", "", self.cfg.sep, self.cfg.batch_size,
+                                            device=self.cfg.device)
             else:
                 self._prover = self.sampler
         return self._prover

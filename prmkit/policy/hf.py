@@ -33,11 +33,14 @@ class HFSampler:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "cpu",
+    def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "",
                         dtype: str = "float32", batch_size: int = 64) -> "HFSampler":
-        """Load a local directory or a hub id (any `AutoModelForCausalLM`)."""
+        """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`)."""
         import os
 
+        from prmkit.lm import resolve_device
+
+        device = resolve_device(device)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging

@@ -42,6 +42,8 @@ class SampleConfig:
     """sampling seed"""
     batch_size: int = 64
     """rows decoded together (hf backend)"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
 
 
 def completion_to_trace(problem: Problem, c: Completion, sample_index: int) -> Trace:
@@ -76,12 +78,13 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
     return traces
 
 
-def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str = "\n", batch_size: int = 64):
-    """The sampler named on the command line (strings map to backends here, once)."""
+def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str = "\n", batch_size: int = 64,
+                 device: str = ""):
+    """The sampler named on the command line (strings map to backends here, once); device "" = auto."""
     if sampler == "hf":
         from prmkit.policy.hf import HFSampler
 
-        return HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size)
+        return HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device)
     if sampler == "openai":
         from prmkit.policy.openai import OpenAISampler
 
@@ -108,7 +111,7 @@ def run(cfg: SampleConfig) -> Path:
 
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
     params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p, seed=cfg.seed)
     traces = sample_traces(sampler, problems, params)

@@ -9,6 +9,9 @@ rule (`rewards.aggregate.AGGREGATIONS`) that turns step scores into one response
 
 Compute accounting: `stats.tokens_scored` counts the token positions run through the model
 (padding excluded) and `num_parameters` sizes the model, so FLOPs ~ 2 x params x tokens.
+`stats.uncached_tokens` counts what a server with prefix caching (vLLM/SGLang style) would run:
+each sequence minus the longest prefix, ending at the prompt or a step end, already scored
+(`PrefixCacheCounter`); search compares strategies on that count, as it does the policy's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,43 @@ class ScorerStats:
     tokens_scored: int = 0
     calls: int = 0
     sequences: int = 0
+    uncached_tokens: int = 0
+    """tokens a prefix-caching server would run (see `PrefixCacheCounter`); 0 when not counted"""
+
+
+class PrefixCacheCounter:
+    """Tokens of each scored sequence that no earlier-scored prefix covers.
+
+    A serving stack with prefix caching keeps the key/value states of every prefix it has run, so a
+    sequence costs only the tokens after its longest cached prefix. Prefixes are matched at the
+    prompt end and at step ends (the points where search branches), by their exact token ids; a match
+    inside a step is not counted, so the count is never below what such a server runs. `clear()`
+    starts cold (e.g. at the start of each search run); the table is emptied when it holds
+    `max_entries` prefixes.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000):
+        self._seen: set[int] = set()
+        self.max_entries = max_entries
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def new_tokens(self, ids: Sequence[int], boundaries: Sequence[int]) -> int:
+        """`ids` is scored; `boundaries` are lengths of its prefixes that later sequences may share."""
+        if len(self._seen) > self.max_entries:
+            self._seen.clear()
+        ids = tuple(ids)
+        cached = 0
+        for b in sorted(set(boundaries) | {len(ids)}):
+            if not 0 < b <= len(ids):
+                continue
+            key = hash(ids[:b])
+            if key in self._seen:
+                cached = b
+            else:
+                self._seen.add(key)
+        return len(ids) - cached
 
 
 class RewardModel(Protocol):

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
 from prmkit.steps import StepEncoding
 
@@ -74,6 +74,7 @@ class DiscriminativePRM:
         self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
         self.meta = dict(meta or {})
         self.stats = ScorerStats()
+        self.prefix_cache = PrefixCacheCounter()
         self._good_bad = self.readout.token_ids(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
@@ -107,9 +108,15 @@ class DiscriminativePRM:
 
     @classmethod
     def from_pretrained(cls, path: str, readout: str | dict | Readout | None = None, num_labels: int = 2,
-                        device: str = "cpu", **kw: Any) -> "DiscriminativePRM":
-        """Load a saved prmkit PRM, an external PRM (name its `readout`), or a bare backbone (a new head)."""
+                        device: str = "", **kw: Any) -> "DiscriminativePRM":
+        """Load a saved prmkit PRM, an external PRM (name its `readout`), or a bare backbone (a new head);
+        device "" = auto (`lm.resolve_device`)."""
         import torch
+
+        from prmkit.lm import resolve_device
+
+        device = resolve_device(device)
+
         from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
         saved = _read_rm_config(path)
@@ -253,6 +260,8 @@ class DiscriminativePRM:
                 for row, i in enumerate(batch):
                     out[i] = probs[row][: len(encs[i].step_ends)]
                 self.stats.tokens_scored += int(attn.sum())
+        self.stats.uncached_tokens += sum(self.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends])
+                                          for e in encs)
         self.stats.calls += 1
         self.stats.sequences += len(encs)
         return out

@@ -286,7 +286,7 @@ class GenerativeVerifier:
         self.stats = GenerativeStats()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", dtype: str = "float32",
+    def from_pretrained(cls, name_or_path: str, device: str = "", dtype: str = "float32",
                         **kw: Any) -> "GenerativeVerifier":
         """A local directory or hub id (any AutoModelForCausalLM); verdicts scored from its logits."""
         from prmkit.policy.hf import HFSampler

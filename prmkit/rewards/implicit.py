@@ -16,7 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
-from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
 from prmkit.rewards.discriminative import _read_rm_config, length_sorted_batches, pad_batch, write_rm_config
 from prmkit.rewards.readout import CachedTokenizer
 from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
@@ -46,14 +46,20 @@ class ImplicitPRM:
         self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
         self.ref_name, self.meta = ref_name, dict(meta or {})
         self.stats = ScorerStats()
+        self.prefix_cache = PrefixCacheCounter()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self._pieces = CachedTokenizer(tokenizer)
         self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
-    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "cpu", **kw) -> "ImplicitPRM":
+    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", **kw) -> "ImplicitPRM":
         import torch
+
+        from prmkit.lm import resolve_device
+
+        device = resolve_device(device)
+
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         saved = _read_rm_config(path)
@@ -144,6 +150,8 @@ class ImplicitPRM:
             for row, i in enumerate(batch):
                 out[i] = s[row, : len(encs[i].step_ends)].tolist()
             self.stats.tokens_scored += (2 if self.ref_model is not None else 1) * int(attn.sum())
+        self.stats.uncached_tokens += (2 if self.ref_model is not None else 1) * sum(
+            self.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends]) for e in encs)
         self.stats.calls += 1
         self.stats.sequences += len(encs)
         return out

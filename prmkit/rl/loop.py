@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 
 from prmkit.errors import InputError
+from prmkit.lm import resolve_device
 from prmkit.rl import advantages as adv_fns
 from prmkit.rl import shaping
 from prmkit.rl.losses import kl_k3, masked_mean, ppo_clip_loss
@@ -135,8 +136,8 @@ class RLConfig:
     """seed of prompt draws, sampling and minibatch order"""
     eval_seed: int = 12345
     """sampling seed of held-out evaluation"""
-    device: str = "cpu"
-    """torch device (cuda for real models)"""
+    device: str = ""
+    """torch device of the policy, reference and reward model (empty = cuda if visible, else cpu)"""
     dtype: str = "float32"
     """model dtype"""
     checkpoint_every: int = 1
@@ -155,8 +156,8 @@ class RLConfig:
 # reward models
 # ----------------------------------------------------------------------------------------------
 
-def load_reward_model(spec: str):
-    """A frozen reward model from a spec string (see RLConfig.prm); returns (rm, description)."""
+def load_reward_model(spec: str, device: str = ""):
+    """A frozen reward model from a spec string (see RLConfig.prm) on `device`; returns (rm, description)."""
     from prmkit.rewards.base import GymCheckerRM
 
     if spec.startswith("checker"):
@@ -172,9 +173,9 @@ def load_reward_model(spec: str):
         if not Path(spec).exists() and "/" not in spec:
             raise InputError(f"expected a reward-model directory, hub id, URL or 'checker[:flip]', got {spec!r}",
                              field="prm")
-        return rewards.load_reward_model(spec), f"reward model {spec}"
+        return rewards.load_reward_model(spec, device=device), f"reward model {spec}"
     try:
-        return rewards.default_gym_prm(), "shipped gym PRM"
+        return rewards.default_gym_prm(device=device), "shipped gym PRM"
     except (InputError, AttributeError):
         pass
     warnings.warn("the shipped gym PRM is not available; using the gym checker with flip rate 0.1")
@@ -439,7 +440,8 @@ class RLRun:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = getattr(torch, cfg.dtype)
-        self.policy = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(cfg.device)
+        self.device = resolve_device(cfg.device)
+        self.policy = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device)
         self.policy.train()
         self.ref = None
         if cfg.kl_coef > 0 or cfg.reward == "prime":
@@ -465,7 +467,7 @@ class RLRun:
                                         grad_clip=cfg.grad_clip, minibatch=cfg.minibatch)
         self.rm, self.rm_desc = (None, "")
         if METHODS[cfg.reward][1]:
-            self.rm, self.rm_desc = load_reward_model(cfg.prm)
+            self.rm, self.rm_desc = load_reward_model(cfg.prm, self.device)
         self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps),
                                      cfg.gym_max_ops)
         self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
@@ -492,7 +494,7 @@ class RLRun:
         path = self.out / "checkpoint" / "state.pt"
         if not path.exists():
             return False
-        state = torch.load(path, weights_only=False, map_location=self.cfg.device)
+        state = torch.load(path, weights_only=False, map_location=self.device)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -7,12 +7,16 @@ Every search run measures, as deltas over the run:
 * policy *forward* tokens — every position the policy ran (prompt/prefix prefill + generated),
   read from `sampler.stats.forward_tokens` where the backend counts it (HFSampler); a server
   backend that does not report it falls back to the generated count;
-* PRM tokens scored — `rm.stats.tokens_scored` (every position the reward model ran).
+* PRM tokens scored — `rm.stats.tokens_scored` (every position the reward model ran), and the
+  PRM's *uncached* tokens — `rm.stats.uncached_tokens`, each scored sequence minus its longest
+  prefix (at the prompt or a step end) scored before in this run (`rewards.base.PrefixCacheCounter`).
 
 FLOPs are the standard forward estimate 2 x parameters x tokens per model (Kaplan et al. 2020),
-summed over the two models: `flops` counts the policy's *generated* tokens and the PRM's scored
-tokens (a serving stack with prefix caching never re-reads a committed prefix); `flops_with_prefill`
-counts every policy position this sampler actually ran (HFSampler re-reads the prefix each call).
+summed over the two models, under two accountings:
+* `flops` — as a serving stack with prefix caching runs both models (vLLM/SGLang): the policy's
+  *generated* tokens and the PRM's *uncached* tokens; no committed prefix is ever re-read;
+* `flops_with_prefill` — every position each model actually ran here (HFSampler re-reads the prefix
+  on each call; our PRMs score each prefix from its first token).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Compute:
     """positions run through the policy (prefill + generated)"""
     prm_tokens: int = 0
     """positions run through the reward model"""
+    prm_uncached_tokens: int = 0
+    """positions a prefix-caching reward-model server would run (see the module docstring)"""
     policy_parameters: int = 0
     prm_parameters: int = 0
     policy_calls: int = 0
@@ -52,7 +58,13 @@ class Compute:
 
     @property
     def prm_flops(self) -> float:
+        """Reward-model FLOPs of every position it ran."""
         return forward_flops(self.prm_parameters, self.prm_tokens)
+
+    @property
+    def prm_cached_flops(self) -> float:
+        """Reward-model FLOPs with prefix caching (its uncached tokens; all tokens when not counted)."""
+        return forward_flops(self.prm_parameters, self.prm_uncached_tokens or self.prm_tokens)
 
     @property
     def generation_flops(self) -> float:
@@ -61,8 +73,8 @@ class Compute:
 
     @property
     def flops(self) -> float:
-        """Total FLOPs: policy generated tokens + reward-model scored tokens."""
-        return self.generation_flops + self.prm_flops
+        """Total FLOPs with prefix caching: policy generated tokens + reward-model uncached tokens."""
+        return self.generation_flops + self.prm_cached_flops
 
     @property
     def flops_with_prefill(self) -> float:
@@ -71,7 +83,7 @@ class Compute:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "policy_flops": self.policy_flops, "generation_flops": self.generation_flops,
-                "prm_flops": self.prm_flops, "flops": self.flops, "flops_with_prefill": self.flops_with_prefill}
+                "prm_flops": self.prm_flops, "prm_cached_flops": self.prm_cached_flops, "flops": self.flops, "flops_with_prefill": self.flops_with_prefill}
 
 
 def _params(model) -> int:
@@ -79,6 +91,14 @@ def _params(model) -> int:
         return int(getattr(model, "num_parameters", 0) or 0)
     except Exception:  # noqa: BLE001 — a remote backend may not know its size
         return 0
+
+
+def _clear_prefix_caches(rm) -> None:
+    """Empty the prefix-cache counters of a reward model and of the models it combines (PAV)."""
+    for m in (rm, getattr(rm, "base", None), getattr(rm, "prover", None)):
+        cache = getattr(m, "prefix_cache", None)
+        if cache is not None:
+            cache.clear()
 
 
 class ComputeMeter:
@@ -93,7 +113,9 @@ class ComputeMeter:
         s = getattr(sampler, "stats", None)
         self._fwd0 = getattr(s, "forward_tokens", 0) if s is not None else 0
         self._calls0 = getattr(s, "calls", 0) if s is not None else 0
+        _clear_prefix_caches(rm)                      # each run counts its PRM prefix cache from cold
         self._prm0 = rm.stats.tokens_scored
+        self._prm_unc0 = getattr(rm.stats, "uncached_tokens", 0)
         self._prm_calls0 = rm.stats.calls
         self.policy_tokens = 0
 
@@ -109,6 +131,7 @@ class ComputeMeter:
         return Compute(policy_tokens=self.policy_tokens,
                        policy_forward_tokens=fwd if measured else self.policy_tokens,
                        prm_tokens=self.rm.stats.tokens_scored - self._prm0,
+                       prm_uncached_tokens=getattr(self.rm.stats, "uncached_tokens", 0) - self._prm_unc0,
                        policy_parameters=_params(self.sampler), prm_parameters=_params(self.rm),
                        policy_calls=(getattr(s, "calls", 0) if s is not None else 0) - self._calls0,
                        prm_calls=self.rm.stats.calls - self._prm_calls0,

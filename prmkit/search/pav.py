@@ -28,6 +28,7 @@ class PAVScorer:
 
     def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
         b0, p0 = self.base.stats.tokens_scored, self.prover.stats.tokens_scored
+        bu, pu = self.base.stats.uncached_tokens, self.prover.stats.uncached_tokens
         q_base = self.base.score(prompts, steps)
         q_prov = self.prover.score(prompts, steps)
         self.stats.calls += 1
@@ -35,6 +36,8 @@ class PAVScorer:
         # FLOPs: both models' tokens, weighted into this scorer's single parameter count
         self.stats.tokens_scored += _combined_tokens(self.base, self.prover, self.base.stats.tokens_scored - b0,
                                                      self.prover.stats.tokens_scored - p0)
+        self.stats.uncached_tokens += _combined_tokens(self.base, self.prover, self.base.stats.uncached_tokens - bu,
+                                                       self.prover.stats.uncached_tokens - pu)
         out = []
         for qb, qp in zip(q_base, q_prov):
             if not qb:

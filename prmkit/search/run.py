@@ -88,6 +88,8 @@ class SearchConfig:
     """search seed"""
     batch_size: int = 256
     """rows decoded together (hf backend)"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
 
@@ -97,7 +99,7 @@ PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction",
                 "rollout_steps", "end_gate", "max_iterations", "token_budget", "seed")
 
 
-def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = ""):
+def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = ""):
     """The reward model named on the command line (strings map to reward models here, once)."""
     kw = {"aggregation": aggregation} if aggregation else {}
     if spec == "checker":
@@ -110,6 +112,7 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = ""):
         return RemoteRM(spec[len("remote:"):], **kw)
     from prmkit.rewards import default_gym_prm, load_reward_model
 
+    kw["device"] = device
     return load_reward_model(spec, **kw) if spec else default_gym_prm(**kw)
 
 
@@ -136,12 +139,12 @@ def run(cfg: SearchConfig) -> dict:
     params = search_params(cfg)
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
+    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device)
     if cfg.prover:
         from prmkit.search.pav import PAVScorer
 
-        rm = PAVScorer(rm, make_reward_model(cfg.prover, cfg.flip_rate, cfg.aggregation), cfg.pav_alpha)
+        rm = PAVScorer(rm, make_reward_model(cfg.prover, cfg.flip_rate, cfg.aggregation, cfg.device), cfg.pav_alpha)
     result = SEARCHES[cfg.method](problems, sampler, rm, params)
     save_config(out, cfg)
     write_records(out / "traces.jsonl", result.to_traces())

@@ -76,6 +76,8 @@ class EvalSearchConfig:
     """N of the temperature/top-p sweep"""
     batch_size: int = 256
     """rows decoded together (hf backend)"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     threads: int = 1
     """torch CPU threads"""
 
@@ -93,6 +95,7 @@ def point_of(run, method: str, n: int, seed: int, **extra) -> dict:
     c = run.compute
     return {"method": method, "n": n, "seed": seed, "problems": len(run.results), "accuracy": run.accuracy,
             "policy_tokens_per_problem": c.policy_tokens / m, "prm_tokens_per_problem": c.prm_tokens / m,
+            "prm_uncached_tokens_per_problem": c.prm_uncached_tokens / m,
             "flops_per_problem": c.flops / m, "flops_with_prefill_per_problem": c.flops_with_prefill / m,
             "wall_s": c.wall_s, **extra}
 
@@ -254,8 +257,8 @@ def run(cfg: EvalSearchConfig) -> dict:
     out = Path(cfg.out)
     save_config(out, cfg)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
+    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device)
     base = SearchParams(beam_width=cfg.beam_width, tau=cfg.tau, temperature=cfg.temperature, top_p=cfg.top_p,
                         select=cfg.select, aggregation=cfg.aggregation, max_step_tokens=cfg.max_step_tokens,
                         max_steps=cfg.max_steps, max_new_tokens=cfg.max_new_tokens)

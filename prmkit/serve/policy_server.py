@@ -27,6 +27,8 @@ class ServePolicyConfig:
     """step separator"""
     batch_size: int = 64
     """rows decoded together"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     api_key: str = ""
     """require this bearer token (empty: no auth)"""
 
@@ -113,6 +115,6 @@ def run(cfg: ServePolicyConfig) -> None:
 
     from prmkit.policy.sample import make_sampler
 
-    sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size)
+    sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device)
     name = cfg.model or "prmkit-gym-policy"
     uvicorn.run(make_app(sampler, name, cfg.api_key), host=cfg.host, port=cfg.port, log_level="warning")

@@ -53,8 +53,8 @@ class ServeConfig:
     """most items (prompt + steps) scored in one model call"""
     batch_wait_ms: float = 5.0
     """how long the batcher waits for more requests before scoring what it has"""
-    device: str = "cpu"
-    """device of a model loaded from a dir or hub id (cpu, cuda, cuda:1, ...)"""
+    device: str = ""
+    """device of a model loaded from a dir or hub id (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
     return app
 
 
-def load_reward_model(name: str, device: str = "cpu"):
+def load_reward_model(name: str, device: str = ""):
     """'gym-checker' -> the gym's exact checker; 'gym-prm' -> the shipped gym PRM; anything else (a
     saved dir or hub id) -> `prmkit.rewards.load_reward_model`."""
     from prmkit.errors import InputError
@@ -319,7 +319,7 @@ def load_reward_model(name: str, device: str = "cpu"):
     path = Path(name).expanduser()
     if (path.is_absolute() or name.startswith((".", "~"))) and not path.is_dir():
         raise InputError(f"no reward-model directory at {name!r}", file=name, field="model")
-    kw = {"device": device} if device != "cpu" else {}
+    kw = {"device": device} if device else {}
     if name == "gym-prm" and hasattr(rewards, "default_gym_prm"):
         return rewards.default_gym_prm(**kw)
     loader = getattr(rewards, "load_reward_model", None)

@@ -43,6 +43,8 @@ class TrainImplicitConfig:
     """passes over the data"""
     batch_size: int = 32
     """responses (ce) or pairs (dpo) per micro-batch"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
     lr: float = 3e-5
@@ -186,11 +188,14 @@ def build_model(cfg):
     ref_name = cfg.ref_model or (cfg.model if cfg.model else GYM_POLICY)
     from prmkit.rewards.implicit import resolve_ref
 
+    from prmkit.lm import resolve_device
+
+    device = resolve_device(getattr(cfg, "device", ""))
     with quiet_transformers():
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
         ref = (None if ref_name == NO_REF else
-               AutoModelForCausalLM.from_pretrained(resolve_ref(ref_name), dtype=torch.float32))
+               AutoModelForCausalLM.from_pretrained(resolve_ref(ref_name), dtype=torch.float32).to(device))
     return ImplicitPRM(model, ref, tok, beta=cfg.beta, sep=cfg.sep, aggregation=cfg.aggregation,
                        step_score=cfg.step_score, ref_name=ref_name)
 

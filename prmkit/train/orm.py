@@ -32,6 +32,8 @@ class TrainORMConfig:
     """passes over the data"""
     batch_size: int = 32
     """traces per micro-batch"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
     lr: float = 1e-3
@@ -80,7 +82,7 @@ def run(cfg: TrainORMConfig) -> Path:
     def targets(t: Trace, line: int) -> list[float | None]:
         return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]
 
-    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation)
+    rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation, device=cfg.device)
     examples = step_examples(rm, traces, targets)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)

@@ -47,6 +47,8 @@ class TrainPRMConfig:
     """passes over the data"""
     batch_size: int = 32
     """traces per micro-batch"""
+    device: str = ""
+    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
     lr: float = 3e-5
@@ -92,7 +94,7 @@ class TrainPRMConfig:
 
 
 def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggregation: str,
-                  loglik_lm: str | None = None):
+                  loglik_lm: str | None = None, device: str = ""):
     """A PRM/ORM wrapper around a backbone with a freshly initialised (seeded) 2-class head; with
     `loglik_lm` ('' = the backbone itself), the step log-likelihood feature starts at w = 1, b = 0."""
     import torch
@@ -112,7 +114,7 @@ def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggr
         kw["loglik"] = {"lm": loglik_lm or model or GYM_POLICY, "weight": 1.0, "bias": 0.0}
     torch.manual_seed(seed)
     with quiet_transformers():
-        rm = cls.from_pretrained(model or default_policy(), readout=r, aggregation=aggregation, **kw)
+        rm = cls.from_pretrained(model or default_policy(), readout=r, aggregation=aggregation, device=device, **kw)
     if loglik_lm is not None:
         zero_new_head(rm.model)
     return rm
@@ -314,7 +316,7 @@ def run(cfg: TrainPRMConfig) -> Path:
         return until_first_negative(tg) if cfg.drop_after_first_negative else tg
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation,
-                       loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None)
+                       loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None, device=cfg.device)
     examples = step_examples(rm, traces, targets)
     fuse_fit = fit_loglik_fuse(rm, examples) if rm.fuse is not None else None
     if cfg.lora_r:

@@ -135,3 +135,23 @@ def test_implicit_matches_a_per_token_brute_force_reference(implicit):
             pos += span
             expect.append(1 / (1 + math.exp(-q)))                 # sigmoid(beta * q), beta = 1
         assert row == pytest.approx(expect, abs=1e-4)
+
+
+def test_uncached_tokens_count_only_what_a_prefix_cache_misses(prm):
+    """Scoring a prefix, then its one-step extension: the extension's uncached tokens are exactly the
+    tokens its encoding adds (lengths from the tokenizer, not from the counter)."""
+    prompts, steps = _traces(2, seed=3)
+    p, s = prompts[0], steps[0]
+    if len(s) < 2:
+        s = s + ["1+1=2"]
+    parent, child = s[:-1], s
+    extra = len(prm.encode_many([p], [child])[0].input_ids) - len(prm.encode_many([p], [parent])[0].input_ids)
+    prm.prefix_cache.clear()
+    before = prm.stats.uncached_tokens
+    prm.score([p], [parent])
+    cold = prm.stats.uncached_tokens - before
+    assert cold == len(prm.encode_many([p], [parent])[0].input_ids)
+    prm.score([p], [child])
+    assert prm.stats.uncached_tokens - before - cold == extra > 0
+    prm.score([p], [child])                                      # the same sequence again: all cached
+    assert prm.stats.uncached_tokens - before - cold == extra

@@ -101,6 +101,9 @@ def test_with_the_shipped_gym_prm(gym_policy, method):
     rm = default_gym_prm()
     run = SEARCHES[method](PROBLEMS[:2], gym_policy, rm, SearchParams(**{**FAST, "tau": 2}))
     assert run.compute.prm_tokens > 0 and run.compute.prm_parameters == rm.num_parameters
-    assert run.compute.flops == 2 * (gym_policy.num_parameters * run.compute.policy_tokens
-                                     + rm.num_parameters * run.compute.prm_tokens)
+    c = run.compute
+    assert 0 < c.prm_uncached_tokens < c.prm_tokens      # candidates share their parents' prefixes
+    assert c.flops == 2 * (gym_policy.num_parameters * c.policy_tokens + rm.num_parameters * c.prm_uncached_tokens)
+    assert c.flops_with_prefill == 2 * (gym_policy.num_parameters * c.policy_forward_tokens
+                                        + rm.num_parameters * c.prm_tokens)
     assert all(0.0 <= x <= 1.0 for r in run.results for s in r.solutions for x in s.step_scores)

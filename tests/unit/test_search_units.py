@@ -28,6 +28,25 @@ def test_forward_flops_and_compute_totals():
     assert c.flops_with_prefill == 2 * 1000 * 250 + 2 * 500 * 40
     with pytest.raises(ValueError):
         forward_flops(-1, 3)
+    # with the PRM's uncached tokens counted, `flops` charges only those; `flops_with_prefill` all 40
+    c = Compute(policy_tokens=100, policy_forward_tokens=250, prm_tokens=40, prm_uncached_tokens=25,
+                policy_parameters=1000, prm_parameters=500)
+    assert c.prm_cached_flops == 2 * 500 * 25
+    assert c.flops == 2 * 1000 * 100 + 2 * 500 * 25
+    assert c.flops_with_prefill == 2 * 1000 * 250 + 2 * 500 * 40
+
+
+def test_prefix_cache_counter_by_hand():
+    from prmkit.rewards.base import PrefixCacheCounter
+
+    pc = PrefixCacheCounter()
+    assert pc.new_tokens([1, 2, 3, 4, 5], [2, 4]) == 5          # cold: every token runs
+    assert pc.new_tokens([1, 2, 3, 4, 9, 9], [2, 4]) == 2       # shares the 4-token prefix [1,2,3,4]
+    assert pc.new_tokens([1, 2, 7], [2]) == 1                   # shares only [1,2]
+    assert pc.new_tokens([1, 2, 3, 4, 5], [2, 4]) == 0          # seen whole
+    assert pc.new_tokens([1, 2, 3, 8], [2]) == 2                # [1,2,3] was never a boundary: only [1,2] counts
+    pc.clear()
+    assert pc.new_tokens([1, 2, 3, 4, 5], [2, 4]) == 5
 
 
 def test_compute_meter_reads_deltas():
@@ -49,7 +68,7 @@ def test_compute_meter_reads_deltas():
     meter.generated(4)
     c = meter.finish()
     assert (c.policy_tokens, c.policy_forward_tokens, c.prm_tokens, c.policy_calls, c.prm_calls) == (12, 20, 7, 3, 1)
-    assert c.flops == 2 * 7 * 12 + 2 * 3 * 7
+    assert c.flops == 2 * 7 * 12 + 2 * 3 * 7                   # no uncached count: all PRM tokens
 
 
 def test_selection_rules_by_hand():

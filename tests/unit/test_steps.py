@@ -96,3 +96,21 @@ def test_empty_steps_rejected(char_tokenizer):
         encode_steps(char_tokenizer, "Q", [])
     with pytest.raises(InputError, match=r"steps\[1\]"):
         encode_steps(char_tokenizer, "Q", ["1", ""])
+
+
+def test_resolve_device(monkeypatch):
+    import torch
+
+    from prmkit.errors import InputError
+    from prmkit.lm import resolve_device
+
+    monkeypatch.delenv("PRMKIT_DEVICE", raising=False)
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("") == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("PRMKIT_DEVICE", "cpu")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(InputError, match="device"):
+        resolve_device("tpu-ish")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            resolve_device("cuda")
