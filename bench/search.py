@@ -106,6 +106,11 @@ def main(argv=None) -> dict:
     base = SearchParams(beam_width=4, tau=args.tau, temperature=0.8, top_p=1.0, select="weighted",
                         max_step_tokens=16, max_steps=13, max_new_tokens=160)
     parts = args.parts.split(",")
+    where = cache / "device.txt"  # which device computed the cached points (the JSON reports it)
+    if not args.only_cached:
+        cache.mkdir(parents=True, exist_ok=True)
+        gpu = f" ({torch.cuda.get_device_name(0)}, torch {torch.__version__})" if args.device.startswith("cuda") else ""
+        where.write_text(f"{args.device}{gpu}\n")
     points, mcts_res, temps = [], {}, []
     if "curves" in parts:
         if not args.skip_bon:
@@ -137,7 +142,7 @@ def main(argv=None) -> dict:
                        "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
                                 "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
                                 "policy's prefix re-reads and the PRM's full prefixes included)",
-                       "device": args.device,
+                       "device": where.read_text().strip() if where.exists() else args.device,
                        "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
                        "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1), "note": args.note,
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}

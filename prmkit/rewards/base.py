@@ -34,17 +34,22 @@ class ScorerStats:
 
 
 class PrefixCacheCounter:
-    """Tokens of each scored sequence that no earlier-scored prefix covers.
+    """Tokens of each scored sequence that no cached prefix covers (what a prefix-caching server runs).
 
-    A serving stack with prefix caching keeps the key/value states of every prefix it has run, so a
-    sequence costs only the tokens after its longest cached prefix. Prefixes are matched at the
-    prompt end and at step ends (the points where search branches), by their exact token ids; a match
-    inside a step is not counted, so the count is never below what such a server runs. `clear()`
-    starts cold (e.g. at the start of each search run); the table is emptied when it holds
+    A serving stack with prefix caching (SGLang's radix cache, vLLM's block cache) keeps the key/value
+    states of prefixes it has run, so a sequence costs only the tokens after its longest cached
+    prefix. Here the lookup is at every token position (rolling hashes of the exact token ids), and a
+    scored sequence leaves cached its prefixes at the prompt end, at each step end, and at every
+    position of its last step (where search candidates branch, e.g. early rejection's partial steps).
+    Positions inside earlier steps are not left cached, so the count is never below what a radix
+    cache would run. `clear()` starts cold (each search run does); the table is emptied once it holds
     `max_entries` prefixes.
     """
 
-    def __init__(self, max_entries: int = 1_000_000):
+    _MOD = (1 << 61) - 1
+    _BASE = 1_000_003
+
+    def __init__(self, max_entries: int = 4_000_000):
         self._seen: set[int] = set()
         self.max_entries = max_entries
 
@@ -52,20 +57,20 @@ class PrefixCacheCounter:
         self._seen.clear()
 
     def new_tokens(self, ids: Sequence[int], boundaries: Sequence[int]) -> int:
-        """`ids` is scored; `boundaries` are lengths of its prefixes that later sequences may share."""
+        """Uncached tokens of `ids`, which is then cached; `boundaries` are the lengths of its prefixes
+        ending at the prompt and at each step end."""
         if len(self._seen) > self.max_entries:
             self._seen.clear()
-        ids = tuple(ids)
-        cached = 0
-        for b in sorted(set(boundaries) | {len(ids)}):
-            if not 0 < b <= len(ids):
-                continue
-            key = hash(ids[:b])
-            if key in self._seen:
-                cached = b
-            else:
-                self._seen.add(key)
-        return len(ids) - cached
+        n = len(ids)
+        h, hashes = 0, [0] * (n + 1)                    # hashes[b] = hash of ids[:b]
+        for i, t in enumerate(ids):
+            h = (h * self._BASE + int(t) + 1) % self._MOD
+            hashes[i + 1] = h
+        cached = next((b for b in range(n, 0, -1) if hashes[b] in self._seen), 0)
+        inner = sorted(b for b in set(boundaries) if 0 < b < n)
+        keep = set(inner) | set(range((inner[-1] if inner else 0) + 1, n + 1))
+        self._seen.update(hashes[b] for b in keep)
+        return n - cached
 
 
 class RewardModel(Protocol):

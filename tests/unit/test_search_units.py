@@ -44,7 +44,8 @@ def test_prefix_cache_counter_by_hand():
     assert pc.new_tokens([1, 2, 3, 4, 9, 9], [2, 4]) == 2       # shares the 4-token prefix [1,2,3,4]
     assert pc.new_tokens([1, 2, 7], [2]) == 1                   # shares only [1,2]
     assert pc.new_tokens([1, 2, 3, 4, 5], [2, 4]) == 0          # seen whole
-    assert pc.new_tokens([1, 2, 3, 8], [2]) == 2                # [1,2,3] was never a boundary: only [1,2] counts
+    assert pc.new_tokens([1, 2, 3, 8], [2]) == 2                # [1,2,3] sits inside an earlier step: not kept
+    assert pc.new_tokens([1, 2, 3, 4, 9, 7], [2, 4]) == 1       # [1,2,3,4,9]: a position of the 2nd call's last step
     pc.clear()
     assert pc.new_tokens([1, 2, 3, 4, 5], [2, 4]) == 5
 
