@@ -88,7 +88,7 @@ class DiscriminativePRM:
                 raise ValueError("a loglik feature needs its language model (loglik_lm)")
             for p in self.loglik_lm.parameters():
                 p.requires_grad_(False)
-            self.fuse = torch.nn.Linear(1, 1)
+            self.fuse = torch.nn.Linear(1, 1).to(next(model.parameters()).device)  # beside the backbone
             with torch.no_grad():
                 self.fuse.weight.fill_(self.loglik["weight"])
                 self.fuse.bias.fill_(self.loglik["bias"])

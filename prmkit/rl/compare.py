@@ -188,6 +188,26 @@ def run_config(cfg: RLCompareConfig, method: str, seed: int, run_root: Path | No
                               tensorboard=False), **extra})
 
 
+def finished_records(rc: RLConfig) -> list[dict] | None:
+    """The metrics of a run that already reached its last step with these settings (read from its
+    files, no models loaded; e.g. runs made on another machine without their checkpoints), else None."""
+    from prmkit.rl.loop import RLRun
+
+    out = Path(rc.out)
+    metrics, saved = out / "metrics.jsonl", out / "config.json"
+    if not metrics.exists() or not saved.exists():
+        return None
+    records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    if not records or records[-1].get("step") != rc.steps:
+        return None
+    old = json.loads(saved.read_text())
+    now = {"config": type(rc).__name__, **dataclasses.asdict(rc)}
+    ignore = RLRun.RESUMABLE_CHANGES | ({"prm"} if not METHODS[rc.reward][1] else set())
+    if any(old.get(k) != now.get(k) for k in set(old) | set(now) if k not in ignore):
+        return None
+    return records
+
+
 def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
     """Run (or resume) every method x seed and write summary.json, the PNGs and report.html into
     cfg.out; runs live in `<run_root or cfg.out>/<method>/seed<s>/`."""
@@ -209,7 +229,8 @@ def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
     save_config(out, cfg)
     results: dict[str, list[list[dict]]] = {}
     for m in cfg.methods:
-        results[m] = [RLRun(run_config(cfg, m, s, run_root)).train() for s in cfg.seeds]
+        results[m] = [finished_records(run_config(cfg, m, s, run_root)) or RLRun(run_config(cfg, m, s, run_root)).train()
+                      for s in cfg.seeds]
     summary = summarize_runs(results)
     summary["budget"] = {"steps": cfg.steps, "prompts_per_step": cfg.prompts_per_step, "k": cfg.k, "lr": cfg.lr,
                          "seeds": list(cfg.seeds), "eval_problems": cfg.eval_problems, "eval_split": cfg.eval_split,
