@@ -99,6 +99,16 @@ def part_grpo(work: Path) -> dict:
 COMPARE_METHODS = ["grpo", "prime", "pure", "pav"]
 
 
+def _keep(src: Path, name: str) -> str:
+    """Copy a run's report/plot next to the committed results (runs/ is not committed)."""
+    import shutil
+
+    dst = ROOT / "bench" / "results" / name
+    if src.exists():
+        shutil.copyfile(src, dst)
+    return str(dst.relative_to(ROOT))
+
+
 def part_compare(work: Path, only: list[str] | None = None) -> dict:
     from prmkit.rl.compare import RLCompareConfig, run_compare
 
@@ -124,14 +134,23 @@ def part_compare(work: Path, only: list[str] | None = None) -> dict:
     return {"methods": methods,
             "prime_vs_grpo_steps_ratio": (p / g) if (improved and p is not None and g) else None,
             "grpo_compare_improved": improved,
-            "prime_vs_grpo_note": None if improved else (
+            "prime_vs_grpo_note": (
                 "GRPO's seed-mean final accuracy in the comparison budget is not above the starting accuracy, so "
-                "'steps to reach GRPO's final accuracy' is 0 for every method and the ratio is undefined (null)"),
+                "'steps to reach GRPO's final accuracy' is 0 for every method and the ratio is undefined (null)"
+                if not improved else None if p is not None else
+                f"PRIME's seed-mean curve never reached GRPO's final accuracy "
+                f"({methods['grpo']['final_accuracy']:.3f}) within the {COMPARE['steps']}-step budget (its best: "
+                f"{methods['prime']['best_accuracy']:.3f}), so the ratio is undefined (null): PRIME needs more than "
+                f"{COMPARE['steps']} steps where GRPO took {g}, i.e. a ratio above {COMPARE['steps'] / g:.2f}"),
+            "steps_ratio_vs_grpo": {m: (d["steps_to_grpo_final"] / g if (improved and g and d["steps_to_grpo_final"]
+                                                                         is not None) else None)
+                                    for m, d in methods.items()},
             "compare_budget": {**COMPARE, **COMPARE_EXTRA, "seeds": [0, 1, 2], "reward_model": prm_desc,
                                "wall_s_this_invocation": round(wall, 1), "cpu_s_this_invocation": round(cpu, 1),
                                "steps_to_grpo_final": "first evaluation step where the seed-mean curve reaches "
                                                       "the seed-mean final accuracy of GRPO; null = never"},
-            "compare_report": str(work / "compare" / "report.html")}
+            "compare_report": _keep(work / "compare" / "report.html", "rl_compare_report.html"),
+            "compare_plot": _keep(work / "compare" / "accuracy_curves.png", "rl_compare_accuracy.png")}
 
 
 def part_pure(work: Path) -> dict:
@@ -145,7 +164,8 @@ def part_pure(work: Path) -> dict:
                                "warnings": d["warnings"], "curve_steps": d["curve_steps"]}
                            for m, d in summary["methods"].items()},
             "sum_vs_min_setup": {**COMPARE, **COMPARE_EXTRA, "vr_coef": 0.0, "seeds": [0], "reward_model": prm_desc,
-                                 "report": str(work / "pure_sum_vs_min" / "report.html")}}
+                                 "report": _keep(work / "pure_sum_vs_min" / "report.html", "rl_sum_vs_min_report.html"),
+                                 "plot": _keep(work / "pure_sum_vs_min" / "monitors.png", "rl_sum_vs_min_monitors.png")}}
 
 
 def _read_runs(root: Path, method: str, seeds) -> list[list[dict]]:
@@ -188,6 +208,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=None,
                     help="with --part compare: run only these methods' runs (no JSON update); parallel warm-up")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help="run one comparison run and exit")
+    ap.add_argument("--note", default="", help="where/how the runs were computed (stored with the compare/pure parts)")
     ap.add_argument("--one-part", choices=["compare", "pure"], default="compare",
                     help="with --one: a run of the method comparison or of the sum- vs min-form part")
     args = ap.parse_args()
@@ -211,6 +232,9 @@ def main() -> None:
     out = Path(args.out)
     for name in (["grpo", "compare", "pure"] if args.part == "all" else [args.part]):
         result = PARTS[name](Path(args.work))
+        for key in ("compare_budget", "sum_vs_min_setup"):
+            if key in result and args.note:
+                result[key]["runs_computed"] = args.note
         data = json.loads(out.read_text()) if out.exists() else {}  # re-read: parts may run in parallel
         data.update(result)
         data.setdefault("timings_s", {})
