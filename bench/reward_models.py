@@ -6,8 +6,11 @@ thresholds fitted on the dev split; Best-of-16 on the long split.
 
 Data (all sampled by the shipped policy at temperature 1, seeds fixed below):
   train  : gym `train` split, 200 problems x 4 samples; mc-hard labels from `prmkit.label.mc.label_mc`
-           (k = 8 completions per step prefix) — the PRM sees these labels, the ORM and the implicit
-           PRM only the graded outcomes of the same traces;
+           (k = 8 completions per step prefix) — the PRM's training set;
+  outcome: gym `train` split, 5,500 problems x 4 samples, graded outcomes only — the implicit PRM's and
+           the ORM's training set. Equal labelling compute: the PRM's 800 traces plus their MC rollouts
+           cost ~1.09M policy tokens, and 22,000 outcome-graded samples cost ~1.04M (an outcome label
+           is one sample; an MC step label is k = 8 rollouts); the JSON records both counts;
   dev    : gym `dev` split, 300 x 4 — gold first errors, used ONLY to fit each model's threshold;
   test   : gym `test` split, 300 x 4 — the reported F1 / AUROC / ECE;
   long   : gym `long` split, 100 problems x 16 samples — Best-of-N curves.
@@ -39,6 +42,23 @@ def _sample(work: Path, name: str, split: str, problems: int, samples: int, seed
     return f, read_traces(f)
 
 
+# the implicit PRM's recipe, chosen on the dev split (threshold fitted and F1 read on dev; test unread):
+IMPLICIT_RECIPE = {"epochs": 2.0, "lr": 3e-4}
+IMPLICIT_TUNING = {
+    "800 traces (the PRM's), 8 epochs, lr 3e-5": "dev F1 0.480 (the earlier headline recipe)",
+    "16,000 traces, 2 epochs, lr 3e-5": "0.558",
+    "16,000 traces, 2 epochs, lr 1e-4": "0.617",
+    "16,000 traces, 2 epochs, DPO, lr 3e-5": "0.521",
+    "22,000 traces, 2 epochs, lr 1e-4": "0.662",
+    "22,000 traces, 2 epochs, lr 3e-4": "0.708",
+}
+
+
+def _tokens(traces) -> int:
+    """Policy tokens of sampled traces under the gym's character tokenizer (+1 per step separator)."""
+    return sum(len("\n".join(t.steps)) + 1 for t in traces)
+
+
 def _optimizer_steps(out: str) -> int | None:
     """Optimizer steps of a finished training run (last line of its train_log.jsonl)."""
     f = Path(out) / "train_log.jsonl"
@@ -52,6 +72,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="runs/bench_rm")
     ap.add_argument("--train-problems", type=int, default=200)
+    ap.add_argument("--outcome-problems", type=int, default=5500,
+                    help="train-split problems (x4 samples) for the outcome-only models (equal labelling compute)")
     ap.add_argument("--eval-problems", type=int, default=300)
     ap.add_argument("--long-problems", type=int, default=100)
     ap.add_argument("--n", type=int, default=16)
@@ -82,16 +104,20 @@ def main() -> None:
     if not labelled_f.exists():
         write_records(labelled_f, mc_hard_labels_chunked(sampled, k=8, seed=0, work=work / "mc", workers=args.workers))
     train = read_traces(labelled_f)
+    outcome_f, outcome_train = _sample(work, "train_outcome", "train", args.outcome_problems, 4, 0)
     dev_f, dev = _sample(work, "dev", "dev", args.eval_problems, 4, 7)
     _, test = _sample(work, "test", "test", args.eval_problems, 4, 1)
     _, long = _sample(work, "long", "long", args.long_problems, args.n, 2)
     timings["data"] = time.perf_counter() - t0
 
     common = dict(data=str(labelled_f), fit_data=str(dev_f), seed=0, threads=1)
+    outcome = {**common, "data": str(outcome_f)}
     runs = {
         "prm": (prm.run, prm.TrainPRMConfig(out=str(work / "prm"), **common)),
-        "implicit": (implicit.run, implicit.TrainImplicitConfig(out=str(work / "implicit"), **common)),
-        "orm": (orm.run, orm.TrainORMConfig(out=str(work / "orm"), **common)),
+        # recipe chosen on dev (IMPLICIT_TUNING): 2 epochs at lr 3e-4 over the 22,000 outcome-graded traces
+        "implicit": (implicit.run, implicit.TrainImplicitConfig(out=str(work / "implicit_outcome"), **outcome,
+                                                                **IMPLICIT_RECIPE)),
+        "orm": (orm.run, orm.TrainORMConfig(out=str(work / "orm_outcome"), **outcome, epochs=1.0)),
     }
     models = {}
     for name, (fn, cfg) in runs.items():
@@ -164,9 +190,15 @@ def main() -> None:
         "sizes": {"train_traces": len(train), "train_problems": args.train_problems, "train_samples_per_problem": 4,
                   "train_labelled_steps": sum(len(t.steps) for t in train),
                   "mc_rollouts_per_prefix": 8, "mc_policy_tokens": sum(t.labels.policy_tokens for t in train),
+                  "train_sample_tokens": _tokens(train),
+                  "outcome_train_traces": len(outcome_train), "outcome_train_problems": args.outcome_problems,
+                  "outcome_train_sample_tokens": _tokens(outcome_train),
                   "dev_traces": len(dev), "test_traces": len(test), "long_problems": len(groups),
                   "long_samples_per_problem": n},
-        "labels": {"prm": "mc-hard (label_mc, k=8)", "implicit": "outcome only (CE)", "orm": "outcome only"},
+        "labels": {"prm": "mc-hard (label_mc, k=8), 800 traces",
+                   "implicit": f"outcome only (CE), {len(outcome_train)} traces",
+                   "orm": f"outcome only, {len(outcome_train)} traces"},
+        "implicit_tuning_on_dev": IMPLICIT_TUNING,
         "recipes": {name: {**{k: getattr(cfg, k) for k in ("epochs", "batch_size", "grad_accum", "lr", "warmup_ratio",
                                                             "beta", "loss", "step_score", "loglik_feature", "loglik_lm")
                               if hasattr(cfg, k)},

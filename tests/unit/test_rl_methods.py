@@ -287,3 +287,24 @@ def test_steps_to_reach_and_summary():
     assert s["methods"]["fast"]["tokens_to_grpo_final"] == 100
     assert s["methods"]["fast"]["final_accuracy"] == pytest.approx(.6)
     assert math.isclose(s["methods"]["grpo"]["final_accuracy_sd"], math.sqrt(.005))
+
+
+def test_finished_runs_are_read_from_their_metrics(tmp_path):
+    """rl-compare takes a run that reached its last step with the same settings from its files (no
+    checkpoint needed); an unfinished run or one with other settings is not taken."""
+    import dataclasses
+    import json
+
+    from prmkit.config import save_config
+    from prmkit.rl.compare import finished_records
+    from prmkit.rl.loop import RLConfig
+
+    cfg = RLConfig(out=str(tmp_path / "run"), reward="grpo", steps=2)
+    (tmp_path / "run").mkdir()
+    save_config(tmp_path / "run", cfg)
+    records = [{"step": 0, "eval/accuracy": 0.4}, {"step": 1}, {"step": 2, "eval/accuracy": 0.5}]
+    (tmp_path / "run" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert finished_records(cfg) == records
+    assert finished_records(dataclasses.replace(cfg, device="cuda", threads=4)) == records  # resumable changes
+    assert finished_records(dataclasses.replace(cfg, lr=1.0)) is None                        # other settings
+    assert finished_records(dataclasses.replace(cfg, steps=3)) is None                       # not finished
