@@ -25,6 +25,6 @@ timeout 120 python3 bench/scoring.py --device cuda --threads 1 --out "$OUT/scori
 echo "scoring rc=$?" >> logs_gpu/done.txt
 wait
 cat logs_gpu/done.txt
-ls bench/results/search_points/gymprm-p200-tau4-v2 | wc -l
-tar czf "$OUT/search_points.tgz" bench/results/search_points/gymprm-p200-tau4-v2 logs_gpu
+ls bench/results/search_points/gymprm-p200-v2 | wc -l
+tar czf "$OUT/search_points.tgz" bench/results/search_points/gymprm-p200-v2 logs_gpu
 tail -n 3 logs_gpu/*.log | cut -c1-300

@@ -34,6 +34,20 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
 
+# search settings of every point (fixed in advance; N, M = min(4, N), seed and tau vary per point)
+BASE = dict(beam_width=4, temperature=0.8, top_p=1.0, select="weighted", max_step_tokens=16, max_steps=13,
+            max_new_tokens=160)
+TAU_SELECTION = ROOT / "bench" / "results" / "search_tau_selection.json"
+
+
+def chosen_tau() -> tuple[int, str]:
+    """Early rejection's tau as chosen on the long_dev split (bench/search_tau.py), else the default 4."""
+    if TAU_SELECTION.exists():
+        sel = json.loads(TAU_SELECTION.read_text())
+        return int(sel["chosen_tau"]), f"chosen on long_dev ({TAU_SELECTION.name}): {sel['rule']}"
+    return 4, "default (no long_dev selection on file)"
+
+
 def tokens_to_reach(rows: list[dict], target: float) -> float | None:
     """Policy tokens at which a curve first reaches `target` accuracy (linear in log tokens between
     measured points); None if no point reaches it."""
@@ -59,7 +73,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--ns-step", default="4,16", help="N for beam/dvts/early_reject")
     ap.add_argument("--bon-n", type=int, default=16)
     ap.add_argument("--methods", default="beam,dvts,early_reject")
-    ap.add_argument("--tau", type=int, default=4)
+    ap.add_argument("--tau", type=int, default=None,
+                    help="early rejection's tau (default: chosen on long_dev by bench/search_tau.py, else 4)")
     ap.add_argument("--mcts-budget", type=int, default=400, help="policy tokens per problem for MCTS")
     ap.add_argument("--mcts-seed", type=int, default=0)
     ap.add_argument("--temp-problems", type=int, default=100)
@@ -73,6 +88,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = ap.parse_args(argv)
+    if args.tau is None:
+        args.tau, args.tau_source = chosen_tau()
+    else:
+        args.tau_source = "--tau"
 
     import torch
 
@@ -98,19 +117,21 @@ def main(argv=None) -> dict:
                else args.prm or "prmkit.rewards.default_gym_prm()")
     tag = "checker%g" % args.flip_rate if args.prm == "checker" else (Path(args.prm).name if args.prm else "gymprm")
     # v2: points carry the PRM's uncached tokens (prefix-cache accounting for both models, search.budget)
-    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-tau{args.tau}-v2"
+    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-v2"
     sampler = HFSampler.from_pretrained(default_policy(), batch_size=args.batch_size, device=args.device)
     problems = make_split("long", args.problems)
     seeds = [int(s) for s in args.seeds.split(",")]
     ns = [int(n) for n in args.ns_step.split(",")]
-    base = SearchParams(beam_width=4, tau=args.tau, temperature=0.8, top_p=1.0, select="weighted",
-                        max_step_tokens=16, max_steps=13, max_new_tokens=160)
+    base = SearchParams(tau=args.tau, **BASE)
     parts = args.parts.split(",")
     where = cache / "device.txt"  # which device computed the cached points (the JSON reports it)
     if not args.only_cached:
         cache.mkdir(parents=True, exist_ok=True)
         gpu = f" ({torch.cuda.get_device_name(0)}, torch {torch.__version__})" if args.device.startswith("cuda") else ""
-        where.write_text(f"{args.device}{gpu}\n")
+        line = f"{args.device}{gpu}"
+        lines = where.read_text().splitlines() if where.exists() else []
+        if line not in lines:
+            where.write_text("\n".join(lines + [line]) + "\n")
     points, mcts_res, temps = [], {}, []
     if "curves" in parts:
         if not args.skip_bon:
@@ -138,11 +159,12 @@ def main(argv=None) -> dict:
     result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": int(rm.num_parameters),
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
                        "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
+                       "tau_source": args.tau_source,
                        "mcts_token_budget": args.mcts_budget, "search_params": asdict(base),
                        "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
                                 "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
                                 "policy's prefix re-reads and the PRM's full prefixes included)",
-                       "device": where.read_text().strip() if where.exists() else args.device,
+                       "device": "; ".join(where.read_text().split("\n")).strip("; ") if where.exists() else args.device,
                        "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
                        "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1), "note": args.note,
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}

@@ -142,7 +142,8 @@ def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seed
             def fn(method=method, n=n, seed=seed):
                 p = replace(base, n=n, beam_width=min(base.beam_width, n), seed=seed)
                 return [point_of(SEARCHES[method](problems, sampler, rm, p), method, n, seed)]
-            points += _cached(cache, f"{method}-{n}-s{seed}", fn)
+            tau = f"-tau{base.tau}" if method == "early_reject" else ""   # only early rejection reads tau
+            points += _cached(cache, f"{method}-{n}-s{seed}{tau}", fn)
         bar.update(1)
     bar.close()
     return points

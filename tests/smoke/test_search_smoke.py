@@ -107,3 +107,21 @@ def test_with_the_shipped_gym_prm(gym_policy, method):
     assert c.flops_with_prefill == 2 * (gym_policy.num_parameters * c.policy_forward_tokens
                                         + rm.num_parameters * c.prm_tokens)
     assert all(0.0 <= x <= 1.0 for r in run.results for s in r.solutions for x in s.step_scores)
+
+
+def test_sweep_caches_points_and_keys_early_rejection_by_tau(gym_policy, tmp_path):
+    """Cached points are reused (same values, nothing recomputed); early rejection's points are keyed by
+    tau, so another tau is a new point while the other methods' points stay shared."""
+    import prmkit.search.sweep as sweep_mod
+
+    rm = GymCheckerRM(flip_rate=0.1)
+    base = SearchParams(**{**FAST, "tau": 2})
+    first = sweep_mod.sweep(PROBLEMS[:2], gym_policy, rm, ["beam", "early_reject"], [2], [0], base, cache=tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["beam-2-s0.json", "early_reject-2-s0-tau2.json"]
+    calls = gym_policy.stats.calls
+    again = sweep_mod.sweep(PROBLEMS[:2], gym_policy, rm, ["beam", "early_reject"], [2], [0], base, cache=tmp_path)
+    assert again == first and gym_policy.stats.calls == calls             # read back, not recomputed
+    sweep_mod.sweep(PROBLEMS[:2], gym_policy, rm, ["early_reject"], [2], [0], SearchParams(**{**FAST, "tau": 3}),
+                    cache=tmp_path)
+    assert (tmp_path / "early_reject-2-s0-tau3.json").exists() and len(list(tmp_path.iterdir())) == 3
