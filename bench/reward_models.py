@@ -136,7 +136,7 @@ def main() -> None:
     from prmkit.rewards.implicit import NO_REF, ImplicitPRM
     from prmkit.evaluate.processbench import fit_model_threshold
 
-    models["implicit_noref"] = load_reward_model(work / "implicit", ref_model=NO_REF, step_score="step")
+    models["implicit_noref"] = load_reward_model(runs["implicit"][1].out, ref_model=NO_REF, step_score="step")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     policy_ll = ImplicitPRM(AutoModelForCausalLM.from_pretrained(default_policy()), None,

@@ -78,8 +78,11 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
     if rm:
         out.append(("PRM (mc-hard labels; head + frozen-policy step likelihood) ProcessBench F1, gym test",
                     _f(rm["prm_f1"]), "≥ 0.85"))
-        out.append(("implicit PRM (outcome labels only) ProcessBench F1", _f(rm["implicit_prm_f1"]), "≥ 0.70"))
-        out.append(("ORM (per prefix) ProcessBench F1", _f(rm["orm_f1"]), "reported"))
+        sz = rm.get("sizes", {})
+        n_out = sz.get("outcome_train_traces", sz.get("train_traces", "?"))
+        out.append((f"implicit PRM (outcome labels only, {n_out:,} traces ≈ the PRM's labelling compute) "
+                    "ProcessBench F1", _f(rm["implicit_prm_f1"]), "≥ 0.70"))
+        out.append((f"ORM (per prefix; outcome labels, {n_out:,} traces) ProcessBench F1", _f(rm["orm_f1"]), "reported"))
         out.append(("long split: best-of-16 PRM / majority-of-16 / best-of-16 ORM accuracy",
                     f"{_f(rm['bon16_prm_accuracy'])} / {_f(rm['majority16_accuracy'])} / {_f(rm['bon16_orm_accuracy'])}",
                     "PRM ≥ majority + 0.05"))
@@ -94,7 +97,9 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
         out.append(("beam policy tokens to match best-of-16 ÷ best-of-16's (long split, shipped PRM)",
                     "not reached (beam never matches best-of-16)" if r is None else _f(r),
                     "≤ 0.50"))
-        out.append(("full beam FLOPs ÷ early-reject FLOPs, prefix caching for both models / accuracy drop (points)",
+        tau = se.get("setup", {}).get("tau", "?")
+        out.append((f"full beam FLOPs ÷ early-reject FLOPs (τ={tau}, chosen on long_dev), prefix caching for both "
+                    "models / accuracy drop (points)",
                     f"{_f(se['early_reject_flops_ratio'], '.2f')}× / {_f(se['early_reject_accuracy_drop'], '.1f')}",
                     "≥ 1.4× / ≤ 1"))
         if se.get("early_reject_flops_with_prefill_ratio") is not None:
