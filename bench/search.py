@@ -75,8 +75,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--methods", default="beam,dvts,early_reject")
     ap.add_argument("--tau", type=int, default=None,
                     help="early rejection's tau (default: chosen on long_dev by bench/search_tau.py, else 4)")
-    ap.add_argument("--mcts-budget", type=int, default=400, help="policy tokens per problem for MCTS")
-    ap.add_argument("--mcts-seed", type=int, default=0)
+    ap.add_argument("--mcts-budget", type=int, default=None,
+                    help="policy tokens per problem for MCTS (default: chosen on long_dev, else 400)")
+    ap.add_argument("--mcts-seeds", default="0,1,2", help="MCTS (and its matched greedy baseline) seeds")
     ap.add_argument("--temp-problems", type=int, default=100)
     ap.add_argument("--parts", default="curves,mcts,temps")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -88,6 +89,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = ap.parse_args(argv)
+    if args.mcts_budget is None:
+        sel = TAU_SELECTION.with_name("search_mcts_selection.json")
+        args.mcts_budget = int(json.loads(sel.read_text())["chosen_budget"]) if sel.exists() else 400
     if args.tau is None:
         args.tau, args.tau_source = chosen_tau()
     else:
@@ -233,38 +237,48 @@ def headline(curve: dict, args) -> dict:
 
 
 def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
-    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens."""
+    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens (per
+    seed), and plain greedy decoding; accuracies are means over the MCTS seeds."""
+    from statistics import fmean
+
     from prmkit.search import SEARCHES
     from prmkit.search.sweep import _cached, point_of
 
-    s = args.mcts_seed
-    mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, branch=3, rollout_steps=3)
-    m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}",
-                lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])
     g0 = _cached(cache, "greedy-t0", lambda: [point_of(SEARCHES["best_of_n"](
-        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=s)), "greedy", 1, s)])
-    if not m or not g0:
+        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=0)), "greedy", 1, 0)])
+    rows = []
+    for s in [int(x) for x in str(args.mcts_seeds).split(",")]:
+        mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, branch=3, rollout_steps=3)
+        m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}",
+                    lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])
+        if not m or not g0:
+            continue
+        M = max(1, round(m[0]["policy_tokens_per_problem"] / g0[0]["policy_tokens_per_problem"]))
+        g = _cached(cache, f"prm-greedy-m{M}-s{s}", lambda: [point_of(SEARCHES["dvts"](
+            problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])
+        if g:
+            rows.append((s, m[0], g[0], M))
+    if not rows:
         return {}
-    m, g0 = m[0], g0[0]
-    M = max(1, round(m["policy_tokens_per_problem"] / g0["policy_tokens_per_problem"]))
-    g = _cached(cache, f"prm-greedy-m{M}-s{s}", lambda: [point_of(SEARCHES["dvts"](
-        problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])
-    if not g:
-        return {"mcts_accuracy": m["accuracy"], "mcts_policy_tokens_per_problem": m["policy_tokens_per_problem"],
-                "greedy_decoding_accuracy": g0["accuracy"]}
-    g = g[0]
-    return {"mcts_accuracy": m["accuracy"], "mcts_policy_tokens_per_problem": m["policy_tokens_per_problem"],
-            "greedy_accuracy_same_budget": g["accuracy"],
-            "greedy_same_budget_policy_tokens_per_problem": g["policy_tokens_per_problem"],
-            "greedy_same_budget_candidates_per_step": M,
+    g0 = g0[0]
+    mcts = fmean(m["accuracy"] for _, m, _, _ in rows)
+    greedy = fmean(g["accuracy"] for _, _, g, _ in rows)
+    return {"mcts_accuracy": mcts,
+            "mcts_policy_tokens_per_problem": fmean(m["policy_tokens_per_problem"] for _, m, _, _ in rows),
+            "greedy_accuracy_same_budget": greedy,
+            "greedy_same_budget_policy_tokens_per_problem": fmean(g["policy_tokens_per_problem"] for _, _, g, _ in rows),
+            "greedy_same_budget_candidates_per_step": [M for *_, M in rows],
+            "mcts_vs_greedy_per_seed": [{"seed": s, "mcts": m["accuracy"], "greedy_same_budget": g["accuracy"],
+                                         "mcts_tokens": m["policy_tokens_per_problem"],
+                                         "greedy_tokens": g["policy_tokens_per_problem"]} for s, m, g, _ in rows],
             "greedy_baseline": "greedy step-level search on the PRM: one chain, M sampled candidates per step, "
-                               "the PRM's best committed (DVTS with one subtree), M chosen to match MCTS's mean "
-                               "policy tokens",
+                               "the PRM's best committed (DVTS with one subtree), M chosen per seed to match MCTS's "
+                               "mean policy tokens",
             "greedy_decoding_accuracy": g0["accuracy"],
             "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
-            "mcts_beats_greedy_same_budget": m["accuracy"] > g["accuracy"],
-            "mcts_beats_greedy_decoding": m["accuracy"] > g0["accuracy"],
-            "mcts_problems": m["problems"], "mcts_seed": s}
+            "mcts_beats_greedy_same_budget": mcts > greedy,
+            "mcts_beats_greedy_decoding": mcts > g0["accuracy"],
+            "mcts_problems": rows[0][1]["problems"], "mcts_seeds": [s for s, *_ in rows]}
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
-"""Choose early rejection's tau on the gym `long_dev` split (never the reported `long` split).
+"""Choose early rejection's tau and MCTS's token budget on the gym `long_dev` split (never the reported
+`long` split).
 
-    .venv/bin/python bench/search_tau.py        # writes bench/results/search_tau_selection.json
+    .venv/bin/python bench/search_tau.py                # writes bench/results/search_tau_selection.json
+    .venv/bin/python bench/search_tau.py --what mcts    # writes bench/results/search_mcts_selection.json
 
 Rule, fixed before running: with the search settings of bench/search.py (N = 16, M = 4, 200 long_dev
 problems, seed 0, the shipped PRM), among tau in {2, 3, 4} take the one with the largest FLOPs ratio
 (full beam ÷ early rejection, prefix-cache accounting) whose accuracy is at most 1 point below full
 beam's; 4 (the value fixed in advance) if none qualifies. bench/search.py then uses it.
+
+MCTS rule, fixed before running: budgets {400, 1000, 2000} policy tokens per problem (seed 0): the
+smallest budget at which MCTS's accuracy is at least 2 points above both plain greedy decoding and
+greedy step-level search on the PRM at matched tokens; if none, the budget with the largest margin
+over the better of the two.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
 TAUS = (2, 3, 4)
+BUDGETS = (400, 1000, 2000)
+MCTS_SELECTION_NAME = "search_mcts_selection.json"
+MCTS_RULE = ("smallest budget in {400, 1000, 2000} (long_dev, seed 0) with MCTS >= max(greedy decoding, greedy "
+             "step search on the PRM at matched tokens) + 2 points; else the largest margin")
 RULE = ("largest FLOPs ratio (beam / early rejection, N=16, M=4, long_dev, seed 0) with accuracy drop <= 1 point "
         "among tau in {2, 3, 4}; else 4")
 
@@ -33,6 +44,8 @@ def main() -> None:
     ap.add_argument("--taus", default=",".join(map(str, TAUS)), help="comma list; runs only these (points cached)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--what", choices=["tau", "mcts"], default="tau")
+    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="--what mcts: comma list")
     args = ap.parse_args()
     import torch
 
@@ -52,6 +65,8 @@ def main() -> None:
     problems = make_split("long_dev", args.problems)
     sampler = HFSampler.from_pretrained(default_policy(), batch_size=256, device=args.device)
     rm = make_reward_model("", device=args.device)
+    if args.what == "mcts":
+        return select_mcts(args, problems, sampler, rm, cache, t0)
     taus = [int(t) for t in args.taus.split(",")]
     beam = sweep(problems, sampler, rm, ["beam"], [16], [0], SearchParams(tau=4, **BASE), cache=cache)[0]
     rows = {}
@@ -70,6 +85,32 @@ def main() -> None:
            "beam_accuracy": beam["accuracy"], "by_tau": rows, "device": args.device,
            "wall_s": round(time.perf_counter() - t0, 1)}
     atomic_write_text(TAU_SELECTION, json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
+    from types import SimpleNamespace
+
+    from bench.search import BASE, TAU_SELECTION, mcts_vs_greedy
+    from prmkit.schema import atomic_write_text
+    from prmkit.search import SearchParams
+
+    rows = {}
+    for b in [int(x) for x in args.budgets.split(",")]:
+        r = mcts_vs_greedy(problems, sampler, rm, SearchParams(tau=4, **BASE),
+                           SimpleNamespace(mcts_budget=b, mcts_seeds="0"), cache)
+        best_baseline = max(r["greedy_decoding_accuracy"], r["greedy_accuracy_same_budget"])
+        rows[b] = {"mcts": r["mcts_accuracy"], "greedy_same_budget": r["greedy_accuracy_same_budget"],
+                   "greedy_decoding": r["greedy_decoding_accuracy"], "margin_points": 100 * (r["mcts_accuracy"]
+                                                                                          - best_baseline),
+                   "mcts_tokens": r["mcts_policy_tokens_per_problem"]}
+    if args.no_write:
+        return
+    ok = [b for b in sorted(rows) if rows[b]["margin_points"] >= 2.0 - 1e-9]
+    chosen = ok[0] if ok else max(rows, key=lambda b: rows[b]["margin_points"])
+    out = {"chosen_budget": chosen, "rule": MCTS_RULE, "split": "long_dev", "problems": args.problems, "seed": 0,
+           "by_budget": rows, "device": args.device, "wall_s": round(time.perf_counter() - t0, 1)}
+    atomic_write_text(TAU_SELECTION.with_name(MCTS_SELECTION_NAME), json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 
