@@ -92,6 +92,9 @@ def main(argv=None) -> dict:
     if args.mcts_budget is None:
         sel = TAU_SELECTION.with_name("search_mcts_selection.json")
         args.mcts_budget = int(json.loads(sel.read_text())["chosen_budget"]) if sel.exists() else 400
+        args.mcts_budget_source = f"chosen on long_dev ({sel.name})" if sel.exists() else "default"
+    else:
+        args.mcts_budget_source = "--mcts-budget"
     if args.tau is None:
         args.tau, args.tau_source = chosen_tau()
     else:
@@ -164,7 +167,7 @@ def main(argv=None) -> dict:
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
                        "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
                        "tau_source": args.tau_source,
-                       "mcts_token_budget": args.mcts_budget, "search_params": asdict(base),
+                       "mcts_token_budget": args.mcts_budget, "mcts_budget_source": args.mcts_budget_source, "search_params": asdict(base),
                        "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
                                 "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
                                 "policy's prefix re-reads and the PRM's full prefixes included)",
