@@ -169,6 +169,9 @@ def main() -> None:
     atomic_write_text(work / "eval" / "long_bon" / "bon.json", json.dumps(bon, indent=2) + "\n")
     sections, _ = build_sections(work / "eval")
     write_page(work / "report.html", "prmkit reward-model benchmark (gym)", sections)
+    import shutil
+
+    shutil.copyfile(work / "report.html", RESULTS.with_name("reward_models_report.html"))  # runs/ is not committed
 
     n = args.n
     pbr = res["processbench"]
@@ -209,6 +212,7 @@ def main() -> None:
                     for name, (_, cfg) in runs.items()},
         "seeds": {"train": 0, "mc": 0, "dev": 7, "test": 1, "long": 2, "bon_resampling": 0, "init": 0},
         "thresholds_fitted_on": "gym dev split (300 problems x 4), never the reported test split",
+        "report": "bench/results/reward_models_report.html",
         "processbench": pbr, "bon": bon, "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - t0, 1), "threads": 1, "load_avg_at_end": os.getloadavg(),
     }
