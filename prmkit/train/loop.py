@@ -75,6 +75,22 @@ def lr_at(step: int, total: int, s: LoopSettings) -> float:
     return s.lr * 0.5 * (1 + math.cos(math.pi * frac))
 
 
+def _keep_log_before(path: Path, start: int) -> None:
+    """Keep only the log lines of steps before `start` (atomically); a torn last line is dropped."""
+    from prmkit.schema import atomic_write_text
+
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] < start:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text(path, "".join(x + "\n" for x in kept))
+
+
 def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSettings,
                items: Callable[[Any], int] = lambda ex: 1, lengths: Sequence[int] | None = None) -> dict:
     """Train `model` on `examples`; returns the last logged metrics.
@@ -102,6 +118,7 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
         opt.load_state_dict(state["opt"])
         start = state["step"]
     writer = _tensorboard(out)
+    _keep_log_before(out / "train_log.jsonl", start)          # a resumed run logs its steps again from `start`
     log = open(out / "train_log.jsonl", "a")
     bar = progress(range(start, total), desc=s.desc, initial=start, total=total)
     t0, seen, last = time.perf_counter(), 0, {}

@@ -59,11 +59,11 @@ def test_grad_accumulation_4x2_equals_8x1(char_tokenizer, tmp_path):
 
 
 def test_resume_after_interruption_ends_where_an_uninterrupted_run_ends(char_tokenizer, tmp_path):
-    full = _run(char_tokenizer, tmp_path / "full", batch_size=4, grad_accum=1, epochs=2.0)
+    full = _run(char_tokenizer, tmp_path / "full", batch_size=4, grad_accum=1, epochs=2.0, log_every=1)
     rm = _tiny_prm(char_tokenizer)
     ex = _examples(rm)
     s = LoopSettings(out=tmp_path / "cut", epochs=2.0, batch_size=4, grad_accum=1, lr=1e-2, warmup_ratio=0.0,
-                     save_every=3)
+                     save_every=3, log_every=1)
     loss_fn, calls = step_loss_fn(rm), {"n": 0}
 
     def crashing(micro):
@@ -80,3 +80,12 @@ def test_resume_after_interruption_ends_where_an_uninterrupted_run_ends(char_tok
     for pa, pb in zip(full.parameters(), rm2.model.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
     assert not (tmp_path / "cut" / "train_state.pt").exists()
+    # the resumed run's log has each step once, with the uninterrupted run's values
+    import json
+
+    def log(d):
+        return [json.loads(x) for x in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]
+
+    cut, whole = log("cut"), log("full")
+    assert [r["step"] for r in cut] == [r["step"] for r in whole]
+    assert all(abs(a["loss"] - b["loss"]) < 1e-5 for a, b in zip(cut, whole))
