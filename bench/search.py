@@ -91,10 +91,12 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.mcts_budget is None:
         sel = TAU_SELECTION.with_name("search_mcts_selection.json")
-        args.mcts_budget = int(json.loads(sel.read_text())["chosen_budget"]) if sel.exists() else 400
+        chosen = json.loads(sel.read_text()) if sel.exists() else {}
+        args.mcts_budget = int(chosen.get("chosen_budget", 400))
+        args.mcts_config = chosen.get("chosen_config", {})
         args.mcts_budget_source = f"chosen on long_dev ({sel.name})" if sel.exists() else "default"
     else:
-        args.mcts_budget_source = "--mcts-budget"
+        args.mcts_budget_source, args.mcts_config = "--mcts-budget", {}
     if args.tau is None:
         args.tau, args.tau_source = chosen_tau()
     else:
@@ -239,26 +241,44 @@ def headline(curve: dict, args) -> dict:
     return out
 
 
+MCTS_DEFAULT = dict(branch=3, rollout_steps=3, widen=0.0, merge_siblings=False, temperature=0.8)
+"""ReST-MCTS*-style settings fixed in advance (the first MCTS runs); other configs come from long_dev selection."""
+
+
+def mcts_tag(cfg: dict) -> str:
+    """Cache-key suffix of an MCTS config ('' for the default, so earlier cached points stay valid)."""
+    c = {**MCTS_DEFAULT, **cfg}
+    if c == MCTS_DEFAULT:
+        return ""
+    return f"-r{c['rollout_steps']}-w{c['widen']:g}-m{int(c['merge_siblings'])}-t{c['temperature']:g}"
+
+
 def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
-    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens (per
-    seed), and plain greedy decoding; accuracies are means over the MCTS seeds."""
+    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens and
+    the same sampling temperature (per seed), and plain greedy decoding; accuracies are means over the
+    MCTS seeds. `args.mcts_config` overrides MCTS_DEFAULT."""
     from statistics import fmean
 
     from prmkit.search import SEARCHES
     from prmkit.search.sweep import _cached, point_of
 
+    cfg = {**MCTS_DEFAULT, **(getattr(args, "mcts_config", None) or {})}
+    tag = mcts_tag(cfg)
     g0 = _cached(cache, "greedy-t0", lambda: [point_of(SEARCHES["best_of_n"](
         problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=0)), "greedy", 1, 0)])
     rows = []
     for s in [int(x) for x in str(args.mcts_seeds).split(",")]:
-        mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, branch=3, rollout_steps=3)
-        m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}",
+        mp = replace(base, token_budget=args.mcts_budget, seed=s, max_iterations=50, **cfg)
+        m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}{tag}",
                     lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])
         if not m or not g0:
             continue
         M = max(1, round(m[0]["policy_tokens_per_problem"] / g0[0]["policy_tokens_per_problem"]))
-        g = _cached(cache, f"prm-greedy-m{M}-s{s}", lambda: [point_of(SEARCHES["dvts"](
-            problems, sampler, rm, replace(base, n=M, beam_width=M, seed=s)), "prm_greedy", M, s)])
+        t = cfg["temperature"]
+        g = _cached(cache, f"prm-greedy-m{M}-s{s}" + ("" if t == base.temperature else f"-t{t:g}"),
+                    lambda: [point_of(SEARCHES["dvts"](problems, sampler, rm,
+                                                       replace(base, n=M, beam_width=M, seed=s, temperature=t)),
+                                      "prm_greedy", M, s)])
         if g:
             rows.append((s, m[0], g[0], M))
     if not rows:
@@ -281,7 +301,7 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
             "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
             "mcts_beats_greedy_same_budget": mcts > greedy,
             "mcts_beats_greedy_decoding": mcts > g0["accuracy"],
-            "mcts_problems": rows[0][1]["problems"], "mcts_seeds": [s for s, *_ in rows]}
+            "mcts_problems": rows[0][1]["problems"], "mcts_seeds": [s for s, *_ in rows], "mcts_config": cfg}
 
 
 if __name__ == "__main__":

@@ -9,10 +9,16 @@ problems, seed 0, the shipped PRM), among tau in {2, 3, 4} take the one with the
 (full beam ÷ early rejection, prefix-cache accounting) whose accuracy is at most 1 point below full
 beam's; 4 (the value fixed in advance) if none qualifies. bench/search.py then uses it.
 
-MCTS rule, fixed before running: budgets {400, 1000, 2000} policy tokens per problem (seed 0): the
-smallest budget at which MCTS's accuracy is at least 2 points above both plain greedy decoding and
-greedy step-level search on the PRM at matched tokens; if none, the budget with the largest margin
-over the better of the two.
+MCTS rule (seed 0): the margin of a (config, budget) is MCTS's accuracy minus the better of plain greedy
+decoding and greedy step-level search on the PRM at matched tokens and MCTS's temperature. Take the
+smallest budget, then the first config in MCTS_CONFIGS, whose margin is at least 2 points; if none, the
+largest margin (ties: smaller budget, then earlier config). Round 1 (session 3) tried only the
+ReST-MCTS* default at budgets {400, 1000, 2000}: no margin above 0. Round 2 adds the configs below,
+each motivated by a diagnosis of round 1's trees on long_dev (the shipped policy repeats itself: half
+of the sampled sibling steps were duplicates and the root had 1.2 distinct children; 3-step rollouts
+rarely reached an answer, so the answer pool was ~3 solutions): rollouts to the end, merged duplicate
+siblings with progressive widening, and lower sampling temperatures. Every config run on long_dev is
+listed in the JSON, chosen or not; the `long` split is never used here.
 """
 
 from __future__ import annotations
@@ -30,10 +36,19 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
 TAUS = (2, 3, 4)
-BUDGETS = (400, 1000, 2000)
+BUDGETS = (1000, 2000)
+MCTS_CONFIGS = {   # name -> SearchParams overrides (bench.search.MCTS_DEFAULT fills the rest)
+    "rest-mcts": {},
+    "rollout-to-end": dict(rollout_steps=13),
+    "widen+merge": dict(widen=0.5, merge_siblings=True),
+    "widen+merge, rollout-to-end": dict(widen=0.5, merge_siblings=True, rollout_steps=13),
+    "widen+merge, rollout-to-end, T=0.6": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.6),
+    "widen+merge, rollout-to-end, T=0.4": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4),
+}
 MCTS_SELECTION_NAME = "search_mcts_selection.json"
-MCTS_RULE = ("smallest budget in {400, 1000, 2000} (long_dev, seed 0) with MCTS >= max(greedy decoding, greedy "
-             "step search on the PRM at matched tokens) + 2 points; else the largest margin")
+MCTS_RULE = ("smallest budget in {1000, 2000}, then first config, with MCTS >= max(greedy decoding, greedy step "
+             "search on the PRM at matched tokens and MCTS's temperature) + 2 points (long_dev, seed 0); else the "
+             "largest margin (ties: smaller budget, earlier config)")
 RULE = ("largest FLOPs ratio (beam / early rejection, N=16, M=4, long_dev, seed 0) with accuracy drop <= 1 point "
         "among tau in {2, 3, 4}; else 4")
 
@@ -46,6 +61,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--what", choices=["tau", "mcts"], default="tau")
     ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="--what mcts: comma list")
+    ap.add_argument("--configs", default="", help="--what mcts: comma list of MCTS_CONFIGS indices (default all)")
     args = ap.parse_args()
     import torch
 
@@ -91,25 +107,37 @@ def main() -> None:
 def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
     from types import SimpleNamespace
 
-    from bench.search import BASE, TAU_SELECTION, mcts_vs_greedy
+    from bench.search import BASE, MCTS_DEFAULT, TAU_SELECTION, mcts_vs_greedy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
 
-    rows = {}
-    for b in [int(x) for x in args.budgets.split(",")]:
-        r = mcts_vs_greedy(problems, sampler, rm, SearchParams(tau=4, **BASE),
-                           SimpleNamespace(mcts_budget=b, mcts_seeds="0"), cache)
-        best_baseline = max(r["greedy_decoding_accuracy"], r["greedy_accuracy_same_budget"])
-        rows[b] = {"mcts": r["mcts_accuracy"], "greedy_same_budget": r["greedy_accuracy_same_budget"],
-                   "greedy_decoding": r["greedy_decoding_accuracy"], "margin_points": 100 * (r["mcts_accuracy"]
-                                                                                          - best_baseline),
-                   "mcts_tokens": r["mcts_policy_tokens_per_problem"]}
+    names = list(MCTS_CONFIGS)
+    if args.configs:
+        names = [names[int(i)] for i in args.configs.split(",")]
+    budgets = [int(x) for x in args.budgets.split(",")]
+    rows = []
+    for b in budgets:
+        for name in names:
+            cfg = {**MCTS_DEFAULT, **MCTS_CONFIGS[name]}
+            r = mcts_vs_greedy(problems, sampler, rm, SearchParams(tau=4, **BASE),
+                               SimpleNamespace(mcts_budget=b, mcts_seeds="0", mcts_config=cfg), cache)
+            best = max(r["greedy_decoding_accuracy"], r["greedy_accuracy_same_budget"])
+            rows.append({"config": name, "overrides": MCTS_CONFIGS[name], "budget": b, "mcts": r["mcts_accuracy"],
+                         "greedy_same_budget": r["greedy_accuracy_same_budget"],
+                         "greedy_decoding": r["greedy_decoding_accuracy"],
+                         "margin_points": round(100 * (r["mcts_accuracy"] - best), 6),
+                         "mcts_tokens": r["mcts_policy_tokens_per_problem"]})
+            print(json.dumps(rows[-1]), flush=True)
     if args.no_write:
         return
-    ok = [b for b in sorted(rows) if rows[b]["margin_points"] >= 2.0 - 1e-9]
-    chosen = ok[0] if ok else max(rows, key=lambda b: rows[b]["margin_points"])
-    out = {"chosen_budget": chosen, "rule": MCTS_RULE, "split": "long_dev", "problems": args.problems, "seed": 0,
-           "by_budget": rows, "device": args.device, "wall_s": round(time.perf_counter() - t0, 1)}
+    order = {n: i for i, n in enumerate(MCTS_CONFIGS)}
+    ok = [r for r in rows if r["margin_points"] >= 2.0 - 1e-9]
+    key = lambda r: (r["budget"], order[r["config"]])  # noqa: E731
+    chosen = min(ok, key=key) if ok else min(rows, key=lambda r: (-r["margin_points"], *key(r)))
+    out = {"chosen_budget": chosen["budget"], "chosen_config_name": chosen["config"],
+           "chosen_config": {**MCTS_DEFAULT, **chosen["overrides"]}, "rule": MCTS_RULE, "split": "long_dev",
+           "problems": args.problems, "seed": 0, "runs": rows, "device": args.device,
+           "wall_s": round(time.perf_counter() - t0, 1)}
     atomic_write_text(TAU_SELECTION.with_name(MCTS_SELECTION_NAME), json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 

@@ -23,6 +23,10 @@ class ScoreConfig:
     """reward model dir or hub id (empty: the shipped gym PRM)"""
     aggregation: str = ""
     """response-score aggregation (empty: the model's own)"""
+    readout: str = ""
+    """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
+    trust_remote_code: bool = False
+    """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
     batch_size: int = 64
     """traces per forward pass"""
     device: str = ""
@@ -37,7 +41,7 @@ def run(cfg: ScoreConfig) -> Path:
     from prmkit.config import save_config
     from prmkit.errors import InputError
     from prmkit.evaluate.processbench import write_scored
-    from prmkit.rewards import default_gym_prm, load_reward_model
+    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
     from prmkit.rewards.base import score_traces
     from prmkit.train.prm import set_threads
 
@@ -45,7 +49,8 @@ def run(cfg: ScoreConfig) -> Path:
         raise InputError("expected a traces file (--traces)", field="traces")
     set_threads(cfg.threads)
     kw = {"batch_size": cfg.batch_size, "device": cfg.device, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
-    rm = load_reward_model(cfg.model, **kw) if cfg.model else default_gym_prm(**kw)
+    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code)) if cfg.model
+          else default_gym_prm(**kw))
     traces = _read(cfg.traces)
     t0 = time.perf_counter()
     scores = score_traces(rm, traces)

@@ -30,6 +30,10 @@ class EvalProcessBenchConfig:
     """run directory (processbench.json, scored.jsonl, config.json)"""
     model: str = ""
     """reward model dir or hub id (empty: the shipped gym PRM)"""
+    readout: str = ""
+    """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
+    trust_remote_code: bool = False
+    """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
     data: str = ""
     """traces with gold first errors: prmkit JSONL, or a ProcessBench split file (JSON array, e.g. gsm8k.json); empty: gym --split"""
     split: str = "test"
@@ -144,13 +148,14 @@ def write_scored(path: Path, traces: Sequence[Trace], scores: Sequence[Sequence[
 
 def run(cfg: EvalProcessBenchConfig) -> dict:
     from prmkit.config import save_config
-    from prmkit.rewards import default_gym_prm, load_reward_model
+    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
     from prmkit.rewards.base import score_traces
     from prmkit.schema import atomic_write_text
 
     out = Path(cfg.out)
     kw = {"batch_size": cfg.batch_size, "device": cfg.device}
-    rm = load_reward_model(cfg.model, **kw) if cfg.model else default_gym_prm(**kw)
+    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code)) if cfg.model
+          else default_gym_prm(**kw))
     fit = None
     if cfg.fit_data:
         fit = fit_model_threshold(rm, read_eval_traces(cfg.fit_data), source=cfg.fit_data)

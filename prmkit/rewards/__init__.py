@@ -38,7 +38,14 @@ def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw:
                          file=str(Path(path) / "prmkit_rm.json"), field="kind")
     module_name, cls_name = REWARD_MODELS[kind].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
+    if kind in ("prm", "orm"):
+        kw.setdefault("require_head", True)   # scoring with a random head is never what a caller wants
     return cls.from_pretrained(path, **kw)
+
+
+def load_options(readout: str = "", trust_remote_code: bool = False) -> dict:
+    """The `load_reward_model` keywords of the command-line options --readout / --trust-remote-code."""
+    return {**({"readout": readout} if readout else {}), **({"trust_remote_code": True} if trust_remote_code else {})}
 
 
 def _hub_rm_config(hub_id: str) -> dict:

@@ -108,24 +108,42 @@ class DiscriminativePRM:
 
     @classmethod
     def from_pretrained(cls, path: str, readout: str | dict | Readout | None = None, num_labels: int = 2,
-                        device: str = "", **kw: Any) -> "DiscriminativePRM":
+                        device: str = "", *, require_head: bool = False, trust_remote_code: bool = False,
+                        dtype: str = "float32", **kw: Any) -> "DiscriminativePRM":
         """Load a saved prmkit PRM, an external PRM (name its `readout`), or a bare backbone (a new head);
-        device "" = auto (`lm.resolve_device`)."""
+        device "" = auto (`lm.resolve_device`). `require_head`: fail, instead of starting a random head,
+        when the checkpoint has no weights for the scoring head (what `load_reward_model` asks for).
+        `trust_remote_code`: run the checkpoint's own modeling code; a classifier PRM whose config maps
+        only `AutoModel` to custom code (e.g. Qwen2.5-Math-PRM's two-layer `score` head) loads through it."""
         import torch
 
         from prmkit.lm import resolve_device
 
         device = resolve_device(device)
 
-        from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForCausalLM,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
 
         saved = _read_rm_config(path)
         r = get_readout(readout or saved.get("readout", "trl"))
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, output_loading_info=True)
         if r.head == "lm_tokens":
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            model, info = AutoModelForCausalLM.from_pretrained(path, **load)
         else:
-            model = AutoModelForTokenClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32)
+            auto_map = getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), "auto_map",
+                               None) or {}
+            if trust_remote_code and "AutoModel" in auto_map and "AutoModelForTokenClassification" not in auto_map:
+                model, info = AutoModel.from_pretrained(path, **load)
+            else:
+                model, info = AutoModelForTokenClassification.from_pretrained(path, num_labels=num_labels, **load)
+        if require_head:
+            check_head_loaded(path, info, r.head, trust_remote_code)
         for key in ("aggregation", "threshold"):
             if key in saved and key not in kw:
                 kw[key] = saved[key]
@@ -187,7 +205,8 @@ class DiscriminativePRM:
             good, bad = self._good_bad
             out = logits[..., good] - logits[..., bad]                        # (B,S)
         else:
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B,T,C)
+            res = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            logits = res.logits if hasattr(res, "logits") else res[0]         # (B,T,C); custom heads: a tuple
             g = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()  # (B,S,C)
             pc = self.readout.positive_class
             if g.shape[-1] == 1:
@@ -283,3 +302,22 @@ def write_rm_config(out: Path, cfg: dict) -> None:
     from prmkit.schema import atomic_write_text
 
     atomic_write_text(Path(out) / RM_CONFIG, json.dumps(cfg, indent=2) + "\n")
+
+
+def check_head_loaded(path: str, info: dict, head: str, trust_remote_code: bool) -> None:
+    """Raise when loading left weights of the model uninitialised (the scoring head, typically): its
+    scores would be random. `info` is transformers' `output_loading_info`."""
+    from prmkit.errors import InputError
+
+    missing = sorted(info.get("missing_keys") or [])
+    if not missing:
+        return
+    # a causal LM's own LM head is expected to go unused; other unused weights mean another head layout
+    unexpected = sorted(k for k in info.get("unexpected_keys") or [] if not k.startswith("lm_head."))
+    hint = ("; the checkpoint holds weights the model class did not use (" + ", ".join(unexpected[:4]) +
+            "): its head is probably custom code, so pass trust_remote_code=True (--trust-remote-code)"
+            if unexpected and not trust_remote_code else
+            "; if this is a base model, train a head first (prmkit train prm --model ...)")
+    raise InputError(f"no weights for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} "
+                     f"(a {head} head): they would start random and so would every score{hint}",
+                     file=str(path), field="weights")

@@ -75,6 +75,11 @@ class SearchParams:
     """mcts: most select-expand-backup iterations per problem"""
     token_budget: int = 0
     """mcts: most policy tokens per problem (0 = unlimited)"""
+    widen: float = 0.0
+    """mcts: progressive-widening exponent alpha (a node visited N times holds up to branch x ceil((N+1)^alpha)
+    children; 0 = fixed branching)"""
+    merge_siblings: bool = False
+    """mcts: a sampled step identical to a sibling's adds no node"""
 
     def __post_init__(self) -> None:
         from prmkit.errors import InputError
@@ -83,8 +88,9 @@ class SearchParams:
                      "max_iterations"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
-        if self.lookahead < 0 or self.rollout_steps < 0 or self.token_budget < 0:
-            raise InputError("expected lookahead, rollout_steps, token_budget >= 0", field="lookahead")
+        for name in ("lookahead", "rollout_steps", "token_budget", "widen"):
+            if getattr(self, name) < 0:
+                raise InputError(f"expected {name} >= 0, got {getattr(self, name)}", field=name)
         if self.aggregation and self.aggregation not in AGGREGATIONS:
             raise InputError(f"unknown aggregation {self.aggregation!r}; expected one of {sorted(AGGREGATIONS)}",
                              field="aggregation")

@@ -5,11 +5,16 @@ One tree per problem; a node is a step, its prefix's PRM score (aggregated) is i
 Each iteration, for every unfinished problem at once:
   select   — walk from the root by UCT, Q + c sqrt(ln(N_parent + 1) / (N_child + 1)), where Q is the
              node's mean backed-up value (its prior while unvisited); finished steps are not entered;
-  expand   — sample `branch` next steps from the leaf; the PRM scores each child's prefix;
+  expand   — sample `branch` next steps from the leaf; the PRM scores each child's prefix; a sample
+             whose step text equals a sibling's is merged into it (`merge_siblings`; no new node);
   rollout  — the best new child is rolled forward `rollout_steps` greedy steps and its value moved
              toward the rollout's: V <- (1 - alpha) V + alpha V_rollout; a rollout that reaches the
              end is kept as a candidate solution;
-  backup   — the best child value is added to every node on the path.
+  backup   — the best new child's value is added to every node on the path.
+With progressive widening (`widen` = alpha > 0; Coulom 2007, Couetoux et al. 2011) an expanded node
+visited N times is expanded again, with `branch` fresh samples, while it holds fewer than
+branch * ceil((N + 1) ** alpha) children; a node whose expansion brought no new distinct step is not
+widened again. widen = 0 is ReST-MCTS*'s fixed branching.
 A problem stops when a finished solution scores >= `end_gate`, its policy tokens reach
 `token_budget`, or after `max_iterations`. The answer is selected by `params.select` among the
 finished solutions (tree leaves and completed rollouts); a problem with none gets one greedy
@@ -51,11 +56,18 @@ class Node:
     terminal: bool = False
     expanded: bool = False
     exhausted: bool = False  # every child finished or exhausted: nothing left to expand below
+    saturated: bool = False  # an expansion brought no new distinct step: not widened again
 
 
 def uct(q: float, c: float, parent_visits: int, visits: int) -> float:
     """UCT score Q + c sqrt(ln(N_parent + 1) / (N + 1)) (Kocsis & Szepesvari 2006; ReST-MCTS* c = 0.7)."""
     return q + c * math.sqrt(math.log(parent_visits + 1) / (visits + 1))
+
+
+def children_allowed(branch: int, visits: int, widen: float) -> int:
+    """Progressive widening (Couetoux et al. 2011): a node visited N times may hold
+    branch * ceil((N + 1) ** widen) children; widen = 0 gives the fixed `branch`."""
+    return branch * math.ceil((visits + 1) ** widen - 1e-9)
 
 
 class Tree:
@@ -67,11 +79,14 @@ class Tree:
         n = self.nodes[k]
         return n.value_sum / n.visits if n.visits else n.prior
 
-    def select(self, c: float) -> int | None:
-        """The leaf to expand, or None when the whole tree is exhausted."""
+    def select(self, c: float, branch: int = 1, widen: float = 0.0) -> int | None:
+        """The node to expand (an unexpanded leaf, or with `widen` > 0 a node due for more
+        children), or None when the whole tree is exhausted."""
         k = 0
         while self.nodes[k].expanded:
             node = self.nodes[k]
+            if widen > 0 and not node.saturated and len(node.children) < children_allowed(branch, node.visits, widen):
+                return k
             open_ = [j for j in node.children if not self.nodes[j].terminal and not self.nodes[j].exhausted]
             if not open_:
                 node.exhausted = True
@@ -97,29 +112,40 @@ def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
                          [i for i, _ in todo], [derive_seed(params.seed, problems[i].id, "mcts", it) for i, _ in todo],
                          params.branch, whole=False)
     new: list[tuple[int, int]] = []
+    fresh: dict[int, list[int]] = {}  # problem -> its new children
     for (i, k), row, left in zip(todo, outs, depth_left):
         tree = trees[i]
-        tree.nodes[k].expanded = True
+        parent = tree.nodes[k]
+        parent.expanded = True
+        seen = {(tuple(tree.nodes[j].steps), tree.nodes[j].terminal) for j in parent.children}
+        fresh[i] = []
         for o in row:
-            tree.nodes.append(Node(k, tree.nodes[k].steps + o.steps, terminal=o.ended or left <= 1))
-            tree.nodes[k].children.append(len(tree.nodes) - 1)
+            steps, terminal = parent.steps + o.steps, o.ended or left <= 1
+            if params.merge_siblings and (tuple(steps), terminal) in seen:
+                continue
+            seen.add((tuple(steps), terminal))
+            tree.nodes.append(Node(k, steps, terminal=terminal))
+            parent.children.append(len(tree.nodes) - 1)
             new.append((i, len(tree.nodes) - 1))
+            fresh[i].append(len(tree.nodes) - 1)
+        if not fresh[i]:
+            parent.saturated = True
     scored = score_prefixes(rm, [problems[i].prompt for i, _ in new],
                             [trees[i].nodes[j].steps for i, j in new], how)
     for (i, j), (sc, agg) in zip(new, scored):
         trees[i].nodes[j].step_scores, trees[i].nodes[j].prior = sc, agg
-    _rollout(policy, rm, problems, params, how, trees, todo)
+    _rollout(policy, rm, problems, params, how, trees, fresh)
     for i, k in todo:
-        kids = trees[i].nodes[k].children
+        kids = fresh[i] or trees[i].nodes[k].children   # nothing new (all merged): the existing children
         trees[i].backup(k, max(trees[i].nodes[j].prior for j in kids))
 
 
-def _rollout(policy, rm, problems, params, how, trees, todo) -> None:
+def _rollout(policy, rm, problems, params, how, trees, fresh) -> None:
     if not params.rollout_steps:
         return
     picks = []
-    for i, k in todo:
-        kids = [j for j in trees[i].nodes[k].children if not trees[i].nodes[j].terminal]
+    for i, kids in sorted(fresh.items()):
+        kids = [j for j in kids if not trees[i].nodes[j].terminal]
         if kids:
             picks.append((i, max(kids, key=lambda j: (trees[i].nodes[j].prior, -j))))
     if not picks:
@@ -151,7 +177,7 @@ def mcts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
         for i in sorted(live):
             over = params.token_budget and policy.tokens_by_problem[i] >= params.token_budget
             gated = any(v >= params.end_gate for _, _, v in _finished(trees[i]))
-            leaf = None if over or gated else trees[i].select(params.c_uct)
+            leaf = None if over or gated else trees[i].select(params.c_uct, params.branch, params.widen)
             if leaf is None:
                 live.discard(i)
             else:

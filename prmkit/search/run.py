@@ -40,6 +40,10 @@ class SearchConfig:
     checker) or empty (the shipped gym PRM)"""
     flip_rate: float = 0.0
     """--prm checker only: probability of flipping each verdict (a noisy verifier)"""
+    readout: str = ""
+    """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
+    trust_remote_code: bool = False
+    """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
     prover: str = ""
     """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
     pav_alpha: float = 0.5
@@ -84,6 +88,10 @@ class SearchConfig:
     """mcts: iterations per problem"""
     token_budget: int = 0
     """mcts: policy tokens per problem (0 = unlimited)"""
+    widen: float = 0.0
+    """mcts: progressive-widening exponent (0 = fixed branching)"""
+    merge_siblings: bool = False
+    """mcts: merge sampled steps identical to a sibling's"""
     seed: int = 0
     """search seed"""
     batch_size: int = 256
@@ -96,10 +104,11 @@ class SearchConfig:
 
 PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction", "temperature", "top_p",
                 "max_step_tokens", "max_steps", "max_new_tokens", "aggregation", "select", "branch", "c_uct",
-                "rollout_steps", "end_gate", "max_iterations", "token_budget", "seed")
+                "rollout_steps", "end_gate", "max_iterations", "token_budget", "widen", "merge_siblings", "seed")
 
 
-def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = ""):
+def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = "",
+                      readout: str = "", trust_remote_code: bool = False):
     """The reward model named on the command line (strings map to reward models here, once)."""
     kw = {"aggregation": aggregation} if aggregation else {}
     if spec == "checker":
@@ -110,10 +119,10 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
         from prmkit.rewards.remote import RemoteRM
 
         return RemoteRM(spec[len("remote:"):], **kw)
-    from prmkit.rewards import default_gym_prm, load_reward_model
+    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
 
     kw["device"] = device
-    return load_reward_model(spec, **kw) if spec else default_gym_prm(**kw)
+    return load_reward_model(spec, **kw, **load_options(readout, trust_remote_code)) if spec else default_gym_prm(**kw)
 
 
 def search_params(cfg):
@@ -140,7 +149,7 @@ def run(cfg: SearchConfig) -> dict:
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
     sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device)
+    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code)
     if cfg.prover:
         from prmkit.search.pav import PAVScorer
 

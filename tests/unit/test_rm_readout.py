@@ -126,3 +126,100 @@ def test_cached_tokenizer_gives_the_tokenizers_own_ids(bpe_tag_tokenizer, char_t
         cached.prefetch([PROMPT] + STEPS)
         for tag in (None, "<extra_0>" if tok is bpe_tag_tokenizer else None):
             assert encode_steps(cached, PROMPT, STEPS, step_tag=tag) == encode_steps(tok, PROMPT, STEPS, step_tag=tag)
+
+
+CUSTOM_HEAD_CODE = '''
+from torch import nn
+from transformers import Qwen2Model, Qwen2PreTrainedModel
+
+
+class TinyCustomPRM(Qwen2PreTrainedModel):
+    """A backbone with a two-layer scoring head, the layout Qwen2.5-Math-PRM ships as custom code."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = Qwen2Model(config)
+        self.score = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.ReLU(),
+                                   nn.Linear(config.hidden_size, 2))
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, **kw):
+        h = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return (self.score(h),)
+'''
+
+
+def _custom_head_prm(tmp_path):
+    """Save a tiny PRM whose head exists only as the checkpoint's own code; returns the in-memory model."""
+    import importlib.util
+    import sys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "modeling_tiny_prm.py").write_text(CUSTOM_HEAD_CODE)
+    spec = importlib.util.spec_from_file_location("modeling_tiny_prm", tmp_path / "modeling_tiny_prm.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["modeling_tiny_prm_fixture"] = mod
+    spec.loader.exec_module(mod)
+    tok = build_bpe_tokenizer(special=["<extra_0>", "<|im_start|>", "<|im_end|>"])
+    tok.chat_template = CHATML
+    base = _tiny("Qwen2ForTokenClassification", tok, num_labels=2)
+    torch.manual_seed(1)
+    model = mod.TinyCustomPRM(base.config).eval()
+    model.config.auto_map = {"AutoModel": "modeling_tiny_prm.TinyCustomPRM"}
+    model.config.architectures = ["TinyCustomPRM"]
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return model
+
+
+def test_custom_code_head_needs_trust_remote_code_and_is_never_read_as_random(tmp_path):
+    """A PRM whose head exists only as the checkpoint's own code: loading it as a stock token classifier
+    would start a random head; `load_reward_model` refuses, and with trust_remote_code reads the real head."""
+    from prmkit.errors import InputError
+    from prmkit.rewards import load_reward_model
+
+    model = _custom_head_prm(tmp_path)
+    with pytest.raises(InputError, match="trust_remote_code") as e:
+        load_reward_model(str(tmp_path), readout="qwen2.5-math-prm", device="cpu")
+    assert "score.weight" in str(e.value) and str(tmp_path) in str(e.value)
+    rm = load_reward_model(str(tmp_path), readout="qwen2.5-math-prm", device="cpu", trust_remote_code=True)
+    enc = rm.encode(PROMPT, STEPS)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([enc.input_ids]))[0][0]        # (T,2), the in-memory model
+    expect = torch.softmax(logits[enc.step_ends], -1)[:, 1]
+    assert rm.score([PROMPT], [STEPS])[0] == pytest.approx(expect.tolist(), abs=1e-5)
+
+
+def test_load_reward_model_refuses_a_backbone_without_head(tmp_path, char_tokenizer):
+    from prmkit.errors import InputError
+    from prmkit.rewards import load_reward_model
+
+    _tiny("LlamaForCausalLM", char_tokenizer).save_pretrained(tmp_path)
+    char_tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(InputError, match="score.weight.*train a head first"):
+        load_reward_model(str(tmp_path), device="cpu")
+    # the class method still starts a new head on purpose (training does)
+    assert DiscriminativePRM.from_pretrained(str(tmp_path), device="cpu").model.score.weight.shape[0] == 2
+
+
+def test_score_cli_reads_a_custom_code_prm_with_its_options(tmp_path, monkeypatch):
+    """`prmkit score --readout qwen2.5-math-prm --trust-remote-code` on the custom-head fixture gives the
+    same step scores as the Python loader."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from prmkit.cli import _register, app
+    from prmkit.rewards import load_reward_model
+    from prmkit.schema import Trace, write_records
+
+    _custom_head_prm(tmp_path / "m")
+    write_records(tmp_path / "t.jsonl", [Trace(problem_id="p", prompt=PROMPT, steps=STEPS)])
+    _register()
+    res = CliRunner().invoke(app, ["score", "--traces", str(tmp_path / "t.jsonl"), "--model", str(tmp_path / "m"),
+                                   "--readout", "qwen2.5-math-prm", "--trust-remote-code", "--device", "cpu",
+                                   "--out", str(tmp_path / "run")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    scored = [json.loads(x) for x in (tmp_path / "run" / "scored.jsonl").read_text().splitlines()]
+    rm = load_reward_model(str(tmp_path / "m"), readout="qwen2.5-math-prm", trust_remote_code=True, device="cpu")
+    assert scored[0]["meta"]["rm"]["step_scores"] == pytest.approx(rm.score([PROMPT], [STEPS])[0], abs=1e-6)

@@ -4,6 +4,7 @@ best-of-N subsampling, beam pruning, MCTS selection/backup and its value targets
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -196,3 +197,70 @@ def test_tokens_to_reach_interpolates_in_log_tokens():
     assert mod.tokens_to_reach(rows, 0.3) == pytest.approx(200.0)   # halfway in log(100)..log(400)
     assert mod.tokens_to_reach(rows, 0.1) == 100
     assert mod.tokens_to_reach(rows, 0.5) is None
+
+
+def test_progressive_widening_allowance_by_hand():
+    from prmkit.search.mcts import children_allowed
+
+    # branch * ceil((N + 1) ** alpha): N = 0 -> 3, N = 1 -> 3 * ceil(1.414) = 6, N = 3 -> 3 * 2 = 6, N = 8 -> 9
+    assert [children_allowed(3, n, 0.5) for n in (0, 1, 3, 4, 8)] == [3, 6, 6, 9, 9]
+    assert [children_allowed(3, n, 0.0) for n in (0, 1, 100)] == [3, 3, 3]   # fixed branching
+
+
+def test_mcts_select_widens_a_visited_node_until_saturated():
+    from prmkit.search.mcts import Node, Tree
+
+    t = Tree()
+    t.nodes[0].expanded, t.nodes[0].visits = True, 1
+    t.nodes += [Node(0, ["a"], prior=0.2), Node(0, ["b"], prior=0.9), Node(0, ["c"], prior=0.5)]
+    t.nodes[0].children = [1, 2, 3]
+    assert t.select(0.7) == 2                            # no widening: UCT picks the best child
+    assert t.select(0.7, branch=3, widen=0.5) == 0       # 3 children < 3 * ceil(2 ** 0.5) = 6: widen the root
+    t.nodes[0].saturated = True
+    assert t.select(0.7, branch=3, widen=0.5) == 2       # saturated: back to UCT
+
+
+class _StepScript:
+    """A sampler whose first step is always one of `first` (in order) and whose second step ends."""
+
+    sep = "\n"
+
+    def __init__(self, first):
+        self.first = first
+
+    def sample(self, prompts, sp, seeds=None):
+        from prmkit.policy.base import Completion
+
+        out = []
+        for p in prompts:
+            if p.endswith("Q\n"):
+                texts = [self.first[j % len(self.first)] for j in range(sp.n)]
+                out.append([Completion(t, [1] * len(t), [0.0] * len(t), [t], "stop", "\n") for t in texts])
+            else:   # EOS at once: the solution ends after its first step
+                out.append([Completion("", [2], [0.0], [], "stop", None) for _ in range(sp.n)])
+        return out
+
+
+class _ConstRM:
+    aggregation = "min"
+
+    def __init__(self):
+        from prmkit.rewards.base import ScorerStats
+
+        self.stats = ScorerStats()
+
+    def score(self, prompts, steps):
+        return [[0.5] * len(s) for s in steps]
+
+
+def test_mcts_merges_identical_sibling_steps():
+    from prmkit.search import SEARCHES
+
+    prob = [Problem(id="q", prompt="Q\n", answer="1", task="math")]
+    p = SearchParams(branch=3, max_iterations=1, rollout_steps=0, max_step_tokens=4, max_steps=5, max_new_tokens=8)
+    runs = {m: SEARCHES["mcts"](prob, _StepScript(["a", "a", "b"]), _ConstRM(), replace(p, merge_siblings=m))
+            for m in (False, True)}
+    steps = {m: [r["step"] for r in run.results[0].meta["tree"][1:]] for m, run in runs.items()}
+    assert steps == {False: ["a", "a", "b"], True: ["a", "b"]}
+    # the three samples cost their tokens either way (1 token each)
+    assert runs[True].results[0].policy_tokens >= 3
