@@ -11,9 +11,10 @@ Measured (fixed seeds, nothing tuned on the `long` split):
 * beam_tokens_to_match_bon16_ratio: policy tokens beam search needs to reach best-of-16's accuracy
   (linear interpolation in log tokens along its curve) ÷ best-of-16's tokens; null if it never does;
 * early_reject_flops_ratio / early_reject_accuracy_drop: full beam vs early rejection at the largest N;
-* mcts_accuracy vs greedy_accuracy_same_budget: MCTS with a per-problem token budget against greedy
-  step-level search on the PRM (one chain, M candidates per step, M set so its mean policy tokens
-  match MCTS's), plus plain greedy decoding (T = 0);
+* mcts_accuracy vs greedy_accuracy_same_budget: MCTS (config and per-problem token budget chosen on
+  long_dev by bench/search_tau.py --what mcts) against greedy step-level search on the PRM (one chain,
+  M candidates per step at MCTS's temperature, M set so its mean policy tokens match MCTS's), plus
+  plain greedy decoding (T = 0);
 * a temperature / top-p sweep of best-of-4 (weighted) on the first 100 problems, seed 0.
 """
 
@@ -94,9 +95,10 @@ def main(argv=None) -> dict:
         chosen = json.loads(sel.read_text()) if sel.exists() else {}
         args.mcts_budget = int(chosen.get("chosen_budget", 400))
         args.mcts_config = chosen.get("chosen_config", {})
+        args.mcts_config_name = chosen.get("chosen_config_name", "rest-mcts")
         args.mcts_budget_source = f"chosen on long_dev ({sel.name})" if sel.exists() else "default"
     else:
-        args.mcts_budget_source, args.mcts_config = "--mcts-budget", {}
+        args.mcts_budget_source, args.mcts_config, args.mcts_config_name = "--mcts-budget", {}, "rest-mcts"
     if args.tau is None:
         args.tau, args.tau_source = chosen_tau()
     else:
@@ -169,7 +171,8 @@ def main(argv=None) -> dict:
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
                        "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
                        "tau_source": args.tau_source,
-                       "mcts_token_budget": args.mcts_budget, "mcts_budget_source": args.mcts_budget_source, "search_params": asdict(base),
+                       "mcts_token_budget": args.mcts_budget, "mcts_budget_source": args.mcts_budget_source,
+                       "mcts_config_name": args.mcts_config_name, "search_params": asdict(base),
                        "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
                                 "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
                                 "policy's prefix re-reads and the PRM's full prefixes included)",
@@ -284,6 +287,10 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
     if not rows:
         return {}
     g0 = g0[0]
+
+    def solved(point: dict) -> int:
+        return round(point["accuracy"] * point["problems"])
+
     mcts = fmean(m["accuracy"] for _, m, _, _ in rows)
     greedy = fmean(g["accuracy"] for _, _, g, _ in rows)
     return {"mcts_accuracy": mcts,
@@ -299,8 +306,11 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
                                "mean policy tokens",
             "greedy_decoding_accuracy": g0["accuracy"],
             "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
-            "mcts_beats_greedy_same_budget": mcts > greedy,
-            "mcts_beats_greedy_decoding": mcts > g0["accuracy"],
+            # compared in problems solved (integers summed over seeds), so float rounding cannot break a tie
+            "mcts_solved_per_seed": [solved(m) for _, m, _, _ in rows],
+            "greedy_decoding_solved": solved(g0),
+            "mcts_beats_greedy_same_budget": sum(solved(m) for _, m, _, _ in rows) > sum(solved(g) for _, _, g, _ in rows),
+            "mcts_beats_greedy_decoding": sum(solved(m) for _, m, _, _ in rows) > solved(g0) * len(rows),
             "mcts_problems": rows[0][1]["problems"], "mcts_seeds": [s for s, *_ in rows], "mcts_config": cfg}
 
 

@@ -106,8 +106,9 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
             out.append(("same, counting every prefix re-read (as run here)",
                         f"{_f(se['early_reject_flops_with_prefill_ratio'], '.2f')}×", "reported"))
         budget = se.get("setup", {}).get("mcts_token_budget", "?")
-        out.append((f"MCTS vs greedy step search on the PRM at the same token budget ({budget} tokens/problem, chosen "
-                    "on long_dev, 3 seeds) vs plain greedy decoding (long split)",
+        name = se.get("setup", {}).get("mcts_config_name", "rest-mcts")
+        out.append((f"MCTS ({name}; budget {budget} tokens/problem; both chosen on long_dev; 3 seeds) vs greedy step "
+                    "search on the PRM at the same tokens vs plain greedy decoding (long split)",
                     f"{_f(se['mcts_accuracy'])} vs {_f(se['greedy_accuracy_same_budget'])} vs "
                     f"{_f(se.get('greedy_decoding_accuracy', float('nan')))}", "MCTS higher"))
     rl = _load(res / "rl.json")

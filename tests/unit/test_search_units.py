@@ -264,3 +264,18 @@ def test_mcts_merges_identical_sibling_steps():
     assert steps == {False: ["a", "a", "b"], True: ["a", "b"]}
     # the three samples cost their tokens either way (1 token each)
     assert runs[True].results[0].policy_tokens >= 3
+
+
+def test_mcts_diagnostics_by_hand():
+    from bench.mcts_diagnose import tree_stats, within_problem_auc
+
+    # problem 1: correct 0.9 and 0.5 vs wrong 0.7 -> pairs (0.9>0.7)=1, (0.5>0.7)=0; problem 2: a tie -> 1/2;
+    # problem 3 has no wrong solution and is left out
+    auc, mixed = within_problem_auc([[(0.9, True), (0.5, True), (0.7, False)], [(0.4, True), (0.4, False)],
+                                     [(0.1, True)]])
+    assert (auc, mixed) == (pytest.approx(1.5 / 3), 2)
+    recs = [{"parent": -1, "step": "", "rollout": False},
+            {"parent": 0, "step": "a", "rollout": False}, {"parent": 0, "step": "a", "rollout": False},
+            {"parent": 0, "step": "b", "rollout": False}, {"parent": 1, "step": "c", "rollout": False},
+            {"parent": 4, "step": "d", "rollout": True}]
+    assert tree_stats(recs) == (4, 1, 2)   # 4 sampled children, one duplicate sibling, root: a and b
