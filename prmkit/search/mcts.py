@@ -207,15 +207,16 @@ def _complete_empty(policy, rm, problems, how, trees) -> None:
 
 
 def export_tree(tree: Tree, problem: Problem, sep: str) -> list[dict]:
-    """The tree as records (node 0 = root): parent, step text, prior, visits, Q, terminal, correct.
-    Completed rollouts are appended as chains of nodes below the node they started from."""
+    """The tree as records (node 0 = root): parent, step text (the node's last step), depth (steps in its
+    prefix; a node that ended with an empty step has its parent's depth), prior, visits, Q, terminal,
+    correct. Completed rollouts are appended as chains of nodes below the node they started from."""
     from prmkit.search.base import grade
 
     out = []
     for n in tree.nodes:
-        rec = {"parent": n.parent, "step": n.steps[-1] if n.steps else "", "prior": n.prior, "visits": n.visits,
-               "q": n.value_sum / n.visits if n.visits else None, "terminal": n.terminal, "correct": False,
-               "rollout": False}
+        rec = {"parent": n.parent, "step": n.steps[-1] if n.steps else "", "depth": len(n.steps), "prior": n.prior,
+               "visits": n.visits, "q": n.value_sum / n.visits if n.visits else None, "terminal": n.terminal,
+               "correct": False, "rollout": False}
         if n.terminal and n.steps:
             rec["correct"] = grade(problem, n.steps, sep)[1]
         out.append(rec)
@@ -224,8 +225,8 @@ def export_tree(tree: Tree, problem: Problem, sep: str) -> list[dict]:
         base = len(tree.nodes[start_node].steps)
         for d, s in enumerate(steps[base:]):
             end = d == len(steps) - base - 1
-            out.append({"parent": parent, "step": s, "prior": v if end else None, "visits": 0, "q": None,
-                        "terminal": end, "correct": end and grade(problem, steps, sep)[1], "rollout": True})
+            out.append({"parent": parent, "step": s, "depth": base + d + 1, "prior": v if end else None, "visits": 0,
+                        "q": None, "terminal": end, "correct": end and grade(problem, steps, sep)[1], "rollout": True})
             parent = len(out) - 1
     return out
 

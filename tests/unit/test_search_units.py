@@ -279,3 +279,31 @@ def test_mcts_diagnostics_by_hand():
             {"parent": 0, "step": "b", "rollout": False}, {"parent": 1, "step": "c", "rollout": False},
             {"parent": 4, "step": "d", "rollout": True}]
     assert tree_stats(recs) == (4, 1, 2)   # 4 sampled children, one duplicate sibling, root: a and b
+
+
+def test_value_traces_from_an_exported_tree_by_hand(tmp_path):
+    import json
+
+    from prmkit.label.mcts_values import trees_to_value_traces, value_traces
+    from prmkit.search.mcts import Node, Tree, export_tree
+
+    problem = Problem(id="p", prompt="Q:2,+3,*2\n", answer="10", task="gym")
+    t = Tree()
+    t.nodes[0].expanded = True
+    t.nodes += [Node(0, ["2+3=5"]), Node(0, ["2+3=6"]), Node(1, ["2+3=5", "5*2=10"]),
+                Node(2, ["2+3=6"], terminal=True)]                 # ended with an empty step: adds no step
+    t.nodes[0].children, t.nodes[1].children, t.nodes[2].children = [1, 2], [3], [4]
+    t.rollouts.append((3, ["2+3=5", "5*2=10", "A:10"], [1.0] * 3, 1.0))
+    recs = export_tree(t, problem, "\n")
+    traces = value_traces(recs, problem)
+    # correct path of K = 3 steps: v = 1/3, 2/3, 1; the wrong terminal below node 2 inherits the root's
+    # m (= 4): v(2) = max(0, 0 - 1/4) = 0 and so does the terminal; its path has one step
+    assert [(tr.steps, tr.outcome) for tr in traces] == [(["2+3=6"], 0.0), (["2+3=5", "5*2=10", "A:10"], 1.0)]
+    assert traces[0].labels.values == [0.0]
+    assert traces[1].labels.values == pytest.approx([1 / 3, 2 / 3, 1.0])
+    f = tmp_path / "trees.jsonl"
+    f.write_text(json.dumps({"problem_id": "p", "nodes": recs}) + "\n")
+    assert len(trees_to_value_traces(f, [problem])) == 2
+    f.write_text(json.dumps({"problem_id": "q", "nodes": recs}) + "\n")
+    with pytest.raises(InputError, match="line 1.*problem 'q'|problem 'q'.*line 1"):
+        trees_to_value_traces(f, [problem])
