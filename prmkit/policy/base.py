@@ -22,6 +22,9 @@ class Completion:
     steps: list[str]
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     stop: str | None = None  # the stop string that ended it, if any
+    top_logprobs: list[dict[int, float]] | None = None
+    """with `SamplingParams.top_logprobs = k`: per generated token, the k most likely token ids and their
+    log-probabilities (temperature 1, as `logprobs`)"""
 
 
 @dataclass
@@ -43,6 +46,8 @@ class SamplingParams:
     """strings that end a sample (excluded from its text)"""
     ignore_eos: bool = False
     """keep generating past EOS (benchmarks)"""
+    top_logprobs: int = 0
+    """also return the k most likely tokens' log-probabilities at every generated position (0 = none)"""
 
 
 @dataclass

@@ -146,6 +146,8 @@ class HFSampler:
         R = logits.size(0)
         tokens: list[list[int]] = [[] for _ in range(R)]
         lps: list[list[float]] = [[] for _ in range(R)]
+        k_top = min(params.top_logprobs, logits.size(-1))
+        tops: list[list[dict[int, float]]] = [[] for _ in range(R)]
         texts = [""] * R
         finish = ["length"] * R
         stop_hit: list[str | None] = [None] * R
@@ -154,10 +156,15 @@ class HFSampler:
             logp = torch.log_softmax(logits, -1)  # (A, V)
             nxt = self._draw(logits, gens, rows, params, n)  # (A,)
             chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            if k_top:
+                tv, ti = logp.topk(k_top, -1)  # (A, k)
+                tv, ti = tv.tolist(), ti.tolist()
             keep = []
             for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
                 tokens[r].append(t)
                 lps[r].append(chosen[j])
+                if k_top:
+                    tops[r].append(dict(zip(ti[j], tv[j])))
                 done = False
                 if t == eos and not params.ignore_eos:
                     finish[r], done = "stop", True
@@ -190,6 +197,6 @@ class HFSampler:
             for r in range(p * n, (p + 1) * n):
                 group.append(Completion(text=texts[r], token_ids=tokens[r], logprobs=lps[r],
                                         steps=split_steps(texts[r], self.sep), finish_reason=finish[r],
-                                        stop=stop_hit[r]))
+                                        stop=stop_hit[r], top_logprobs=tops[r] if k_top else None))
             result.append(group)
         return result

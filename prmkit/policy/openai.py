@@ -45,7 +45,8 @@ class OpenAISampler:
         # `seed` is the standard field; `prompt_seeds` (one per prompt) is honoured by prmkit serve-policy
         # so its samples equal the local sampler's, and ignored by other servers
         body = {"model": self.model, "prompt": prompts, "n": params.n, "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature, "top_p": params.top_p, "logprobs": 1, "seed": seeds[0],
+                "temperature": params.temperature, "top_p": params.top_p, "logprobs": max(1, params.top_logprobs),
+                "seed": seeds[0],
                 "prompt_seeds": seeds, "return_tokens_as_token_ids": True}
         if params.stop:
             body["stop"] = list(params.stop)
@@ -60,15 +61,22 @@ class OpenAISampler:
         groups: list[list[Completion]] = [[None] * params.n for _ in prompts]  # type: ignore[list-item]
         for k, ch in enumerate(data["choices"]):
             idx = ch.get("index", k)
-            groups[idx // params.n][idx % params.n] = self._completion(ch)
+            groups[idx // params.n][idx % params.n] = self._completion(ch, params.top_logprobs)
         return groups
 
-    def _completion(self, ch: dict) -> Completion:
+    def _completion(self, ch: dict, top_k: int = 0) -> Completion:
         lp = ch.get("logprobs") or {}
         tokens = lp.get("tokens") or []
         ids = [int(t.split(":", 1)[1]) for t in tokens if isinstance(t, str) and t.startswith("token_id:")]
         text = ch.get("text", "")
-        return Completion(text=text, token_ids=ids if len(ids) == len(tokens) else [],
+        top = None
+        if top_k and lp.get("top_logprobs"):
+            # keys are "token_id:N" (we ask for ids); the k most likely of each position (the sampled
+            # token, which servers add, is dropped unless it is among them)
+            top = [dict(sorted(((int(key.split(":", 1)[1]), float(v)) for key, v in (d or {}).items()
+                                if isinstance(key, str) and key.startswith("token_id:")),
+                               key=lambda kv: -kv[1])[:top_k]) for d in lp["top_logprobs"]]
+        return Completion(text=text, token_ids=ids if len(ids) == len(tokens) else [], top_logprobs=top,
                           logprobs=[float(x) if x is not None else float("nan") for x in lp.get("token_logprobs") or []],
                           steps=split_steps(text, self.sep), finish_reason=ch.get("finish_reason") or "length",
                           stop=ch.get("stop_reason") if isinstance(ch.get("stop_reason"), str) else None)

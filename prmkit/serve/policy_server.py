@@ -2,7 +2,9 @@
 """`prmkit serve-policy`: our HF sampler behind the OpenAI-compatible completions API.
 
 The same wire format vLLM and SGLang serve, so `--sampler openai` code is tested here on CPU, and
-labeling can fan out to several policy servers.
+labeling can fan out to several policy servers. `logprobs: k` (k <= 20) returns each token's
+log-probability and, for k >= 1, the k most likely tokens at each position plus the sampled one
+(`top_logprobs`, OpenAI's legacy layout), which GenPRM-style verdict scoring reads.
 """
 
 
@@ -46,7 +48,7 @@ def make_app(sampler, model_name: str, api_key: str = ""):
         max_tokens: int = Field(16, ge=1, le=4096)
         temperature: float = Field(1.0, ge=0.0)
         top_p: float = Field(1.0, gt=0.0, le=1.0)
-        logprobs: Optional[int] = Field(None, ge=0, le=1)
+        logprobs: Optional[int] = Field(None, ge=0, le=20)  # top-k per token, as vLLM (at most 20)
         seed: Optional[int] = None
         stop: Optional[Union[str, list[str]]] = None
         echo: bool = False
@@ -78,7 +80,8 @@ def make_app(sampler, model_name: str, api_key: str = ""):
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         base = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
         params = SamplingParams(n=req.n, max_new_tokens=req.max_tokens, temperature=req.temperature,
-                                top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos)
+                                top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos,
+                                top_logprobs=req.logprobs or 0)
         seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
         if len(seeds) != len(prompts):
             raise HTTPException(status_code=422, detail=f"field 'prompt_seeds': expected {len(prompts)} seeds, "
@@ -92,14 +95,24 @@ def make_app(sampler, model_name: str, api_key: str = ""):
                 choice = {"index": i * req.n + j, "text": c.text, "finish_reason": c.finish_reason,
                           "stop_reason": c.stop, "logprobs": None}
                 if req.logprobs is not None:
+                    name = ((lambda t: f"token_id:{t}") if req.return_tokens_as_token_ids
+                            else (lambda t: tok.decode([t])))
                     pieces = [tok.decode([t]) for t in c.token_ids]
                     offsets, pos = [], len(prompts[i])
                     for p in pieces:
                         offsets.append(pos)
                         pos += len(p)
-                    choice["logprobs"] = {
-                        "tokens": [f"token_id:{t}" for t in c.token_ids] if req.return_tokens_as_token_ids else pieces,
-                        "token_logprobs": c.logprobs, "top_logprobs": None, "text_offset": offsets}
+                    top = None
+                    if req.logprobs and c.top_logprobs is not None:
+                        # OpenAI's legacy layout: per token {token: logprob}, the k most likely plus the sampled one
+                        top = []
+                        for t, lp, cands in zip(c.token_ids, c.logprobs, c.top_logprobs):
+                            d: dict = {}
+                            for tid, v in sorted({**cands, t: lp}.items(), key=lambda kv: -kv[1]):
+                                d.setdefault(name(tid), v)  # two ids that decode alike: keep the likelier
+                            top.append(d)
+                    choice["logprobs"] = {"tokens": [name(t) for t in c.token_ids],
+                                          "token_logprobs": c.logprobs, "top_logprobs": top, "text_offset": offsets}
                 choices.append(choice)
         prompt_tokens = sum(len(tok(p)["input_ids"]) for p in prompts)
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),

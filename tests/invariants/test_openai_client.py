@@ -72,3 +72,23 @@ def test_server_auth_and_validation(server):
     data = r.json()
     assert r.status_code == 200 and data["usage"]["completion_tokens"] >= 1
     assert data["choices"][0]["logprobs"]["text_offset"][0] == len(body["prompt"])
+
+
+def test_top_logprobs_over_the_wire_equal_the_local_samplers(server, gym_policy):
+    problems = make_split("test", 2)
+    params = SamplingParams(n=2, max_new_tokens=16, temperature=1.0, seed=6, top_logprobs=4)
+    remote = OpenAISampler(base_url=f"{server}/v1", api_key="sekret").sample([p.prompt for p in problems], params)
+    local = gym_policy.sample([p.prompt for p in problems], params)
+    for rg, lg in zip(remote, local):
+        for r, lc in zip(rg, lg):
+            assert r.token_ids == lc.token_ids
+            assert [list(d) for d in r.top_logprobs] == [list(d) for d in lc.top_logprobs]
+            for rd, ld in zip(r.top_logprobs, lc.top_logprobs):
+                assert list(rd.values()) == pytest.approx(list(ld.values()), abs=1e-5)
+    # the raw layout is OpenAI's: per token {token: logprob}, the sampled token always listed
+    raw = httpx.post(f"{server}/v1/completions", headers={"authorization": "Bearer sekret"},
+                     json={"prompt": problems[0].prompt, "max_tokens": 8, "logprobs": 2, "seed": 1}).json()
+    lp = raw["choices"][0]["logprobs"]
+    assert len(lp["top_logprobs"]) == len(lp["tokens"])
+    for tok, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+        assert top[tok] == pytest.approx(v) and 2 <= len(top) <= 3

@@ -3,6 +3,7 @@ reuse changes nothing but the cost, seeds reproduce, batch company does not matt
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from prmkit.gym.task import make_split, parse_prompt
@@ -91,3 +92,25 @@ def test_top_p_tiny_is_greedy(gym_policy):
     nucleus = gym_policy.sample([q.prompt for q in p], SamplingParams(n=2, max_new_tokens=60, top_p=1e-6, seed=5))
     for g, nu in zip(greedy, nucleus):
         assert all(c.token_ids == g[0].token_ids for c in nu)
+
+
+def test_top_logprobs_are_the_teacher_forced_top_k(gym_policy):
+    """`top_logprobs = k`: at each generated position, the k most likely ids of a full (cache-free)
+    forward pass over prompt + the tokens so far, with their log-probabilities."""
+    problems = make_split("test", 2)
+    params = SamplingParams(n=2, max_new_tokens=24, temperature=1.0, seed=5, top_logprobs=3)
+    groups = gym_policy.sample([p.prompt for p in problems], params)
+    for p, group in zip(problems, groups):
+        prompt_ids = gym_policy.encode_prompt(p.prompt)
+        for c in group:
+            ids = prompt_ids + c.token_ids
+            with torch.no_grad():
+                logits = gym_policy.model(torch.tensor([ids])).logits[0, len(prompt_ids) - 1:-1].float()
+            lp = torch.log_softmax(logits, -1)                                   # (L, V)
+            assert len(c.top_logprobs) == len(c.token_ids)
+            for i, top in enumerate(c.top_logprobs):
+                want_v, want_i = lp[i].topk(3)
+                assert list(top) == want_i.tolist()
+                assert list(top.values()) == pytest.approx(want_v.tolist(), abs=1e-4)
+    # off by default
+    assert gym_policy.sample([problems[0].prompt], SamplingParams(max_new_tokens=4))[0][0].top_logprobs is None
