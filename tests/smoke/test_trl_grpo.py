@@ -102,9 +102,8 @@ def test_grpo_trainer_one_step_with_the_adapter(tmp_path):
     # the adapter's values are the gym truth, computed independently
     ref = [prefix_correct_fraction(p, c) for p, c in zip(prompts, completions)]
     assert values == pytest.approx(ref)
-    # the trainer's logged completions and rewards are the ones the adapter saw and returned
-    assert list(trainer._logs["completion"]) == completions
-    assert list(trainer._logs["rewards"]["prmkit_gym"]) == pytest.approx(values)
+    # the trainer logged the mean of the values the adapter returned (public log history only: TRL's
+    # private buffers change between versions)
     logged = [h for h in trainer.state.log_history if "rewards/prmkit_gym/mean" in h]
     assert logged and math.isclose(logged[0]["rewards/prmkit_gym/mean"], sum(ref) / len(ref), abs_tol=1e-6)
     # and one optimiser step was taken
