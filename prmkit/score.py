@@ -31,6 +31,8 @@ class ScoreConfig:
     """traces per forward pass"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
     threads: int = 0
     """torch threads (0 = torch's default)"""
 
@@ -49,7 +51,7 @@ def run(cfg: ScoreConfig) -> Path:
         raise InputError("expected a traces file (--traces)", field="traces")
     set_threads(cfg.threads)
     kw = {"batch_size": cfg.batch_size, "device": cfg.device, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
-    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code)) if cfg.model
+    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code, cfg.dtype)) if cfg.model
           else default_gym_prm(**kw))
     traces = _read(cfg.traces)
     t0 = time.perf_counter()

@@ -52,6 +52,8 @@ class EvalProcessBenchConfig:
     """traces per forward pass"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
 
 
 def gold_step_labels(first_error: int, num_steps: int) -> list[tuple[int, int]]:
@@ -154,7 +156,8 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
 
     out = Path(cfg.out)
     kw = {"batch_size": cfg.batch_size, "device": cfg.device}
-    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code)) if cfg.model
+    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code, cfg.dtype))
+          if cfg.model
           else default_gym_prm(**kw))
     fit = None
     if cfg.fit_data:

@@ -34,8 +34,9 @@ class HFSampler:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "",
-                        dtype: str = "float32", batch_size: int = 64) -> "HFSampler":
-        """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`)."""
+                        dtype: str = "float32", batch_size: int = 64, trust_remote_code: bool = False) -> "HFSampler":
+        """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`);
+        `trust_remote_code` runs the checkpoint's own modeling code."""
         import os
 
         from prmkit.lm import resolve_device
@@ -47,10 +48,11 @@ class HFSampler:
 
         if os.environ.get("PRMKIT_QUIET") == "1":
             hf_logging.disable_progress_bar()
-        tok = AutoTokenizer.from_pretrained(name_or_path)
+        tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype)).to(device)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype),
+                                                     trust_remote_code=trust_remote_code).to(device)
         return cls(model, tok, sep=sep, batch_size=batch_size)
 
     @property

@@ -44,6 +44,10 @@ class SampleConfig:
     """rows decoded together (hf backend)"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
+    trust_remote_code: bool = False
+    """run the model's own modeling code (hub models whose architecture is custom code)"""
 
 
 def completion_to_trace(problem: Problem, c: Completion, sample_index: int) -> Trace:
@@ -79,12 +83,13 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
 
 
 def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str = "\n", batch_size: int = 64,
-                 device: str = ""):
+                 device: str = "", dtype: str = "float32", trust_remote_code: bool = False):
     """The sampler named on the command line (strings map to backends here, once); device "" = auto."""
     if sampler == "hf":
         from prmkit.policy.hf import HFSampler
 
-        return HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device)
+        return HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device,
+                                         dtype=dtype or "float32", trust_remote_code=trust_remote_code)
     if sampler == "openai":
         from prmkit.policy.openai import OpenAISampler
 
@@ -111,7 +116,8 @@ def run(cfg: SampleConfig) -> Path:
 
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p, seed=cfg.seed)
     traces = sample_traces(sampler, problems, params)

@@ -43,9 +43,10 @@ def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw:
     return cls.from_pretrained(path, **kw)
 
 
-def load_options(readout: str = "", trust_remote_code: bool = False) -> dict:
-    """The `load_reward_model` keywords of the command-line options --readout / --trust-remote-code."""
-    return {**({"readout": readout} if readout else {}), **({"trust_remote_code": True} if trust_remote_code else {})}
+def load_options(readout: str = "", trust_remote_code: bool = False, dtype: str = "") -> dict:
+    """The `load_reward_model` keywords of the command-line options --readout / --trust-remote-code / --dtype."""
+    return {**({"readout": readout} if readout else {}), **({"trust_remote_code": True} if trust_remote_code else {}),
+            **({"dtype": dtype} if dtype and dtype != "float32" else {})}
 
 
 def _hub_rm_config(hub_id: str) -> dict:

@@ -154,7 +154,7 @@ class DiscriminativePRM:
             from prmkit.rewards.implicit import resolve_ref
 
             kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(kw["loglik"]["lm"]),
-                                                                   dtype=torch.float32).to(device)
+                                                                   dtype=getattr(torch, dtype)).to(device)
         return cls(model.to(device), tok, readout=r, **kw)
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
@@ -233,7 +233,7 @@ class DiscriminativePRM:
         from prmkit.lm import token_logprobs
 
         with torch.no_grad():
-            lp = token_logprobs(self.loglik_lm, input_ids, attention_mask)   # (B,T-1) column t-1 scores token t
+            lp = token_logprobs(self.loglik_lm, input_ids, attention_mask).float()  # (B,T-1) col t-1 scores token t
         B, T = input_ids.shape
         tok = torch.zeros(B, T, dtype=lp.dtype, device=lp.device)             # (B,T) log p of token t
         tok[:, 1:] = lp * attention_mask[:, 1:].to(lp.dtype)

@@ -287,11 +287,12 @@ class GenerativeVerifier:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str = "", dtype: str = "float32",
-                        **kw: Any) -> "GenerativeVerifier":
+                        trust_remote_code: bool = False, **kw: Any) -> "GenerativeVerifier":
         """A local directory or hub id (any AutoModelForCausalLM); verdicts scored from its logits."""
         from prmkit.policy.hf import HFSampler
 
-        return cls(HFSampler.from_pretrained(name_or_path, device=device, dtype=dtype), **kw)
+        return cls(HFSampler.from_pretrained(name_or_path, device=device, dtype=dtype,
+                                             trust_remote_code=trust_remote_code), **kw)
 
     @classmethod
     def from_openai(cls, base_url: str, model: str | None = None, api_key: str | None = None,

@@ -53,7 +53,8 @@ class ImplicitPRM:
         self._cache_size = cache_size
 
     @classmethod
-    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", **kw) -> "ImplicitPRM":
+    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", *,
+                        trust_remote_code: bool = False, dtype: str = "float32", **kw) -> "ImplicitPRM":
         import torch
 
         from prmkit.lm import resolve_device
@@ -64,10 +65,10 @@ class ImplicitPRM:
 
         saved = _read_rm_config(path)
         ref = ref_model or saved.get("ref_model") or path
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-        ref_lm = (None if ref == NO_REF else
-                  AutoModelForCausalLM.from_pretrained(resolve_ref(ref), dtype=torch.float32).to(device))
+        load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, **load).to(device)
+        ref_lm = (None if ref == NO_REF else AutoModelForCausalLM.from_pretrained(resolve_ref(ref), **load).to(device))
         for key in ("beta", "sep", "aggregation", "threshold", "step_score"):
             if key in saved and key not in kw:
                 kw[key] = saved[key]

@@ -43,7 +43,8 @@ class SearchConfig:
     readout: str = ""
     """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
     trust_remote_code: bool = False
-    """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
+    """run the models' own modeling code (the policy's and the PRM's; needed by PRMs whose head is custom code,
+    e.g. Qwen2.5-Math-PRM)"""
     prover: str = ""
     """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
     pav_alpha: float = 0.5
@@ -98,6 +99,8 @@ class SearchConfig:
     """rows decoded together (hf backend)"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
 
@@ -108,7 +111,7 @@ PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction",
 
 
 def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = "",
-                      readout: str = "", trust_remote_code: bool = False):
+                      readout: str = "", trust_remote_code: bool = False, dtype: str = ""):
     """The reward model named on the command line (strings map to reward models here, once)."""
     kw = {"aggregation": aggregation} if aggregation else {}
     if spec == "checker":
@@ -122,7 +125,8 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
     from prmkit.rewards import default_gym_prm, load_options, load_reward_model
 
     kw["device"] = device
-    return load_reward_model(spec, **kw, **load_options(readout, trust_remote_code)) if spec else default_gym_prm(**kw)
+    return (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
+            else default_gym_prm(**kw))
 
 
 def search_params(cfg):
@@ -148,8 +152,10 @@ def run(cfg: SearchConfig) -> dict:
     params = search_params(cfg)
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code,
+                           cfg.dtype)
     if cfg.prover:
         from prmkit.search.pav import PAVScorer
 

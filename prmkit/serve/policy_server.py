@@ -31,6 +31,10 @@ class ServePolicyConfig:
     """rows decoded together"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
+    trust_remote_code: bool = False
+    """run the model's own modeling code (hub models whose architecture is custom code)"""
     api_key: str = ""
     """require this bearer token (empty: no auth)"""
 
@@ -128,6 +132,7 @@ def run(cfg: ServePolicyConfig) -> None:
 
     from prmkit.policy.sample import make_sampler
 
-    sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device)
+    sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device,
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     name = cfg.model or "prmkit-gym-policy"
     uvicorn.run(make_app(sampler, name, cfg.api_key), host=cfg.host, port=cfg.port, log_level="warning")

@@ -55,6 +55,8 @@ class ServeConfig:
     """how long the batcher waits for more requests before scoring what it has"""
     device: str = ""
     """device of a model loaded from a dir or hub id (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    dtype: str = "float32"
+    """dtype of local models' weights (float32, bfloat16, float16)"""
     readout: str = ""
     """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
     trust_remote_code: bool = False
@@ -307,7 +309,8 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
     return app
 
 
-def load_reward_model(name: str, device: str = "", readout: str = "", trust_remote_code: bool = False):
+def load_reward_model(name: str, device: str = "", readout: str = "", trust_remote_code: bool = False,
+                      dtype: str = ""):
     """'gym-checker' -> the gym's exact checker; 'gym-prm' -> the shipped gym PRM; anything else (a
     saved dir or hub id) -> `prmkit.rewards.load_reward_model`."""
     from prmkit.errors import InputError
@@ -330,13 +333,13 @@ def load_reward_model(name: str, device: str = "", readout: str = "", trust_remo
     if loader is None:
         raise InputError("this prmkit has no saved-model loader (prmkit.rewards.load_reward_model); "
                          "use --model gym-checker", field="model")
-    return loader(str(path) if path.is_dir() else name, **kw, **rewards.load_options(readout, trust_remote_code))
+    return loader(str(path) if path.is_dir() else name, **kw, **rewards.load_options(readout, trust_remote_code, dtype))
 
 
 def run(cfg: ServeConfig) -> None:
     import uvicorn
 
-    rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code)
+    rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
     app = create_app(rm, max_body_bytes=cfg.max_body_bytes, token=cfg.token or None, max_batch=cfg.max_batch,
                      batch_wait_ms=cfg.batch_wait_ms, model_name=cfg.model or "gym-checker",
                      aggregation=cfg.aggregation or None)

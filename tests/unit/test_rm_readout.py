@@ -223,3 +223,26 @@ def test_score_cli_reads_a_custom_code_prm_with_its_options(tmp_path, monkeypatc
     scored = [json.loads(x) for x in (tmp_path / "run" / "scored.jsonl").read_text().splitlines()]
     rm = load_reward_model(str(tmp_path / "m"), readout="qwen2.5-math-prm", trust_remote_code=True, device="cpu")
     assert scored[0]["meta"]["rm"]["step_scores"] == pytest.approx(rm.score([PROMPT], [STEPS])[0], abs=1e-6)
+
+
+def test_bfloat16_loading_scores_close_to_float32(gym_policy):
+    """--dtype bfloat16: weights (the likelihood LM's included) load in bf16 and the shipped PRM's step
+    scores stay within bf16 rounding of the float32 ones; the policy samples in bf16 too."""
+    from prmkit.gym.task import make_split, parse_prompt
+    from prmkit.policy.base import SamplingParams
+    from prmkit.policy.sample import make_sampler
+    from prmkit.rewards import SHIPPED_PRM_DIR, load_options, load_reward_model
+
+    probs = make_split("test", 4)
+    steps = [parse_prompt(p.prompt).solution_steps() for p in probs]
+    half = load_reward_model(SHIPPED_PRM_DIR, device="cpu", **load_options(dtype="bfloat16"))
+    full = load_reward_model(SHIPPED_PRM_DIR, device="cpu")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert next(half.loglik_lm.parameters()).dtype == torch.bfloat16
+    a = half.score([p.prompt for p in probs], steps)
+    b = full.score([p.prompt for p in probs], steps)
+    assert max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)) < 0.05
+    pol = make_sampler("", device="cpu", dtype="bfloat16")
+    assert next(pol.model.parameters()).dtype == torch.bfloat16
+    c = pol.sample([probs[0].prompt], SamplingParams(max_new_tokens=8, temperature=0.0))[0][0]
+    assert len(c.token_ids) == len(c.logprobs) > 0
