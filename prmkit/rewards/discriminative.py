@@ -61,7 +61,7 @@ class DiscriminativePRM:
 
     def __init__(self, model, tokenizer, readout: str | dict | Readout = "trl", aggregation: str = "min",
                  threshold: float | None = None, batch_size: int = 64, meta: dict | None = None,
-                 loglik_lm=None, loglik: dict | None = None):
+                 loglik_lm=None, loglik: dict | None = None, kv_cache_tokens: int = 0):
         import torch
 
         from prmkit.rewards.aggregate import AGGREGATIONS
@@ -76,6 +76,8 @@ class DiscriminativePRM:
         self.stats = ScorerStats()
         self.prefix_cache = PrefixCacheCounter()
         self._good_bad = self.readout.token_ids(tokenizer)
+        self.kv_store = None
+        self.set_kv_cache(kv_cache_tokens)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
         self.loglik_lm, self.loglik = None, None
@@ -95,6 +97,17 @@ class DiscriminativePRM:
             tag = self.readout.sep if (self.readout.layout == "segment" and self.readout.read_at_sep) else \
                 (self.readout.step_tag or "")
             self._n_tag = len(tokenizer(tag, add_special_tokens=False)["input_ids"]) if tag else 0
+
+    def set_kv_cache(self, max_tokens: int) -> None:
+        """Keep the keys/values of scored sequences (at most `max_tokens` positions, LRU; 0 = off), so a
+        sequence extending a scored prefix runs only its new tokens (`rewards.kv_prefix`). Classifier
+        readouts only; `stats.tokens_scored` then counts the positions actually run."""
+        from prmkit.rewards.kv_prefix import KVPrefixStore
+
+        if max_tokens and self._good_bad is not None:
+            raise ValueError("the key/value prefix cache supports classifier readouts only, not "
+                             f"{self.readout.name!r} (an LM-token head)")
+        self.kv_store = KVPrefixStore(max_tokens) if max_tokens else None
 
     def trainable(self):
         """The module whose parameters training updates (the backbone + head, and the fuse layer if any)."""
@@ -208,15 +221,7 @@ class DiscriminativePRM:
             res = self.model(input_ids=input_ids, attention_mask=attention_mask)
             logits = res.logits if hasattr(res, "logits") else res[0]         # (B,T,C); custom heads: a tuple
             g = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()  # (B,S,C)
-            pc = self.readout.positive_class
-            if g.shape[-1] == 1:
-                out = g[..., 0]                                               # (B,S) one-logit head
-            elif g.shape[-1] == 2:
-                out = g[..., pc] - g[..., 1 - pc]                             # (B,S) exact 2-class log-odds
-            else:
-                logp = torch.log_softmax(g, dim=-1)                           # (B,S,C)
-                pos = logp[..., pc]                  # (B,S)
-                out = pos - torch.log1p(-pos.exp().clamp(max=1 - 1e-7))       # (B,S) log p - log(1-p)
+            out = self._head_logodds(g)                                       # (B,S)
         if self.fuse is not None:
             if prompt_lens is None:
                 raise ValueError("step_logits with a likelihood feature needs prompt_lens")
@@ -224,7 +229,19 @@ class DiscriminativePRM:
             out = out + self.fuse(ll.unsqueeze(-1)).squeeze(-1)
         return torch.where(step_ends >= 0, out, torch.zeros_like(out))
 
-    def step_loglik(self, input_ids, attention_mask, step_ends, prompt_lens):
+    def _head_logodds(self, g):
+        """(..., C) classifier logits -> (...) log-odds of the positive class."""
+        import torch
+
+        pc = self.readout.positive_class
+        if g.shape[-1] == 1:
+            return g[..., 0]                                                  # one-logit head
+        if g.shape[-1] == 2:
+            return g[..., pc] - g[..., 1 - pc]                                # exact 2-class log-odds
+        pos = torch.log_softmax(g, dim=-1)[..., pc]
+        return pos - torch.log1p(-pos.exp().clamp(max=1 - 1e-7))              # log p - log(1-p)
+
+    def step_loglik(self, input_ids, attention_mask, step_ends, prompt_lens, lp=None):
         """(B,S) summed log-likelihood of each step's tokens under the frozen likelihood LM, the read tag's
         tokens excluded (kept for a step with no tokens of its own); step k = the tokens after step
         k-1's read position up to its own read position (step 0 starts at token prompt_lens, (B,))."""
@@ -232,8 +249,9 @@ class DiscriminativePRM:
 
         from prmkit.lm import token_logprobs
 
-        with torch.no_grad():
-            lp = token_logprobs(self.loglik_lm, input_ids, attention_mask).float()  # (B,T-1) col t-1 scores token t
+        if lp is None:
+            with torch.no_grad():
+                lp = token_logprobs(self.loglik_lm, input_ids, attention_mask).float()  # (B,T-1) col t-1: token t
         B, T = input_ids.shape
         tok = torch.zeros(B, T, dtype=lp.dtype, device=lp.device)             # (B,T) log p of token t
         tok[:, 1:] = lp * attention_mask[:, 1:].to(lp.dtype)
@@ -270,6 +288,8 @@ class DiscriminativePRM:
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
         encs = self.encode_many(prompts, steps)
         out: list[list[float]] = [[] for _ in encs]
+        if self.kv_store is not None:
+            return _score_cached(self, encs)
         with torch.inference_mode():
             for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
                 ids, attn, ends = pad_batch([encs[i] for i in batch], self.pad_id)
@@ -284,6 +304,85 @@ class DiscriminativePRM:
         self.stats.calls += 1
         self.stats.sequences += len(encs)
         return out
+
+
+def _cached_rows(rm: "DiscriminativePRM", encs, batch) -> tuple[list, int]:
+    """(per row of `batch`: its kv_prefix Entry, complete; positions run) — new tokens only, batched."""
+    import torch
+
+    from prmkit.rewards.kv_prefix import Entry, prefix_hashes, run_suffixes
+
+    items = []
+    for i in batch:
+        e = encs[i]
+        ids = list(e.input_ids)
+        h = prefix_hashes(ids)
+        c, hit = rm.kv_store.find(ids, h)
+        items.append((ids, h, [e.prompt_len] + [x + 1 for x in e.step_ends], c, hit))
+    todo = [n for n, it in enumerate(items) if it[3] < len(it[0])]
+    entries: list = [None] * len(items)
+    for n, (ids, _, _, c, hit) in enumerate(items):
+        if c == len(ids):                     # all of it kept: a view of the entry holding it
+            entries[n] = Entry(ids, {}, {k: v[:c] for k, v in hit.arrays.items() if k != "next"})
+    run = 0
+    if todo:
+        head = run_suffixes(rm.model, [items[n][0:1] + items[n][3:5] for n in todo], "head", rm.pad_id)
+        # the likelihood LM re-runs the last kept position: its logits score the first new token
+        lm = (run_suffixes(rm.loglik_lm, [(items[n][0], max(0, items[n][3] - 1), items[n][4]) for n in todo], "lm",
+                           rm.pad_id) if rm.loglik_lm is not None else None)
+        for j, n in enumerate(todo):
+            ids, h, bounds, c, hit = items[n]
+            lo = rm._head_logodds(head[j][0])                                              # (L-c,)
+            arrays = {"lo": torch.cat([hit.arrays["lo"][:c], lo]) if c else lo}
+            kv = {"head": head[j][1]}
+            if lm is not None:
+                logp = torch.log_softmax(lm[j][0], -1)                                     # (L-c'+..., V)
+                nxt = torch.tensor(ids[max(1, c):], dtype=torch.long, device=logp.device)
+                tok = logp[:len(nxt)].gather(-1, nxt.unsqueeze(-1)).squeeze(-1)            # tokens max(1,c)..L-1
+                if c:
+                    tok = torch.cat([hit.arrays["tok"][:c], tok])
+                else:
+                    tok = torch.cat([torch.zeros(1, device=tok.device), tok])              # token 0: no prediction
+                arrays["tok"] = tok
+                kv["lm"] = lm[j][1]
+            entries[n] = Entry(ids, kv, arrays)
+            rm.kv_store.put(entries[n], bounds, h)
+            run += len(ids) - c
+    return entries, run
+
+
+def _score_cached(rm: "DiscriminativePRM", encs) -> list[list[float]]:
+    """`DiscriminativePRM.score` through the key/value prefix store: the same scores, new tokens only."""
+    import torch
+
+    out: list[list[float]] = [[] for _ in encs]
+    with torch.inference_mode():
+        for batch in length_sorted_batches([len(e.input_ids) for e in encs], rm.batch_size):
+            entries, run = _cached_rows(rm, encs, batch)
+            sub = [encs[i] for i in batch]
+            ids, attn, ends = pad_batch(sub, rm.pad_id)
+            dev = rm.device
+            ends = ends.to(dev)
+            T = ids.shape[1]
+            lo = torch.zeros(len(sub), T, device=dev)
+            for r, e in enumerate(entries):
+                lo[r, :len(e.ids)] = e.arrays["lo"].to(dev)
+            logit = lo.gather(1, ends.clamp(min=0))                                        # (B,S)
+            if rm.fuse is not None:
+                lp = torch.zeros(len(sub), T - 1, device=dev)                               # col t-1: token t
+                for r, e in enumerate(entries):
+                    lp[r, :len(e.ids) - 1] = e.arrays["tok"][1:].to(dev)
+                ll = rm.step_loglik(ids.to(dev), attn.to(dev), ends, prompt_lengths(sub).to(dev), lp=lp)
+                logit = logit + rm.fuse(ll.unsqueeze(-1)).squeeze(-1)
+            probs = torch.sigmoid(logit).cpu().tolist()
+            for row, i in enumerate(batch):
+                out[i] = probs[row][: len(encs[i].step_ends)]
+            rm.stats.tokens_scored += run
+    rm.stats.uncached_tokens += sum(rm.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends])
+                                    for e in encs)
+    rm.stats.calls += 1
+    rm.stats.sequences += len(encs)
+    return out
 
 
 def _read_rm_config(path: str | Path) -> dict:

@@ -94,11 +94,13 @@ def _params(model) -> int:
 
 
 def _clear_prefix_caches(rm) -> None:
-    """Empty the prefix-cache counters of a reward model and of the models it combines (PAV)."""
+    """Empty the prefix-cache counters (and key/value stores) of a reward model and of the models it
+    combines (PAV), so every run is counted from a cold cache."""
     for m in (rm, getattr(rm, "base", None), getattr(rm, "prover", None)):
-        cache = getattr(m, "prefix_cache", None)
-        if cache is not None:
-            cache.clear()
+        for name in ("prefix_cache", "kv_store"):
+            cache = getattr(m, name, None)
+            if cache is not None:
+                cache.clear()
 
 
 class ComputeMeter:

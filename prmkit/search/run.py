@@ -101,6 +101,9 @@ class SearchConfig:
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     dtype: str = "float32"
     """dtype of local models' weights (float32, bfloat16, float16)"""
+    prm_kv_cache: int = 0
+    """keep the keys/values of up to this many scored positions in a local classifier PRM, so extending a
+    scored prefix runs only the new tokens (0 = off; rewards.kv_prefix)"""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
 
@@ -111,7 +114,7 @@ PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction",
 
 
 def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = "",
-                      readout: str = "", trust_remote_code: bool = False, dtype: str = ""):
+                      readout: str = "", trust_remote_code: bool = False, dtype: str = "", kv_cache: int = 0):
     """The reward model named on the command line (strings map to reward models here, once)."""
     kw = {"aggregation": aggregation} if aggregation else {}
     if spec == "checker":
@@ -125,8 +128,16 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
     from prmkit.rewards import default_gym_prm, load_options, load_reward_model
 
     kw["device"] = device
-    return (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
-            else default_gym_prm(**kw))
+    rm = (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
+          else default_gym_prm(**kw))
+    if kv_cache:
+        if not hasattr(rm, "set_kv_cache"):
+            from prmkit.errors import InputError
+
+            raise InputError(f"--prm-kv-cache needs a local discriminative PRM; {type(rm).__name__} has no "
+                             "key/value prefix cache", field="prm_kv_cache")
+        rm.set_kv_cache(kv_cache)
+    return rm
 
 
 def search_params(cfg):
@@ -155,7 +166,7 @@ def run(cfg: SearchConfig) -> dict:
     sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
                            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code,
-                           cfg.dtype)
+                           cfg.dtype, cfg.prm_kv_cache)
     if cfg.prover:
         from prmkit.search.pav import PAVScorer
 

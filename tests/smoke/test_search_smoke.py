@@ -125,3 +125,17 @@ def test_sweep_caches_points_and_keys_early_rejection_by_tau(gym_policy, tmp_pat
     sweep_mod.sweep(PROBLEMS[:2], gym_policy, rm, ["early_reject"], [2], [0], SearchParams(**{**FAST, "tau": 3}),
                     cache=tmp_path)
     assert (tmp_path / "early_reject-2-s0-tau3.json").exists() and len(list(tmp_path.iterdir())) == 3
+
+
+def test_beam_with_the_prm_kv_cache_equals_beam_without(gym_policy):
+    """The key/value prefix cache changes what the PRM runs, not what search finds."""
+    from prmkit.search.run import make_reward_model
+
+    p = SearchParams(**{**FAST, "n": 4, "beam_width": 2})
+    plain = SEARCHES["beam"](PROBLEMS, gym_policy, make_reward_model("", device="cpu"), p)
+    cached = SEARCHES["beam"](PROBLEMS, gym_policy, make_reward_model("", device="cpu", kv_cache=200_000), p)
+    assert [r.answer for r in cached.results] == [r.answer for r in plain.results]
+    assert [[s.score for s in r.solutions] for r in cached.results] == \
+        [[pytest.approx(s.score, abs=1e-5) for s in r.solutions] for r in plain.results]
+    # without the cache every position is run; with it, about what a prefix-caching server runs
+    assert plain.compute.prm_tokens > cached.compute.prm_tokens >= cached.compute.prm_uncached_tokens
