@@ -105,6 +105,12 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
         if se.get("early_reject_flops_with_prefill_ratio") is not None:
             out.append(("same, counting every prefix re-read (as run here)",
                         f"{_f(se['early_reject_flops_with_prefill_ratio'], '.2f')}×", "reported"))
+        kv = _load(res / "prm_kv_cache.json")
+        if kv:
+            r = kv["beam_over_early_reject_flops_with_prefill"]
+            out.append((f"same as run, with the key/value prefix caches (PRM only / PRM and policy; "
+                        f"{kv['problems']} problems, seed 0)",
+                        f"{_f(r['prm'], '.2f')}× / {_f(r['both'], '.2f')}×", "reported"))
         budget = se.get("setup", {}).get("mcts_token_budget", "?")
         name = se.get("setup", {}).get("mcts_config_name", "rest-mcts")
         out.append((f"MCTS ({name}; budget {budget} tokens/problem; both chosen on long_dev; 3 seeds) vs greedy step "

@@ -31,6 +31,15 @@ class HFSampler:
 
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.kv_store = None
+
+    def set_kv_cache(self, max_tokens: int) -> None:
+        """Keep the keys/values of prompts across calls (at most `max_tokens` positions, LRU; 0 = off): a
+        prompt extending a kept one (search: the last round's prompt + its new step) prefills only the
+        tokens after it (`rewards.kv_prefix`). `stats.forward_tokens` counts the positions actually run."""
+        from prmkit.rewards.kv_prefix import KVPrefixStore
+
+        self.kv_store = KVPrefixStore(max_tokens) if max_tokens else None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "",
@@ -94,6 +103,8 @@ class HFSampler:
             return self._decode(logits, cache, mask, pos, gens, params, P)
 
     def _prefill(self, prompt_ids: list[list[int]]):
+        if self.kv_store is not None:
+            return self._prefill_cached(prompt_ids)
         torch = self._torch
         T = max(map(len, prompt_ids))
         pad = self.tokenizer.pad_token_id
@@ -110,6 +121,25 @@ class HFSampler:
                          position_ids=pos.to(self.device), use_cache=True, **{self._cache_kw: cache})
         self.stats.forward_tokens += int(mask.sum())
         return out.logits[:, -1].float(), cache, mask.to(self.device), pos[:, -1:].to(self.device)
+
+    def _prefill_cached(self, prompt_ids: list[list[int]]):
+        """`_prefill` through the key/value store: each prompt runs only the tokens after its longest kept
+        prefix (at least its last token, whose logits start decoding), then is kept whole."""
+        from prmkit.rewards.kv_prefix import Entry, prefix_hashes, prefill_rows, row_kv
+
+        rows, hashes = [], []
+        for p in prompt_ids:
+            h = prefix_hashes(p)
+            c, hit = self.kv_store.find(p, h)
+            rows.append((p, min(c, len(p) - 1), hit))
+            hashes.append(h)
+        logits, cache, mask, ss, C = prefill_rows(self.model, rows, "policy", self.tokenizer.pad_token_id)
+        self.stats.forward_tokens += sum(ss)
+        last = logits[self._torch.arange(len(rows)), self._torch.tensor(ss) - 1]          # (B, V)
+        for b, (p, c, _) in enumerate(rows):
+            self.kv_store.put(Entry(list(p), {"policy": row_kv(cache, b, c, ss[b], C)}), [len(p)], hashes[b])
+        pos = self._torch.tensor([[len(p) - 1] for p in prompt_ids], device=mask.device)     # (B, 1)
+        return last, cache, mask, pos
 
     def _pieces(self, token_id: int) -> str:
         s = self._piece_cache.get(token_id)

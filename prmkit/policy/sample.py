@@ -83,13 +83,15 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
 
 
 def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str = "\n", batch_size: int = 64,
-                 device: str = "", dtype: str = "float32", trust_remote_code: bool = False):
+                 device: str = "", dtype: str = "float32", trust_remote_code: bool = False, kv_cache: int = 0):
     """The sampler named on the command line (strings map to backends here, once); device "" = auto."""
     if sampler == "hf":
         from prmkit.policy.hf import HFSampler
 
-        return HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device,
-                                         dtype=dtype or "float32", trust_remote_code=trust_remote_code)
+        s = HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device,
+                                      dtype=dtype or "float32", trust_remote_code=trust_remote_code)
+        s.set_kv_cache(kv_cache)
+        return s
     if sampler == "openai":
         from prmkit.policy.openai import OpenAISampler
 

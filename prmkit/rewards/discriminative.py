@@ -352,12 +352,18 @@ def _cached_rows(rm: "DiscriminativePRM", encs, batch) -> tuple[list, int]:
 
 
 def _score_cached(rm: "DiscriminativePRM", encs) -> list[list[float]]:
-    """`DiscriminativePRM.score` through the key/value prefix store: the same scores, new tokens only."""
+    """`DiscriminativePRM.score` through the key/value prefix store: the same scores, new tokens only.
+    Identical sequences in one call are run once (search scores many duplicate candidates)."""
     import torch
 
     out: list[list[float]] = [[] for _ in encs]
+    first: dict[tuple, int] = {}
+    twin = [first.setdefault((tuple(e.input_ids), tuple(e.step_ends)), i) for i, e in enumerate(encs)]
+    uniq = sorted(set(twin))
     with torch.inference_mode():
-        for batch in length_sorted_batches([len(e.input_ids) for e in encs], rm.batch_size):
+        # shortest first: a sequence can reuse a shorter one scored earlier in the same call
+        for part in reversed(length_sorted_batches([len(encs[i].input_ids) for i in uniq], rm.batch_size)):
+            batch = [uniq[j] for j in part]
             entries, run = _cached_rows(rm, encs, batch)
             sub = [encs[i] for i in batch]
             ids, attn, ends = pad_batch(sub, rm.pad_id)
@@ -378,6 +384,9 @@ def _score_cached(rm: "DiscriminativePRM", encs) -> list[list[float]]:
             for row, i in enumerate(batch):
                 out[i] = probs[row][: len(encs[i].step_ends)]
             rm.stats.tokens_scored += run
+    for i, j in enumerate(twin):
+        if i != j:
+            out[i] = list(out[j])
     rm.stats.uncached_tokens += sum(rm.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends])
                                     for e in encs)
     rm.stats.calls += 1

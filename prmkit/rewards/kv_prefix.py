@@ -106,10 +106,10 @@ def cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def run_suffixes(model, rows: Sequence[tuple[Sequence[int], int, Entry | None]], key: str, pad_id: int):
-    """One batched forward over the new tokens of each row (ids, cached length c, entry holding the
-    first c positions of `key`'s model, or None when c = 0). Returns per row (the model's per-position
-    output for positions c.., shape (L - c, X), float32; that row's full per-layer (K, V), (H, L, D))."""
+def prefill_rows(model, rows: Sequence[tuple[Sequence[int], int, "Entry | None"]], key: str, pad_id: int):
+    """The batched forward of `run_suffixes`, returned raw: (logits (B,S,X) float32, the DynamicCache,
+    attention mask (B, C+S) long, new-token counts per row, C). Row b's keys/values sit at columns
+    [C - c_b, C + s_b) of the cache; its last new token's output is logits[b, s_b - 1]."""
     import torch
     from transformers import DynamicCache
 
@@ -127,9 +127,9 @@ def run_suffixes(model, rows: Sequence[tuple[Sequence[int], int, Entry | None]],
         pos[b] = c + torch.arange(S)
     cache = DynamicCache()
     if C:
-        layers = len(next(e for _, c, e in rows if e is not None).kv[key])
-        for layer in range(layers):
-            k0, v0 = next(e for _, c, e in rows if e is not None).kv[key][layer]
+        ref = next(e for _, c, e in rows if c)
+        for layer in range(len(ref.kv[key])):
+            k0 = ref.kv[key][layer][0]
             K = torch.zeros((B, k0.shape[0], C, k0.shape[-1]), dtype=k0.dtype, device=dev)
             V = torch.zeros_like(K)
             for b, (_, c, e) in enumerate(rows):
@@ -141,12 +141,20 @@ def run_suffixes(model, rows: Sequence[tuple[Sequence[int], int, Entry | None]],
     out = model(input_ids=ids_t.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=True,
                 **{cache_kwarg(model): cache})
     logits = (out.logits if hasattr(out, "logits") else out[0]).float()           # (B,S,X)
-    res = []
-    for b, (ids, c, _) in enumerate(rows):
-        kv = []
-        for layer in cache.layers:
-            k, v = layer.keys[b], layer.values[b]                                   # (H, C+S, D)
-            kv.append((torch.cat([k[:, C - c:C], k[:, C:C + ss[b]]], 1).clone(),
-                       torch.cat([v[:, C - c:C], v[:, C:C + ss[b]]], 1).clone()))
-        res.append((logits[b, :ss[b]], kv))
-    return res
+    return logits, cache, mask.to(dev), ss, C
+
+
+def row_kv(cache, b: int, c: int, s: int, C: int) -> list[tuple[Any, Any]]:
+    """Row b's per-layer (K, V) of its c kept and s new positions, copied out of a `prefill_rows` cache."""
+    import torch
+
+    return [(torch.cat([L.keys[b, :, C - c:C], L.keys[b, :, C:C + s]], 1).clone(),
+             torch.cat([L.values[b, :, C - c:C], L.values[b, :, C:C + s]], 1).clone()) for L in cache.layers]
+
+
+def run_suffixes(model, rows: Sequence[tuple[Sequence[int], int, Entry | None]], key: str, pad_id: int):
+    """One batched forward over the new tokens of each row (ids, cached length c, entry holding the
+    first c positions of `key`'s model, or None when c = 0). Returns per row (the model's per-position
+    output for positions c.., shape (L - c, X), float32; that row's full per-layer (K, V), (H, L, D))."""
+    logits, cache, _, ss, C = prefill_rows(model, rows, key, pad_id)
+    return [(logits[b, :ss[b]], row_kv(cache, b, c, ss[b], C)) for b, (_, c, _) in enumerate(rows)]

@@ -116,6 +116,8 @@ class ComputeMeter:
         self._fwd0 = getattr(s, "forward_tokens", 0) if s is not None else 0
         self._calls0 = getattr(s, "calls", 0) if s is not None else 0
         _clear_prefix_caches(rm)                      # each run counts its PRM prefix cache from cold
+        if getattr(sampler, "kv_store", None) is not None:
+            sampler.kv_store.clear()                  # and keeps the policy's prompts from cold
         self._prm0 = rm.stats.tokens_scored
         self._prm_unc0 = getattr(rm.stats, "uncached_tokens", 0)
         self._prm_calls0 = rm.stats.calls

@@ -104,6 +104,9 @@ class SearchConfig:
     prm_kv_cache: int = 0
     """keep the keys/values of up to this many scored positions in a local classifier PRM, so extending a
     scored prefix runs only the new tokens (0 = off; rewards.kv_prefix)"""
+    policy_kv_cache: int = 0
+    """keep the keys/values of up to this many prompt positions in a local (hf) policy across calls, so a
+    prompt extending an earlier one prefills only its new tokens (0 = off)"""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
 
@@ -164,7 +167,7 @@ def run(cfg: SearchConfig) -> dict:
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
     sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
-                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, kv_cache=cfg.policy_kv_cache)
     rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code,
                            cfg.dtype, cfg.prm_kv_cache)
     if cfg.prover:

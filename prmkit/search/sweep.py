@@ -80,6 +80,9 @@ class EvalSearchConfig:
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     prm_kv_cache: int = 0
     """keep the keys/values of up to this many scored positions in a local classifier PRM (0 = off)"""
+    policy_kv_cache: int = 0
+    """keep the keys/values of up to this many prompt positions in a local (hf) policy across calls, so a
+    prompt extending an earlier one prefills only its new tokens (0 = off)"""
     threads: int = 1
     """torch CPU threads"""
 
@@ -260,7 +263,8 @@ def run(cfg: EvalSearchConfig) -> dict:
     out = Path(cfg.out)
     save_config(out, cfg)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device)
+    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, kv_cache=cfg.policy_kv_cache,
+                           device=cfg.device)
     rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, kv_cache=cfg.prm_kv_cache)
     base = SearchParams(beam_width=cfg.beam_width, tau=cfg.tau, temperature=cfg.temperature, top_p=cfg.top_p,
                         select=cfg.select, aggregation=cfg.aggregation, max_step_tokens=cfg.max_step_tokens,

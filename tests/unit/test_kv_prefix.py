@@ -70,3 +70,36 @@ def test_kv_cache_refuses_lm_token_readouts(char_tokenizer):
     rm = DiscriminativePRM(_tiny("LlamaForCausalLM", char_tokenizer), char_tokenizer, readout=r)
     with pytest.raises(ValueError, match="classifier readouts only"):
         rm.set_kv_cache(1000)
+
+
+def test_sampler_prompt_cache_gives_the_same_samples_and_prefills_less():
+    """Prompts that extend kept prompts (search's rounds) sample the same tokens, with the same log-probs,
+    as without the cache; the positions prefilled drop by the kept prefixes, counted from the prompts."""
+    from prmkit.policy.base import SamplingParams
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+
+    plain = HFSampler.from_pretrained(default_policy(), device="cpu")
+    cached = HFSampler.from_pretrained(default_policy(), device="cpu")
+    cached.set_kv_cache(50_000)
+    probs = make_split("long", 4)
+    sols = [parse_prompt(p.prompt).solution_steps() for p in probs]
+    for k in range(4):
+        prompts = [p.prompt + "".join(s + "\n" for s in sol[:k]) for p, sol in zip(probs, sols)]
+        for T in (0.0, 1.0):
+            sp = SamplingParams(n=2, max_new_tokens=10, temperature=T, seed=k, stop=["\n"])
+            f0, f1 = plain.stats.forward_tokens, cached.stats.forward_tokens
+            a, b = plain.sample(prompts, sp), cached.sample(prompts, sp)
+            for ga, gb in zip(a, b):
+                for ca, cb in zip(ga, gb):
+                    assert ca.token_ids == cb.token_ids
+                    assert cb.logprobs == pytest.approx(ca.logprobs, abs=1e-4)
+            if T == 0.0 and k:   # each prompt extends last round's by one step: last round's prompts are kept
+                assert (plain.stats.forward_tokens - f0) - (cached.stats.forward_tokens - f1) == saved_round(
+                    cached, prompts, old)
+        old = prompts
+
+
+def saved_round(sampler, prompts, old) -> int:
+    """Prefill positions a round saves: each prompt's kept prefix is last round's prompt (all of it)."""
+    return sum(len(sampler.encode_prompt(o)) for o in old)
