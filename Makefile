@@ -23,9 +23,13 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to run"; exit 0; fi; exit $$rc
 
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
-BENCHES := sampling gym_stats labeling scoring reward_models search_tau search mcts_diagnose prm_kv_cache rl
+# (search settings are chosen on long_dev by search_tau.py before search.py reads them)
+BENCHES_BEFORE := sampling gym_stats labeling scoring reward_models
+BENCHES_AFTER := search mcts_diagnose prm_kv_cache rl
 bench: $(STAMP)
-	for b in $(BENCHES); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
+	for b in $(BENCHES_BEFORE); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
+	PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py && PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py --what mcts
+	for b in $(BENCHES_AFTER); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/update_readme.py
 
 clean:
