@@ -123,22 +123,23 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
     if spec == "checker":
         from prmkit.rewards.base import GymCheckerRM
 
-        return GymCheckerRM(aggregation=aggregation or "min", flip_rate=flip_rate)
-    if spec.startswith("remote:"):
+        rm = GymCheckerRM(aggregation=aggregation or "min", flip_rate=flip_rate)
+    elif spec.startswith("remote:"):
         from prmkit.rewards.remote import RemoteRM
 
-        return RemoteRM(spec[len("remote:"):], **kw)
-    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
+        rm = RemoteRM(spec[len("remote:"):], **kw)
+    else:
+        from prmkit.rewards import default_gym_prm, load_options, load_reward_model
 
-    kw["device"] = device
-    rm = (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
-          else default_gym_prm(**kw))
+        kw["device"] = device
+        rm = (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
+              else default_gym_prm(**kw))
     if kv_cache:
         if not hasattr(rm, "set_kv_cache"):
             from prmkit.errors import InputError
 
             raise InputError(f"--prm-kv-cache needs a local discriminative PRM; {type(rm).__name__} has no "
-                             "key/value prefix cache", field="prm_kv_cache")
+                             "key/value prefix cache (a server caches prefixes itself)", field="prm_kv_cache")
         rm.set_kv_cache(kv_cache)
     return rm
 

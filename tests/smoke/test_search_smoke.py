@@ -139,3 +139,11 @@ def test_beam_with_the_prm_kv_cache_equals_beam_without(gym_policy):
         [[pytest.approx(s.score, abs=1e-5) for s in r.solutions] for r in plain.results]
     # without the cache every position is run; with it, about what a prefix-caching server runs
     assert plain.compute.prm_tokens > cached.compute.prm_tokens >= cached.compute.prm_uncached_tokens
+
+
+def test_prm_kv_cache_on_a_model_without_one_is_a_clear_error():
+    from prmkit.errors import InputError
+    from prmkit.search.run import make_reward_model
+
+    with pytest.raises(InputError, match="prm_kv_cache.*GymCheckerRM|GymCheckerRM.*key/value"):
+        make_reward_model("checker", kv_cache=1000)
