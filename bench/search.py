@@ -163,9 +163,11 @@ def main(argv=None) -> dict:
     result["temperature_sweep"] = [{k: r[k] for k in ("temperature", "top_p", "accuracy", "policy_tokens_per_problem")}
                                    for r in temps]
     out = Path(args.out)
-    png = plot_curves(curve, out.with_name(out.stem + "_accuracy_vs_compute.png"),
-                      f"gym long, {args.problems} problems, {len(seeds)} seeds, PRM: {rm_name}")
-    result["plot"] = str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png)
+    png = None
+    if curve:  # a run of the MCTS part alone has no curves to draw
+        png = plot_curves(curve, out.with_name(out.stem + "_accuracy_vs_compute.png"),
+                          f"gym long, {args.problems} problems, {len(seeds)} seeds, PRM: {rm_name}")
+        result["plot"] = rel(png)
     result["reward_model"] = rm_name
     result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": int(rm.num_parameters),
                        "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
@@ -182,18 +184,64 @@ def main(argv=None) -> dict:
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
     from prmkit.schema import atomic_write_text
 
+    if not args.prm:  # the same bench with other reward models (run with --prm ... --out <file>)
+        for key, name in SIDE_RUNS.items():
+            side = out.with_name(name)
+            if side.exists():
+                result[key] = {k: v for k, v in json.loads(side.read_text()).items()
+                               if k not in ("curves", "temperature_sweep", "setup")}
+        by_verifier = out.with_name(out.stem + "_mcts_by_verifier.png")
+        if plot_mcts_by_verifier(result, by_verifier):
+            result["mcts_by_verifier_plot"] = rel(by_verifier)
     report = write_bench_report(out.with_name(out.stem + "_report.html"), curve, png, result)
-    result["report"] = str(report.relative_to(ROOT)) if report.is_relative_to(ROOT) else str(report)
-    side = Path(args.out).with_name("search_checker.json")
-    if args.prm != "checker" and side.exists():  # the same bench with the noisy exact checker as the PRM
-        result["checker_run"] = {k: v for k, v in json.loads(side.read_text()).items()
-                                 if k not in ("curves", "temperature_sweep", "setup")}
+    result["report"] = rel(report)
     atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
     return result
 
 
-def write_bench_report(path: Path, curve: dict, png: Path, result: dict) -> Path:
+SIDE_RUNS = {"checker_run": "search_checker.json", "strong_verifier_run": "search_strong_verifier.json"}
+"""result key -> the JSON of the same bench run with another reward model, folded into search.json"""
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def plot_mcts_by_verifier(result: dict, path: Path) -> bool:
+    """Problems solved (mean over seeds) by MCTS, by greedy step search on the same reward model at
+    matched tokens, and by greedy decoding, one group of bars per reward model; False if no run has MCTS."""
+    runs = [("shipped gym PRM", result)] + [(result[k].get("reward_model", k), result[k]) for k in SIDE_RUNS
+                                           if k in result]
+    runs = [(name, r) for name, r in runs if "mcts_accuracy" in r]
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2.6 * len(runs) + 2, 4))
+    bars = (("MCTS", "mcts_accuracy"), ("greedy on the PRM, same tokens", "greedy_accuracy_same_budget"),
+            ("greedy decoding", "greedy_decoding_accuracy"))
+    for j, (label, key) in enumerate(bars):
+        xs = [i + (j - 1) * 0.27 for i in range(len(runs))]
+        ys = [100 * r[key] for _, r in runs]
+        ax.bar(xs, ys, width=0.27, label=label)
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:.1f}", (x, y), ha="center", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(range(len(runs)), [name for name, _ in runs], fontsize=8)
+    ax.set_ylabel("accuracy on gym long (%), mean over seeds")
+    ax.set_title("MCTS vs greedy, by the reward model guiding the search")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def write_bench_report(path: Path, curve: dict, png: Path | None, result: dict) -> Path:
     """The bench's HTML page: the accuracy-vs-compute plot, every point, the headline keys, the sweep."""
     import base64
 
@@ -203,9 +251,15 @@ def write_bench_report(path: Path, curve: dict, png: Path, result: dict) -> Path
     keys = [(k, v) for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None]
     temps = [(r["temperature"], r["top_p"], r["accuracy"], round(r["policy_tokens_per_problem"], 1))
              for r in result.get("temperature_sweep", [])]
-    img = f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
-    sections = [("Accuracy vs compute (gym long)", img), ("Headline", table_html(keys, ("key", "value"))),
-                ("Points (mean ± sd across seeds)", table_html(curve_rows(curve), CURVE_HEADER))]
+    def img(p: Path) -> str:
+        return f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+
+    sections = [("Accuracy vs compute (gym long)", img(png))] if png is not None else []
+    sections.append(("Headline", table_html(keys, ("key", "value"))))
+    if curve:
+        sections.append(("Points (mean ± sd across seeds)", table_html(curve_rows(curve), CURVE_HEADER)))
+    if result.get("mcts_by_verifier_plot"):
+        sections.append(("MCTS vs greedy, by reward model", img(ROOT / result["mcts_by_verifier_plot"])))
     if temps:
         sections.append(("Temperature / top-p sweep (best-of-4, weighted)",
                          table_html(temps, ("temperature", "top-p", "accuracy", "policy tokens / problem"))))

@@ -54,7 +54,10 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)  # type: ignore[misc]
-        opt = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""))
+        name = "--" + f.name.replace("_", "-")
+        if hints[f.name] is bool:  # a switch both ways: a field that defaults to True can be turned off
+            name = f"{name}/--no-{name[2:]}"
+        opt = typer.Option(default, name, help=docs.get(f.name, ""))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
                                         annotation=_option_type(hints[f.name])))
 

@@ -166,8 +166,11 @@ class DiscriminativePRM:
         if kw.get("loglik") is not None and kw.get("loglik_lm") is None:
             from prmkit.rewards.implicit import resolve_ref
 
-            kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(kw["loglik"]["lm"]),
-                                                                   dtype=getattr(torch, dtype)).to(device)
+            lm = kw["loglik"]["lm"]
+            beside = Path(path) / lm if lm and not Path(lm).is_absolute() else None
+            # a relative name of a folder inside the model dir travels with it (e.g. "loglik_lm")
+            lm = str(beside) if beside is not None and beside.is_dir() else resolve_ref(lm)
+            kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(lm, dtype=getattr(torch, dtype)).to(device)
         return cls(model.to(device), tok, readout=r, **kw)
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:

@@ -29,6 +29,32 @@ def test_help_comes_from_config_docstrings():
     assert "samples per problem" in out
 
 
+def test_bool_options_switch_both_ways():
+    """A bool field that defaults to True must be switchable off from the command line."""
+    import dataclasses
+
+    from prmkit.config import command_from_config
+
+    @dataclasses.dataclass
+    class Cfg:
+        feature: bool = True
+        """a switch on by default"""
+        extra: bool = False
+        """a switch off by default"""
+
+    import typer
+
+    seen = []
+    one = typer.Typer()
+    one.command()(command_from_config(Cfg, seen.append))
+    for argv, want in ([[], (True, False)], [["--no-feature"], (False, False)], [["--feature", "--extra"], (True, True)],
+                       [["--no-extra"], (True, False)]):
+        result = runner.invoke(one, argv, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert (seen[-1].feature, seen[-1].extra) == want
+    assert "--no-loglik-feature" in invoke("train", "prm", "--help")
+
+
 def test_gym_make_sample_grade(tmp_path):
     invoke("gym", "make", "--out", str(tmp_path / "p.jsonl"), "--split", "long", "--num-problems", "5")
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
