@@ -246,3 +246,35 @@ def test_bfloat16_loading_scores_close_to_float32(gym_policy):
     assert next(pol.model.parameters()).dtype == torch.bfloat16
     c = pol.sample([probs[0].prompt], SamplingParams(max_new_tokens=8, temperature=0.0))[0][0]
     assert len(c.token_ids) == len(c.logprobs) > 0
+
+
+def test_likelihood_lm_in_a_folder_of_the_model_dir_travels_with_it(tmp_path, monkeypatch):
+    """prmkit_rm.json's loglik.lm may name a folder inside the PRM's directory: it is loaded from there
+    (whatever the working directory), not looked up as a hub id or a path of the caller."""
+    import json
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from prmkit.gym.task import make_split, parse_prompt
+    from prmkit.policy.sample import default_policy
+    from prmkit.rewards import SHIPPED_PRM_DIR, load_reward_model
+
+    probs = make_split("test", 3)
+    prompts, steps = [p.prompt for p in probs], [parse_prompt(p.prompt).solution_steps() for p in probs]
+    moved = tmp_path / "prm"
+    shutil.copytree(SHIPPED_PRM_DIR, moved)
+    lm = AutoModelForCausalLM.from_pretrained(default_policy())
+    with torch.no_grad():
+        lm.lm_head.weight.mul_(0.5)  # tied embeddings: a different LM, same tokenizer
+    lm.save_pretrained(moved / "loglik_lm")
+    cfg = json.loads((moved / "prmkit_rm.json").read_text())
+    cfg["loglik"]["lm"] = "loglik_lm"
+    (moved / "prmkit_rm.json").write_text(json.dumps(cfg))
+    monkeypatch.chdir(tmp_path.parent)  # a relative "loglik_lm" must not resolve against the caller
+    rm = load_reward_model(str(moved), device="cpu")
+    got = next(rm.loglik_lm.parameters())
+    assert torch.equal(got, next(lm.parameters()))
+    shipped = load_reward_model(SHIPPED_PRM_DIR, device="cpu")
+    a, b = rm.score(prompts, steps), shipped.score(prompts, steps)
+    assert max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)) > 1e-3
