@@ -25,10 +25,13 @@ test: $(STAMP)
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
 # (search settings are chosen on long_dev by search_tau.py before search.py reads them)
 BENCHES_BEFORE := sampling gym_stats labeling scoring reward_models
-BENCHES_AFTER := search mcts_diagnose prm_kv_cache rl
+BENCHES_AFTER := search mcts_diagnose mcts_verifiers prm_kv_cache rl
 bench: $(STAMP)
 	for b in $(BENCHES_BEFORE); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
 	PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py && PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py --what mcts
+	# MCTS guided by the stronger verifier (bench/models/strong_verifier; rebuilt by bench/strong_verifier.py)
+	PRMKIT_QUIET=1 $(BIN)/python bench/search.py --prm bench/models/strong_verifier --parts mcts \
+		--out bench/results/search_strong_verifier.json
 	for b in $(BENCHES_AFTER); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/update_readme.py
 

@@ -230,7 +230,11 @@ def plot_mcts_by_verifier(result: dict, path: Path) -> bool:
         ax.bar(xs, ys, width=0.27, label=label)
         for x, y in zip(xs, ys):
             ax.annotate(f"{y:.1f}", (x, y), ha="center", fontsize=7, xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(range(len(runs)), [name for name, _ in runs], fontsize=8)
+    def label(name: str, r: dict) -> str:
+        seeds = len(r.get("mcts_seeds", [r.get("mcts_seed")]))
+        return f"{name}\nMCTS {r['mcts_policy_tokens_per_problem']:.0f} tokens/problem, {seeds} seed{'s' * (seeds > 1)}"
+
+    ax.set_xticks(range(len(runs)), [label(name, r) for name, r in runs], fontsize=8)
     ax.set_ylabel("accuracy on gym long (%), mean over seeds")
     ax.set_title("MCTS vs greedy, by the reward model guiding the search")
     ax.legend(fontsize=8)

@@ -4,8 +4,8 @@
 
 Why: the shipped gym PRM is built on the gym policy itself. Inside an MCTS answer pool it ranks a
 correct solution above a wrong one of the same problem with probability ~0.64 (long_dev), and a PRM
-trained on the same backbone with 40x more, exact, tool-verified labels does no better (see
-docs/search.md, "MCTS and verifier strength"): a verifier that reads with the policy's weights cannot
+trained on the same backbone with 40x more, exact, tool-verified labels does no better (README, notes on
+search): a verifier that reads with the policy's weights cannot
 check arithmetic the policy gets wrong. Search-and-learn's setting is a weak policy and a stronger
 verifier (a 1B policy with an 8B PRM). This script builds that setting on the gym, with nothing chosen
 on the long split:

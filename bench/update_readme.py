@@ -117,6 +117,22 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                     "search on the PRM at the same tokens vs plain greedy decoding (long split)",
                     f"{_f(se['mcts_accuracy'])} vs {_f(se['greedy_accuracy_same_budget'])} vs "
                     f"{_f(se.get('greedy_decoding_accuracy', float('nan')))}", "MCTS higher"))
+        sv = se.get("strong_verifier_run")
+        if sv and "mcts_accuracy" in sv:
+            solved = "+".join(str(x) for x in sv["mcts_solved_per_seed"])
+            out.append(("same, MCTS and the greedy step search guided by a verifier stronger than the policy "
+                        "(bench/models/strong_verifier; same config and budget)",
+                        f"{_f(sv['mcts_accuracy'])} vs {_f(sv['greedy_accuracy_same_budget'])} vs "
+                        f"{_f(sv['greedy_decoding_accuracy'])} ({solved} vs {sv['greedy_decoding_solved']}×"
+                        f"{len(sv['mcts_solved_per_seed'])} solved)", "MCTS higher"))
+    mv = _load(res / "mcts_verifiers.json")
+    if mv:
+        v = mv["verifiers"]
+        out.append(("MCTS pools on long_dev re-ranked (3 seeds): accuracy with the shipped PRM / the same recipe on "
+                    "40× tool-labelled data / the stronger verifier; greedy decoding",
+                    f"{_f(v['shipped']['accuracy'])} / {_f(v['policy_backbone_tool_labels']['accuracy'])} / "
+                    f"{_f(v['strong_verifier']['accuracy'])}; {_f(mv['greedy_decoding_solved'] / mv['problems'])}",
+                    "reported"))
     rl = _load(res / "rl.json")
     if rl:
         b = rl["budget"]
