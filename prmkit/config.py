@@ -19,7 +19,15 @@ from prmkit.schema import atomic_write_text
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Map each dataclass field to the docstring written under it in the class body."""
+    """Map each dataclass field to the docstring written under it in the class body (a field a
+    dataclass inherits keeps its base class's docstring unless the subclass writes its own)."""
+    docs: dict[str, str] = {}
+    for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
+        docs.update(_own_field_docs(base))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):
@@ -51,7 +59,9 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     params = []
-    for f in dataclasses.fields(cls):
+    own = list(cls.__dict__.get("__annotations__", {}))
+    # the class's own fields first, in its order (where the data and models live), then the inherited ones
+    for f in sorted(dataclasses.fields(cls), key=lambda f: (0, own.index(f.name)) if f.name in own else (1, 0)):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)  # type: ignore[misc]
         name = "--" + f.name.replace("_", "-")

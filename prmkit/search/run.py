@@ -11,13 +11,18 @@ answer), `results.json` (accuracy, per-problem answers and tokens, the compute r
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from prmkit.search.base import SearchParams
 
 
 @dataclass
-class SearchConfig:
-    """Run a PRM-guided search strategy (best_of_n, beam, dvts, early_reject, mcts) over problems."""
+class SearchConfig(SearchParams):
+    """Run a PRM-guided search strategy (best_of_n, beam, dvts, early_reject, mcts) over problems.
+
+    The search knobs are `SearchParams`'s own fields (inherited, with their docs), so the command line
+    and the library cannot drift apart; the fields below say where problems, models and results live."""
 
     out: str = "runs/search"
     """run directory (traces.jsonl, results.json, config.json)"""
@@ -52,49 +57,7 @@ class SearchConfig:
     sep: str = "\n"
     """step separator of the policy's solutions"""
     n: int = 16
-    """compute budget N (samples / beams / leaves)"""
-    beam_width: int = 4
-    """M: expansions per beam (beam, early_reject) or candidates per step (dvts)"""
-    lookahead: int = 0
-    """greedy lookahead steps scored but not committed (beam, dvts)"""
-    dedup: bool = False
-    """drop duplicate beams before keeping the top N/M"""
-    tau: int = 4
-    """early_reject: tokens of a candidate step generated before it is scored"""
-    keep_fraction: float = 0.0
-    """early_reject: fraction of partial candidates finished (0 = 1/M)"""
-    temperature: float = 0.8
-    """sampling temperature"""
-    top_p: float = 1.0
-    """nucleus mass"""
-    max_step_tokens: int = 256
-    """most tokens per step"""
-    max_steps: int = 40
-    """most steps per solution"""
-    max_new_tokens: int = 1024
-    """most tokens per whole solution"""
-    aggregation: str = ""
-    """step scores -> response score (empty: the reward model's own)"""
-    select: str = "weighted"
-    """final choice: argmax, majority or weighted"""
-    branch: int = 3
-    """mcts: children per expansion"""
-    c_uct: float = 0.7
-    """mcts: UCT exploration constant"""
-    rollout_steps: int = 3
-    """mcts: greedy rollout steps"""
-    end_gate: float = 0.9
-    """mcts: value that accepts a finished solution"""
-    max_iterations: int = 50
-    """mcts: iterations per problem"""
-    token_budget: int = 0
-    """mcts: policy tokens per problem (0 = unlimited)"""
-    widen: float = 0.0
-    """mcts: progressive-widening exponent (0 = fixed branching)"""
-    merge_siblings: bool = False
-    """mcts: merge sampled steps identical to a sibling's"""
-    seed: int = 0
-    """search seed"""
+    """compute budget N: samples (best_of_n), active beams (beam, early_reject), total leaves (dvts)"""
     batch_size: int = 256
     """rows decoded together (hf backend)"""
     device: str = ""
@@ -111,9 +74,7 @@ class SearchConfig:
     """torch CPU threads (0 = leave torch's default)"""
 
 
-PARAM_FIELDS = ("n", "beam_width", "lookahead", "dedup", "tau", "keep_fraction", "temperature", "top_p",
-                "max_step_tokens", "max_steps", "max_new_tokens", "aggregation", "select", "branch", "c_uct",
-                "rollout_steps", "end_gate", "max_iterations", "token_budget", "widen", "merge_siblings", "seed")
+PARAM_FIELDS = tuple(f.name for f in fields(SearchParams))
 
 
 def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = "",
@@ -144,9 +105,7 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
     return rm
 
 
-def search_params(cfg):
-    from prmkit.search.base import SearchParams
-
+def search_params(cfg) -> SearchParams:
     return SearchParams(**{k: getattr(cfg, k) for k in PARAM_FIELDS if hasattr(cfg, k)})
 
 

@@ -81,6 +81,29 @@ def test_cli_search_and_pav(tmp_path):
     assert (tmp_path / "pav" / "traces.jsonl").exists()
 
 
+def test_cli_search_takes_every_search_param(tmp_path):
+    """`prmkit search` exposes each SearchParams knob with the library's own doc, passes it through,
+    and rejects a bad value with the library's error."""
+    from dataclasses import fields
+
+    from prmkit.errors import InputError
+    from prmkit.search import SearchParams
+
+    helptext = _cli("search", "--help")
+    for f in fields(SearchParams):
+        assert "--" + f.name.replace("_", "-") in helptext, f.name
+    assert "V_rollout" in helptext  # rollout_alpha's doc, written only in SearchParams
+    _cli("search", "--method", "mcts", "--prm", "checker", "--split", "test", "--num-problems", "2", "--token-budget",
+         "60", "--rollout-alpha", "0.25", "--max-step-tokens", "16", "--max-steps", "8", "--out", str(tmp_path / "m"),
+         "--threads", "1")
+    res = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert res["params"]["rollout_alpha"] == 0.25 and res["params"]["token_budget"] == 60
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["rollout_alpha"] == 0.25
+    with pytest.raises(InputError, match="n >= 1"):
+        _cli("search", "--n", "0", "--out", str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
+
+
 def test_cli_eval_search_writes_report(tmp_path):
     out = _cli("eval-search", "--prm", "checker", "--split", "test", "--num-problems", "3", "--methods",
                "best_of_n,beam", "--ns", "1,2", "--seeds", "0,1", "--max-step-tokens", "16", "--max-steps", "8",
