@@ -30,6 +30,7 @@ bench: $(STAMP)
 	for b in $(BENCHES_BEFORE); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
 	PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py && PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py --what mcts
 	# MCTS guided by the stronger verifier (bench/models/strong_verifier; rebuilt by bench/strong_verifier.py)
+	PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py --what mcts --prm bench/models/strong_verifier --budgets 2000
 	PRMKIT_QUIET=1 $(BIN)/python bench/search.py --prm bench/models/strong_verifier --parts mcts \
 		--out bench/results/search_strong_verifier.json
 	for b in $(BENCHES_AFTER); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done

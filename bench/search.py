@@ -91,7 +91,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = ap.parse_args(argv)
     if args.mcts_budget is None:
-        sel = TAU_SELECTION.with_name("search_mcts_selection.json")
+        from bench.search_tau import mcts_selection_name
+
+        sel = TAU_SELECTION.with_name(mcts_selection_name(args.prm if args.prm != "checker" else ""))
+        if not sel.exists():  # a reward model without a selection of its own takes the shipped PRM's
+            sel = TAU_SELECTION.with_name(mcts_selection_name())
         chosen = json.loads(sel.read_text()) if sel.exists() else {}
         args.mcts_budget = int(chosen.get("chosen_budget", 400))
         args.mcts_config = chosen.get("chosen_config", {})

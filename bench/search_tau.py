@@ -19,6 +19,14 @@ of the sampled sibling steps were duplicates and the root had 1.2 distinct child
 rarely reached an answer, so the answer pool was ~3 solutions): rollouts to the end, merged duplicate
 siblings with progressive widening, and lower sampling temperatures. Every config run on long_dev is
 listed in the JSON, chosen or not; the `long` split is never used here.
+
+Round 3 (session 5), another reward model: `--what mcts --prm bench/models/strong_verifier --budgets 2000`
+applies the same rule to MCTS guided by the stronger verifier (its baselines use it too), over the same
+six configs at the budget already chosen for the shipped PRM, and writes
+search_mcts_selection_strong_verifier.json, which bench/search.py reads for that reward model. It was
+written down before any run of it: with a verifier this good, the config chosen for the weak PRM
+(rollouts to the end) lost to greedy step search at matched tokens on `long`, so the rule gets its
+chance to pick another config on `long_dev`.
 """
 
 from __future__ import annotations
@@ -49,6 +57,13 @@ MCTS_SELECTION_NAME = "search_mcts_selection.json"
 MCTS_RULE = ("smallest budget in {1000, 2000}, then first config, with MCTS >= max(greedy decoding, greedy step "
              "search on the PRM at matched tokens and MCTS's temperature) + 2 points (long_dev, seed 0); else the "
              "largest margin (ties: smaller budget, earlier config)")
+
+
+def mcts_selection_name(prm: str = "") -> str:
+    """The long_dev MCTS selection file of a reward model ('' = the shipped gym PRM)."""
+    return MCTS_SELECTION_NAME if not prm else MCTS_SELECTION_NAME.replace(".json", f"_{Path(prm).name}.json")
+
+
 RULE = ("largest FLOPs ratio (beam / early rejection, N=16, M=4, long_dev, seed 0) with accuracy drop <= 1 point "
         "among tau in {2, 3, 4}; else 4")
 
@@ -62,6 +77,7 @@ def main() -> None:
     ap.add_argument("--what", choices=["tau", "mcts"], default="tau")
     ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="--what mcts: comma list")
     ap.add_argument("--configs", default="", help="--what mcts: comma list of MCTS_CONFIGS indices (default all)")
+    ap.add_argument("--prm", default="", help="--what mcts: reward model dir (default: the shipped gym PRM)")
     args = ap.parse_args()
     import torch
 
@@ -76,11 +92,14 @@ def main() -> None:
     from prmkit.search.sweep import sweep
 
     t0 = time.perf_counter()
-    cache = ROOT / "bench" / "results" / "search_points" / f"gymprm-long_dev-p{args.problems}-v2"
+    if args.prm and args.what != "mcts":
+        raise SystemExit("--prm is for --what mcts (tau is chosen for the shipped PRM)")
+    tag = Path(args.prm).name if args.prm else "gymprm"
+    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-long_dev-p{args.problems}-v2"
     cache.mkdir(parents=True, exist_ok=True)
     problems = make_split("long_dev", args.problems)
     sampler = HFSampler.from_pretrained(default_policy(), batch_size=256, device=args.device)
-    rm = make_reward_model("", device=args.device)
+    rm = make_reward_model(args.prm, device=args.device)
     if args.what == "mcts":
         return select_mcts(args, problems, sampler, rm, cache, t0)
     taus = [int(t) for t in args.taus.split(",")]
@@ -135,10 +154,13 @@ def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
     key = lambda r: (r["budget"], order[r["config"]])  # noqa: E731
     chosen = min(ok, key=key) if ok else min(rows, key=lambda r: (-r["margin_points"], *key(r)))
     out = {"chosen_budget": chosen["budget"], "chosen_config_name": chosen["config"],
-           "chosen_config": {**MCTS_DEFAULT, **chosen["overrides"]}, "rule": MCTS_RULE, "split": "long_dev",
+           "chosen_config": {**MCTS_DEFAULT, **chosen["overrides"]},
+           "rule": MCTS_RULE.replace("{1000, 2000}", "{" + ", ".join(map(str, budgets)) + "}"), "split": "long_dev",
            "problems": args.problems, "seed": 0, "runs": rows, "device": args.device,
            "wall_s": round(time.perf_counter() - t0, 1)}
-    atomic_write_text(TAU_SELECTION.with_name(MCTS_SELECTION_NAME), json.dumps(out, indent=2) + "\n")
+    if args.prm:
+        out["reward_model"] = args.prm
+    atomic_write_text(TAU_SELECTION.with_name(mcts_selection_name(args.prm)), json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 
