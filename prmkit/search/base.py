@@ -142,9 +142,22 @@ class SearchRun:
     def accuracy(self) -> float:
         return sum(r.correct for r in self.results) / max(1, len(self.results))
 
+    @property
+    def error_free_accuracy(self) -> float | None:
+        """Share of problems whose selected solution is right *and* has no step error (gold first error -1).
+        Only where the task gives gold first errors (the gym); None otherwise. On the gym a right answer
+        can come from errors that cancel, which `accuracy` counts and this does not."""
+        if not self.results:
+            return None
+        chosen = [r.solutions[r.chosen] if r.chosen >= 0 else None for r in self.results]
+        if any(s is not None and s.first_error is None for s in chosen):
+            return None
+        return sum(s is not None and s.correct and s.first_error == -1 for s in chosen) / len(self.results)
+
     def summary(self) -> dict:
         n = max(1, len(self.results))
         return {"method": self.method, "problems": len(self.results), "accuracy": self.accuracy,
+                "error_free_accuracy": self.error_free_accuracy,
                 "policy_tokens_per_problem": self.compute.policy_tokens / n,
                 "flops_per_problem": self.compute.flops / n, **self.compute.to_dict()}
 

@@ -145,7 +145,9 @@ def run(cfg: SearchConfig) -> dict:
     if cfg.method == "mcts":
         atomic_write_text(out / "trees.jsonl", "".join(json.dumps({"problem_id": r.problem.id, "nodes": r.meta["tree"]})
                                                        + "\n" for r in result.results))
-    print(f"{cfg.method}: accuracy {result.accuracy:.3f} on {len(problems)} problems; policy tokens "
+    ef = result.error_free_accuracy
+    print(f"{cfg.method}: accuracy {result.accuracy:.3f}" + ("" if ef is None else f" (right with no step error: {ef:.3f})")
+          + f" on {len(problems)} problems; policy tokens "
           f"{result.compute.policy_tokens}, PRM tokens {result.compute.prm_tokens}, FLOPs {result.compute.flops:.3e} "
           f"-> {out}")
     return summary

@@ -99,6 +99,7 @@ def point_of(run, method: str, n: int, seed: int, **extra) -> dict:
     m = max(1, len(run.results))
     c = run.compute
     return {"method": method, "n": n, "seed": seed, "problems": len(run.results), "accuracy": run.accuracy,
+            "error_free_accuracy": run.error_free_accuracy,
             "policy_tokens_per_problem": c.policy_tokens / m, "prm_tokens_per_problem": c.prm_tokens / m,
             "prm_uncached_tokens_per_problem": c.prm_uncached_tokens / m,
             "flops_per_problem": c.flops / m, "flops_with_prefill_per_problem": c.flops_with_prefill / m,

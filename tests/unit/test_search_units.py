@@ -307,3 +307,36 @@ def test_value_traces_from_an_exported_tree_by_hand(tmp_path):
     f.write_text(json.dumps({"problem_id": "q", "nodes": recs}) + "\n")
     with pytest.raises(InputError, match="line 1.*problem 'q'|problem 'q'.*line 1"):
         trees_to_value_traces(f, [problem])
+
+
+def test_error_free_accuracy_by_hand_and_on_the_gym(gym_policy):
+    """Right with no step error, counted by hand; then on real gym search output against the gym's own
+    first-error function applied to the selected steps."""
+    p = Problem(id="p", prompt="Q", answer="1")
+    right_clean = Solution(steps=["a"], step_scores=[1.0], score=1.0, answer="1", correct=True, first_error=-1)
+    right_lucky = Solution(steps=["b"], step_scores=[1.0], score=1.0, answer="1", correct=True, first_error=0)
+    wrong = Solution(steps=["c"], step_scores=[1.0], score=1.0, answer="2", correct=False, first_error=0)
+    results = [ProblemResult(problem=p, solutions=[right_clean], chosen=0),
+               ProblemResult(problem=p, solutions=[right_lucky], chosen=0),
+               ProblemResult(problem=p, solutions=[wrong], chosen=0),
+               ProblemResult(problem=p, solutions=[], chosen=-1)]
+    run = SearchRun(method="x", params=SearchParams(), results=results, compute=Compute())
+    assert run.accuracy == 0.5 and run.error_free_accuracy == 0.25
+    ungraded = Solution(steps=["a"], step_scores=[1.0], score=1.0, answer="1", correct=True)  # no gold steps
+    assert SearchRun("x", SearchParams(), [ProblemResult(p, [ungraded], 0)], Compute()).error_free_accuracy is None
+    assert SearchRun("x", SearchParams(), [], Compute()).error_free_accuracy is None
+
+    from prmkit.gym.task import first_error, make_split, parse_prompt
+    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.search import SEARCHES
+
+    probs = make_split("long", 12)
+    out = SEARCHES["best_of_n"](probs, gym_policy, GymCheckerRM(flip_rate=0.3),
+                                SearchParams(n=4, max_new_tokens=160, max_step_tokens=16, max_steps=13))
+    want = 0
+    for prob, r in zip(probs, out.results):
+        if r.chosen >= 0:
+            s = r.solutions[r.chosen]
+            want += s.correct and first_error(s.steps, parse_prompt(prob.prompt)) == -1
+    assert out.error_free_accuracy == want / len(probs)
+    assert out.error_free_accuracy <= out.accuracy
