@@ -27,6 +27,22 @@ search_mcts_selection_strong_verifier.json, which bench/search.py reads for that
 written down before any run of it: with a verifier this good, the config chosen for the weak PRM
 (rollouts to the end) lost to greedy step search at matched tokens on `long`, so the rule gets its
 chance to pick another config on `long_dev`.
+
+Round 4 (session 6): four "best-first" configs for both reward models, then the same rule run again over
+every config (earlier points come from the cache):
+    .venv/bin/python bench/search_tau.py --what mcts --prm bench/models/strong_verifier --budgets 2000
+    .venv/bin/python bench/search_tau.py --what mcts
+Diagnosis on long_dev that motivates them (round 3's table): greedy step search on the stronger verifier
+reached 0.82-0.84 at MCTS's tokens while every MCTS config stayed at 0.54-0.59. ReST-MCTS*'s recipe spends
+the budget where a verifier that reads steps well makes it useless: an exploration bonus (c = 0.7) that
+keeps the search near the root, greedy rollouts from the policy (whose quality is greedy decoding's), and
+a weighted vote over those unchecked rollouts; and with fixed branching a node whose few samples are all
+wrong can never be fixed. So: value-gated widening (mcts.py: widen_gate 0.5, at most 8 expansions of one
+node), no rollouts, c = 0 (depth first among steps the verifier accepts), merged duplicate siblings, the
+answer the best-scored finished solution (argmax), and enough iterations that the token budget ends the
+search. The design was shaped on smoke runs of the last 30 long_dev problems with seed 5 (not the
+selection's seed 0); the configs below were then fixed before the rule ran, each varying one thing from
+"best-first": c = 0.1, temperature 1.0, branch 2.
 """
 
 from __future__ import annotations
@@ -52,6 +68,15 @@ MCTS_CONFIGS = {   # name -> SearchParams overrides (bench.search.MCTS_DEFAULT f
     "widen+merge, rollout-to-end": dict(widen=0.5, merge_siblings=True, rollout_steps=13),
     "widen+merge, rollout-to-end, T=0.6": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.6),
     "widen+merge, rollout-to-end, T=0.4": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4),
+    # round 4
+    "best-first": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
+                       max_expansions=8, merge_siblings=True),
+    "best-first, c=0.1": dict(rollout_steps=0, c_uct=0.1, select="argmax", max_iterations=400, widen_gate=0.5,
+                              max_expansions=8, merge_siblings=True),
+    "best-first, T=1.0": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
+                              max_expansions=8, merge_siblings=True, temperature=1.0),
+    "best-first, branch 2": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
+                                 max_expansions=8, merge_siblings=True, branch=2),
 }
 MCTS_SELECTION_NAME = "search_mcts_selection.json"
 MCTS_RULE = ("smallest budget in {1000, 2000}, then first config, with MCTS >= max(greedy decoding, greedy step "

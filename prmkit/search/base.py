@@ -80,6 +80,13 @@ class SearchParams:
     children; 0 = fixed branching)"""
     merge_siblings: bool = False
     """mcts: a sampled step identical to a sibling's adds no node"""
+    widen_gate: float = 0.0
+    """mcts: value-gated widening (> 0 turns it on): children valued below the gate are never entered; a node
+    with no open, unfinished child at or above it is expanded again instead of entered, and one that can widen
+    no more is a dead end the search backs out of"""
+    max_expansions: int = 0
+    """mcts: most expansions of one node (0 = no cap: widening stops at an expansion that brings no new
+    distinct step); with a cap, only the cap stops it"""
 
     def __post_init__(self) -> None:
         from prmkit.errors import InputError
@@ -88,7 +95,7 @@ class SearchParams:
                      "max_iterations"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
-        for name in ("lookahead", "rollout_steps", "token_budget", "widen"):
+        for name in ("lookahead", "rollout_steps", "token_budget", "widen", "widen_gate", "max_expansions"):
             if getattr(self, name) < 0:
                 raise InputError(f"expected {name} >= 0, got {getattr(self, name)}", field=name)
         if self.aggregation and self.aggregation not in AGGREGATIONS:

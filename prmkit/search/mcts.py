@@ -15,6 +15,13 @@ With progressive widening (`widen` = alpha > 0; Coulom 2007, Couetoux et al. 201
 visited N times is expanded again, with `branch` fresh samples, while it holds fewer than
 branch * ceil((N + 1) ** alpha) children; a node whose expansion brought no new distinct step is not
 widened again. widen = 0 is ReST-MCTS*'s fixed branching.
+With value-gated widening (`widen_gate` = g > 0), made for verifiers that read steps well: children
+valued below g are never entered; a node with no unfinished, open child valued >= g is expanded again
+(`branch` fresh samples) instead of entered, until it has been expanded `max_expansions` times (or,
+without a cap, until an expansion brings no new distinct step); then it is a dead end, closed like an
+exhausted node, and the search backs out of it.
+With no rollouts and a small c this searches best first: deep along steps the verifier accepts, more
+samples only where it rejects them all.
 A problem stops when a finished solution scores >= `end_gate`, its policy tokens reach
 `token_budget`, or after `max_iterations`. The answer is selected by `params.select` among the
 finished solutions (tree leaves and completed rollouts); a problem with none gets one greedy
@@ -57,6 +64,7 @@ class Node:
     expanded: bool = False
     exhausted: bool = False  # every child finished or exhausted: nothing left to expand below
     saturated: bool = False  # an expansion brought no new distinct step: not widened again
+    expansions: int = 0
 
 
 def uct(q: float, c: float, parent_visits: int, visits: int) -> float:
@@ -79,15 +87,21 @@ class Tree:
         n = self.nodes[k]
         return n.value_sum / n.visits if n.visits else n.prior
 
-    def select(self, c: float, branch: int = 1, widen: float = 0.0) -> int | None:
-        """The node to expand (an unexpanded leaf, or with `widen` > 0 a node due for more
-        children), or None when the whole tree is exhausted."""
+    def select(self, c: float, branch: int = 1, widen: float = 0.0, gate: float = 0.0,
+               max_expansions: int = 0) -> int | None:
+        """The node to expand (an unexpanded leaf, a node due for more children by progressive widening
+        (`widen` > 0) or by value-gated widening (`gate` > 0)), or None when the whole tree is exhausted."""
         k = 0
         while self.nodes[k].expanded:
             node = self.nodes[k]
-            if widen > 0 and not node.saturated and len(node.children) < children_allowed(branch, node.visits, widen):
+            can_widen = node.expansions < max_expansions if max_expansions else not node.saturated
+            if widen > 0 and can_widen and len(node.children) < children_allowed(branch, node.visits, widen):
                 return k
             open_ = [j for j in node.children if not self.nodes[j].terminal and not self.nodes[j].exhausted]
+            if gate > 0:
+                open_ = [j for j in open_ if self.nodes[j].prior >= gate]
+                if not open_ and can_widen:
+                    return k
             if not open_:
                 node.exhausted = True
                 if k == 0:
@@ -117,6 +131,7 @@ def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
         tree = trees[i]
         parent = tree.nodes[k]
         parent.expanded = True
+        parent.expansions += 1
         seen = {(tuple(tree.nodes[j].steps), tree.nodes[j].terminal) for j in parent.children}
         fresh[i] = []
         for o in row:
@@ -177,7 +192,8 @@ def mcts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
         for i in sorted(live):
             over = params.token_budget and policy.tokens_by_problem[i] >= params.token_budget
             gated = any(v >= params.end_gate for _, _, v in _finished(trees[i]))
-            leaf = None if over or gated else trees[i].select(params.c_uct, params.branch, params.widen)
+            leaf = None if over or gated else trees[i].select(params.c_uct, params.branch, params.widen,
+                                                               params.widen_gate, params.max_expansions)
             if leaf is None:
                 live.discard(i)
             else:

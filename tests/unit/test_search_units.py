@@ -340,3 +340,70 @@ def test_error_free_accuracy_by_hand_and_on_the_gym(gym_policy):
             want += s.correct and first_error(s.steps, parse_prompt(prob.prompt)) == -1
     assert out.error_free_accuracy == want / len(probs)
     assert out.error_free_accuracy <= out.accuracy
+
+
+def test_mcts_value_gated_widening_select_by_hand():
+    from prmkit.search.mcts import Node, Tree
+
+    t = Tree()
+    t.nodes[0].expanded, t.nodes[0].visits, t.nodes[0].expansions = True, 1, 1
+    t.nodes += [Node(0, ["a"], prior=0.2), Node(0, ["b"], prior=0.4), Node(0, ["c"], prior=0.3)]
+    t.nodes[0].children = [1, 2, 3]
+    assert t.select(0.0) == 2                                    # no gate: the best child is entered
+    assert t.select(0.0, gate=0.5, max_expansions=3) == 0        # every child below 0.5: the root is sampled again
+    t.nodes[0].expansions = 3
+    assert t.select(0.0, gate=0.5, max_expansions=3) is None     # cap reached, nothing above the gate: dead end
+    # a child above the gate is entered; when it turns out a dead end, the search backs out and widens its parent
+    t = Tree()
+    t.nodes[0].expanded, t.nodes[0].visits, t.nodes[0].expansions = True, 1, 1
+    t.nodes += [Node(0, ["a"], prior=0.9), Node(0, ["b"], prior=0.1), Node(1, ["a", "x"], prior=0.2)]
+    t.nodes[0].children, t.nodes[1].children = [1, 2], [3]
+    t.nodes[1].expanded, t.nodes[1].expansions = True, 1
+    assert t.select(0.0, gate=0.5, max_expansions=2) == 1        # node 1's only child is below the gate: widen it
+    t.nodes[1].expansions = 2
+    assert t.select(0.0, gate=0.5, max_expansions=2) == 0        # node 1 closed; the root has nothing else open
+    assert t.nodes[1].exhausted and not t.nodes[0].exhausted
+    # without a cap, an expansion that brought no new step ends the widening
+    t.nodes[0].saturated = True
+    assert t.select(0.0, gate=0.5) is None
+
+
+class _Cycle(_StepScript):
+    """First steps come from `first` in order across calls (so a fresh expansion brings new samples)."""
+
+    def __init__(self, first):
+        super().__init__(first)
+        self.k = 0
+
+    def sample(self, prompts, sp, seeds=None):
+        out = super().sample(prompts, sp, seeds)
+        for p, row in zip(prompts, out):
+            if p.endswith("Q\n"):
+                from prmkit.policy.base import Completion
+
+                texts = [self.first[(self.k + j) % len(self.first)] for j in range(sp.n)]
+                self.k += sp.n
+                row[:] = [Completion(t, [1] * len(t), [0.0] * len(t), [t], "stop", "\n") for t in texts]
+        return out
+
+
+class _RightStepRM(_ConstRM):
+    def score(self, prompts, steps):
+        return [[1.0 if s == "r" else 0.0 for s in st] for st in steps]
+
+
+def test_mcts_value_gated_widening_finds_the_step_the_verifier_accepts():
+    from prmkit.search import SEARCHES
+
+    prob = [Problem(id="q", prompt="Q\n", answer="1", task="math")]
+    p = SearchParams(branch=2, max_iterations=6, rollout_steps=0, c_uct=0.0, merge_siblings=True, select="argmax",
+                     max_step_tokens=4, max_steps=5, max_new_tokens=8)
+    first = ["w1", "w2", "w3", "r"]
+    plain = SEARCHES["mcts"](prob, _Cycle(first), _RightStepRM(), p).results[0]
+    gated = SEARCHES["mcts"](prob, _Cycle(first), _RightStepRM(), replace(p, widen_gate=0.5, max_expansions=4)).results[0]
+    root = lambda res: [r["step"] for r in res.meta["tree"] if r["parent"] == 0]  # noqa: E731
+    # fixed branching keeps the root's first two samples, both rejected; gating samples the root again and
+    # enters "r", whose finished solution (value 1.0 >= end_gate) ends the search
+    assert root(plain) == ["w1", "w2"] and plain.solutions[plain.chosen].steps != ["r"]
+    assert root(gated) == ["w1", "w2", "w3", "r"]
+    assert gated.solutions[gated.chosen].steps == ["r"] and gated.solutions[gated.chosen].score == 1.0
