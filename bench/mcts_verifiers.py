@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/mcts_verifiers.py        # ~15 min on 2 CPU cores (pools and models are cached)
 
-On `long_dev` (nothing here looks at the long split) MCTS runs with the configuration and budget chosen
-there (`search_mcts_selection.json`) and the shipped PRM, for seeds 0, 1, 2; every finished solution
+On `long_dev` (nothing here looks at the long split) MCTS runs with the configuration and budget that
+round 3 of the long_dev selection chose for the shipped PRM (POOL_CONFIG, POOL_BUDGET; pinned here so the
+diagnosis stays that of the runs it explains) and the shipped PRM, for seeds 0, 1, 2; every finished solution
 of every pool is kept (runs/mcts_pools/). The same pools are then re-ranked, with the bench's rule
 (vote weighted by the min-aggregated score), by:
 
@@ -36,12 +37,13 @@ os.environ.setdefault("PRMKIT_QUIET", "1")
 
 SEEDS = (0, 1, 2)
 POOLS = ROOT / "runs" / "mcts_pools"
+POOL_CONFIG, POOL_BUDGET = "widen+merge, rollout-to-end, T=0.4", 2000   # bench/search_tau.py MCTS_CONFIGS
 WORK = ROOT / "runs" / "strong-verifier"
 OUT = ROOT / "bench" / "results" / "mcts_verifiers.json"
 
 
 def pool_file(split: str, seed: int, problems, sampler, rm) -> Path:
-    """MCTS on `split` with the long_dev-chosen config; one JSON line per problem with every finished solution."""
+    """MCTS on `split` with POOL_CONFIG at POOL_BUDGET; one JSON line per problem with every finished solution."""
     from bench.search import BASE
     from prmkit.schema import atomic_write_text
     from prmkit.search import SEARCHES, SearchParams
@@ -49,9 +51,11 @@ def pool_file(split: str, seed: int, problems, sampler, rm) -> Path:
     path = POOLS / f"{split}-s{seed}.jsonl"
     if path.exists():
         return path
-    sel = json.loads((ROOT / "bench" / "results" / "search_mcts_selection.json").read_text())
-    params = replace(SearchParams(tau=4, **BASE), token_budget=sel["chosen_budget"], seed=seed, max_iterations=50,
-                     **sel["chosen_config"])
+    from bench.search import MCTS_DEFAULT, MCTS_MORE
+    from bench.search_tau import MCTS_CONFIGS
+
+    params = replace(SearchParams(tau=4, **BASE), token_budget=POOL_BUDGET, seed=seed,
+                     **{**MCTS_DEFAULT, **MCTS_MORE, **MCTS_CONFIGS[POOL_CONFIG]})
     run = SEARCHES["mcts"](problems, sampler, rm, params)
     lines = [json.dumps({"id": r.problem.id, "chosen": r.chosen, "tokens": r.policy_tokens,
                          "sols": [[s.answer, s.correct, s.step_scores, "\n".join(s.steps)] for s in r.solutions]})
@@ -152,7 +156,8 @@ def main() -> None:
     greedy = json.loads((ROOT / "bench" / "results" / "search_points" / "gymprm-long_dev-p200-v2" / "greedy-t0.json")
                         .read_text())[0]
     out = {"split": "long_dev", "problems": 200, "seeds": list(SEEDS),
-           "mcts": "config and budget of search_mcts_selection.json, guided by the shipped PRM; pools re-ranked",
+           "mcts": f"config {POOL_CONFIG!r} at budget {POOL_BUDGET} (round 3's long_dev choice), guided by the "
+                   "shipped PRM; pools re-ranked",
            "selection": "vote weighted by max(0, min-aggregated score); ties: first answer in pool order",
            "greedy_decoding_solved": round(greedy["accuracy"] * greedy["problems"]),
            "verifiers": rows, "pools": facts, "wall_s": round(time.perf_counter() - t0, 1)}

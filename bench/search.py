@@ -165,6 +165,8 @@ def main(argv=None) -> dict:
         points += sweep(problems, sampler, rm, args.methods.split(","), ns, seeds, base, cache=cache)
     if "mcts" in parts:
         mcts_res = mcts_vs_greedy(problems, sampler, rm, base, args, cache)
+        if mcts_res:
+            mcts_res.update(mcts_token_budget=args.mcts_budget, mcts_config_name=args.mcts_config_name)
     if "temps" in parts:
         temps = temperature_sweep(problems[:args.temp_problems], sampler, rm, base, [0.6, 0.8, 1.0], [0.9, 1.0], 4,
                                   seed=0, cache=cache)
@@ -204,6 +206,7 @@ def main(argv=None) -> dict:
             if side.exists():
                 result[key] = {k: v for k, v in json.loads(side.read_text()).items()
                                if k not in ("curves", "temperature_sweep", "setup")}
+        headline_mcts(result, mcts_res)
         by_verifier = out.with_name(out.stem + "_mcts_by_verifier.png")
         if plot_mcts_by_verifier(result, by_verifier):
             result["mcts_by_verifier_plot"] = rel(by_verifier)
@@ -214,10 +217,30 @@ def main(argv=None) -> dict:
     return result
 
 
+MCTS_KEYS = ("mcts_accuracy", "mcts_policy_tokens_per_problem", "greedy_accuracy_same_budget",
+             "greedy_same_budget_policy_tokens_per_problem", "greedy_same_budget_candidates_per_step",
+             "mcts_vs_greedy_per_seed", "greedy_baseline", "greedy_decoding_accuracy",
+             "greedy_decoding_policy_tokens_per_problem", "mcts_solved_per_seed", "greedy_decoding_solved",
+             "mcts_beats_greedy_same_budget", "mcts_beats_greedy_decoding", "mcts_problems", "mcts_seeds",
+             "mcts_config", "mcts_token_budget", "mcts_config_name")
+"""what mcts_vs_greedy returns (plus the budget and config name): the keys headline_mcts moves"""
 SIDE_RUNS = {"checker_run": "search_checker.json", "strong_verifier_run": "search_strong_verifier.json"}
 MCTS_HEADLINE_PRM = "strong_verifier_run"
 """the side run whose MCTS keys are the headline's (module docstring)"""
 """result key -> the JSON of the same bench run with another reward model, folded into search.json"""
+
+
+def headline_mcts(result: dict, own: dict) -> None:
+    """Put the MCTS keys of the MCTS_HEADLINE_PRM side run at the top of `result` (the module docstring says
+    why) and move this run's own (`own`, the shipped PRM's) to `shipped_prm_mcts`; unchanged without it."""
+    side = result.get(MCTS_HEADLINE_PRM, {})
+    if "mcts_accuracy" not in side:
+        return
+    result["shipped_prm_mcts"] = {k: result.pop(k) for k in own if k in result}
+    result["shipped_prm_mcts"]["reward_model"] = result.get("reward_model", "prmkit.rewards.default_gym_prm()")
+    result.update({k: side[k] for k in own or side if k in side and k in MCTS_KEYS})
+    result["mcts_reward_model"] = side.get("reward_model", MCTS_HEADLINE_PRM)
+    result["mcts_reward_model_why"] = "decided before round 4's long runs; see bench/search.py's docstring"
 
 
 def rel(path: Path) -> str:
@@ -227,8 +250,8 @@ def rel(path: Path) -> str:
 def plot_mcts_by_verifier(result: dict, path: Path) -> bool:
     """Problems solved (mean over seeds) by MCTS, by greedy step search on the same reward model at
     matched tokens, and by greedy decoding, one group of bars per reward model; False if no run has MCTS."""
-    runs = [("shipped gym PRM", result)] + [(result[k].get("reward_model", k), result[k]) for k in SIDE_RUNS
-                                           if k in result]
+    runs = [("shipped gym PRM", result.get("shipped_prm_mcts", result))] + [
+        (result[k].get("reward_model", k), result[k]) for k in SIDE_RUNS if k in result]
     runs = [(name, r) for name, r in runs if "mcts_accuracy" in r]
     if not runs:
         return False

@@ -407,3 +407,19 @@ def test_mcts_value_gated_widening_finds_the_step_the_verifier_accepts():
     assert root(plain) == ["w1", "w2"] and plain.solutions[plain.chosen].steps != ["r"]
     assert root(gated) == ["w1", "w2", "w3", "r"]
     assert gated.solutions[gated.chosen].steps == ["r"] and gated.solutions[gated.chosen].score == 1.0
+
+
+def test_headline_mcts_takes_the_declared_side_run_and_keeps_the_shipped_one():
+    from bench.search import MCTS_HEADLINE_PRM, headline_mcts
+
+    own = {"mcts_accuracy": 0.27, "greedy_accuracy_same_budget": 0.27, "mcts_config_name": "a"}
+    result = {"beam_matches_bon16": True, "reward_model": "gym", **own,
+              MCTS_HEADLINE_PRM: {"mcts_accuracy": 0.8, "greedy_accuracy_same_budget": 0.6, "mcts_config_name": "b",
+                                  "reward_model": "sv", "beam_matches_bon16": False}}
+    headline_mcts(result, own)
+    assert (result["mcts_accuracy"], result["greedy_accuracy_same_budget"], result["mcts_config_name"]) == (0.8, 0.6, "b")
+    assert result["shipped_prm_mcts"] == {**own, "reward_model": "gym"}
+    assert result["beam_matches_bon16"] is True and result["mcts_reward_model"] == "sv"   # other keys untouched
+    plain = {"mcts_accuracy": 0.27}
+    headline_mcts(plain, {"mcts_accuracy": 0.27})   # no side run: nothing moves
+    assert plain == {"mcts_accuracy": 0.27}
