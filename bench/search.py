@@ -219,6 +219,8 @@ def main(argv=None) -> dict:
 
 MCTS_KEYS = ("mcts_accuracy", "mcts_policy_tokens_per_problem", "greedy_accuracy_same_budget",
              "greedy_same_budget_policy_tokens_per_problem", "greedy_same_budget_candidates_per_step",
+             "mcts_flops_per_problem", "greedy_same_budget_flops_per_problem", "mcts_error_free_accuracy",
+             "greedy_same_budget_error_free_accuracy",
              "mcts_vs_greedy_per_seed", "greedy_baseline", "greedy_decoding_accuracy",
              "greedy_decoding_policy_tokens_per_problem", "mcts_solved_per_seed", "greedy_decoding_solved",
              "mcts_beats_greedy_same_budget", "mcts_beats_greedy_decoding", "mcts_problems", "mcts_seeds",
@@ -354,18 +356,10 @@ def mcts_tag(cfg: dict) -> str:
     if c == {**MCTS_DEFAULT, **MCTS_MORE}:
         return ""
     tag = f"-r{c['rollout_steps']}-w{c['widen']:g}-m{int(c['merge_siblings'])}-t{c['temperature']:g}"
-    if c["branch"] != MCTS_DEFAULT["branch"]:
-        tag += f"-b{c['branch']}"
-    if c["c_uct"] != MCTS_MORE["c_uct"]:
-        tag += f"-c{c['c_uct']:g}"
-    if c["select"] != MCTS_MORE["select"]:
-        tag += f"-{c['select']}"
-    if c["max_iterations"] != MCTS_MORE["max_iterations"]:
-        tag += f"-i{c['max_iterations']}"
-    if c["widen_gate"] != MCTS_MORE["widen_gate"]:
-        tag += f"-g{c['widen_gate']:g}"
-    if c["max_expansions"] != MCTS_MORE["max_expansions"]:
-        tag += f"-x{c['max_expansions']}"
+    for key, mark in (("branch", "b"), ("c_uct", "c"), ("select", ""), ("max_iterations", "i"), ("widen_gate", "g"),
+                      ("max_expansions", "x")):   # only where a config moved them from their earlier value
+        if c[key] != {**MCTS_DEFAULT, **MCTS_MORE}[key]:
+            tag += f"-{mark}{c[key] if isinstance(c[key], str) else format(c[key], 'g')}"
     return tag
 
 
@@ -401,6 +395,9 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
         return {}
     g0 = g0[0]
 
+    def mean_of(key: str, points: list[dict]) -> float | None:
+        return fmean(p[key] for p in points) if all(p.get(key) is not None for p in points) else None
+
     def solved(point: dict) -> int:
         return round(point["accuracy"] * point["problems"])
 
@@ -411,6 +408,12 @@ def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
             "greedy_accuracy_same_budget": greedy,
             "greedy_same_budget_policy_tokens_per_problem": fmean(g["policy_tokens_per_problem"] for _, _, g, _ in rows),
             "greedy_same_budget_candidates_per_step": [M for *_, M in rows],
+            # prefix-cached FLOPs of both models (search.budget) and right answers with no gold step error, where
+            # the cached points carry them (points computed before error_free_accuracy existed do not)
+            "mcts_flops_per_problem": fmean(m["flops_per_problem"] for _, m, _, _ in rows),
+            "greedy_same_budget_flops_per_problem": fmean(g["flops_per_problem"] for _, _, g, _ in rows),
+            "mcts_error_free_accuracy": mean_of("error_free_accuracy", [m for _, m, _, _ in rows]),
+            "greedy_same_budget_error_free_accuracy": mean_of("error_free_accuracy", [g for _, _, g, _ in rows]),
             "mcts_vs_greedy_per_seed": [{"seed": s, "mcts": m["accuracy"], "greedy_same_budget": g["accuracy"],
                                          "mcts_tokens": m["policy_tokens_per_problem"],
                                          "greedy_tokens": g["policy_tokens_per_problem"]} for s, m, g, _ in rows],

@@ -111,20 +111,24 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
             out.append((f"same as run, with the key/value prefix caches (PRM only / PRM and policy; "
                         f"{kv['problems']} problems, seed 0)",
                         f"{_f(r['prm'], '.2f')}× / {_f(r['both'], '.2f')}×", "reported"))
-        budget = se.get("setup", {}).get("mcts_token_budget", "?")
-        name = se.get("setup", {}).get("mcts_config_name", "rest-mcts")
-        out.append((f"MCTS ({name}; budget {budget} tokens/problem; both chosen on long_dev; 3 seeds) vs greedy step "
-                    "search on the PRM at the same tokens vs plain greedy decoding (long split)",
-                    f"{_f(se['mcts_accuracy'])} vs {_f(se['greedy_accuracy_same_budget'])} vs "
-                    f"{_f(se.get('greedy_decoding_accuracy', float('nan')))}", "MCTS higher"))
-        sv = se.get("strong_verifier_run")
-        if sv and "mcts_accuracy" in sv:
-            solved = "+".join(str(x) for x in sv["mcts_solved_per_seed"])
-            out.append(("same, MCTS and the greedy step search guided by a verifier stronger than the policy "
-                        "(bench/models/strong_verifier; same config and budget)",
-                        f"{_f(sv['mcts_accuracy'])} vs {_f(sv['greedy_accuracy_same_budget'])} vs "
-                        f"{_f(sv['greedy_decoding_accuracy'])} ({solved} vs {sv['greedy_decoding_solved']}×"
-                        f"{len(sv['mcts_solved_per_seed'])} solved)", "MCTS higher"))
+        def mcts_row(r: dict) -> str:
+            solved = "+".join(str(x) for x in r["mcts_solved_per_seed"])
+            return (f"{_f(r['mcts_accuracy'])} vs {_f(r['greedy_accuracy_same_budget'])} vs "
+                    f"{_f(r['greedy_decoding_accuracy'])} ({solved} vs {r['greedy_decoding_solved']}×"
+                    f"{len(r['mcts_solved_per_seed'])} solved)")
+
+        shipped = se.get("shipped_prm_mcts", se)
+        if "mcts_accuracy" in se and "mcts_reward_model" in se:
+            out.append((f"MCTS guided by the stronger verifier ({se['mcts_reward_model']}; {se['mcts_config_name']}, "
+                        f"budget {se['mcts_token_budget']} tokens/problem, both chosen on long_dev; 3 seeds; "
+                        f"{se['mcts_policy_tokens_per_problem']:.0f} tokens used) vs greedy step search on the same "
+                        "verifier at the same tokens vs plain greedy decoding (long split)", mcts_row(se),
+                        "MCTS higher"))
+        if "mcts_accuracy" in shipped:
+            budget = shipped.get("mcts_token_budget", se.get("setup", {}).get("mcts_token_budget", "?"))
+            name = shipped.get("mcts_config_name", se.get("setup", {}).get("mcts_config_name", "rest-mcts"))
+            out.append((f"same, guided by the shipped gym PRM ({name}; budget {budget}; chosen on long_dev for it)",
+                        mcts_row(shipped), "MCTS higher"))
     mv = _load(res / "mcts_verifiers.json")
     if mv:
         v = mv["verifiers"]

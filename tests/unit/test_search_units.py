@@ -423,3 +423,13 @@ def test_headline_mcts_takes_the_declared_side_run_and_keeps_the_shipped_one():
     plain = {"mcts_accuracy": 0.27}
     headline_mcts(plain, {"mcts_accuracy": 0.27})   # no side run: nothing moves
     assert plain == {"mcts_accuracy": 0.27}
+
+
+def test_mcts_cache_tags_keep_earlier_names():
+    from bench.search import MCTS_DEFAULT, mcts_tag
+
+    # names of points cached before the knobs of round 4 existed must not change
+    assert mcts_tag(MCTS_DEFAULT) == ""
+    assert mcts_tag(dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4)) == "-r13-w0.5-m1-t0.4"
+    assert mcts_tag(dict(rollout_steps=0, merge_siblings=True, c_uct=0.0, select="argmax", max_iterations=400,
+                         widen_gate=0.5, max_expansions=8, branch=2)) == "-r0-w0-m1-t0.8-b2-c0-argmax-i400-g0.5-x8"
