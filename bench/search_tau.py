@@ -59,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
+from prmkit.search.mcts import BEST_FIRST  # noqa: E402
+
 TAUS = (2, 3, 4)
 BUDGETS = (1000, 2000)
 MCTS_CONFIGS = {   # name -> SearchParams overrides (bench.search.MCTS_DEFAULT fills the rest)
@@ -68,15 +70,11 @@ MCTS_CONFIGS = {   # name -> SearchParams overrides (bench.search.MCTS_DEFAULT f
     "widen+merge, rollout-to-end": dict(widen=0.5, merge_siblings=True, rollout_steps=13),
     "widen+merge, rollout-to-end, T=0.6": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.6),
     "widen+merge, rollout-to-end, T=0.4": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4),
-    # round 4
-    "best-first": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
-                       max_expansions=8, merge_siblings=True),
-    "best-first, c=0.1": dict(rollout_steps=0, c_uct=0.1, select="argmax", max_iterations=400, widen_gate=0.5,
-                              max_expansions=8, merge_siblings=True),
-    "best-first, T=1.0": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
-                              max_expansions=8, merge_siblings=True, temperature=1.0),
-    "best-first, branch 2": dict(rollout_steps=0, c_uct=0.0, select="argmax", max_iterations=400, widen_gate=0.5,
-                                 max_expansions=8, merge_siblings=True, branch=2),
+    # round 4 (BEST_FIRST = prmkit.search.mcts.BEST_FIRST; tests/unit/test_search_units.py pins its cache name)
+    "best-first": dict(BEST_FIRST),
+    "best-first, c=0.1": {**BEST_FIRST, "c_uct": 0.1},
+    "best-first, T=1.0": {**BEST_FIRST, "temperature": 1.0},
+    "best-first, branch 2": {**BEST_FIRST, "branch": 2},
 }
 MCTS_SELECTION_NAME = "search_mcts_selection.json"
 MCTS_RULE = ("smallest budget in {1000, 2000}, then first config, with MCTS >= max(greedy decoding, greedy step "

@@ -21,6 +21,8 @@ REWARD_MODELS: dict[str, str] = {
 }
 
 SHIPPED_PRM_DIR = Path(__file__).resolve().parents[1] / "gym" / "prm_checkpoint"
+STRONG_VERIFIER_DIR = Path(__file__).resolve().parents[2] / "bench" / "models" / "strong_verifier"
+"""a gym PRM stronger than the policy (bench/strong_verifier.py); in a source checkout only"""
 
 
 def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw: Any):

@@ -296,7 +296,8 @@ def demo_stage(out_dir: Path, seed: int, num_problems: int = 64, ns: Sequence[in
                step_ns: Sequence[int] = (4, 8)) -> dict:
     """The README main job's search stage on the gym `long` split: best-of-N (weighted vote; N in `ns`,
     subsampled from one pool), beam search and early rejection (N in `step_ns`, M = 4), one seed,
-    with the shipped gym PRM (the exact checker with 15% flipped verdicts when no PRM is shipped).
+    with the shipped gym PRM (the exact checker with 15% flipped verdicts when no PRM is shipped); then
+    best-first MCTS guided by the stronger verifier against greedy decoding on the same problems.
     Writes accuracy_vs_compute.png and curves.json into `out_dir`; returns flat headline numbers."""
     import time
 
@@ -309,6 +310,29 @@ def demo_stage(out_dir: Path, seed: int, num_problems: int = 64, ns: Sequence[in
         return _demo(out_dir, seed, num_problems, ns, step_ns, t0, c0)
     finally:
         torch.set_num_threads(threads)
+
+
+def _demo_mcts(problems, sampler, rm, base, seed) -> dict:
+    """Best-first MCTS guided by the stronger verifier (when this checkout has it) against greedy decoding."""
+    from dataclasses import replace
+
+    from prmkit.rewards import STRONG_VERIFIER_DIR
+    from prmkit.search import SEARCHES
+    from prmkit.search.mcts import BEST_FIRST
+    from prmkit.search.run import make_reward_model
+
+    if not (STRONG_VERIFIER_DIR / "prmkit_rm.json").exists():
+        return {}
+    greedy = SEARCHES["best_of_n"](problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=0))
+    verifier = make_reward_model(str(STRONG_VERIFIER_DIR))
+    mcts = SEARCHES["mcts"](problems, sampler, verifier,
+                            replace(base, token_budget=2000, seed=seed, **BEST_FIRST))
+    n = len(problems)
+    return {"search_mcts_reward_model": "bench/models/strong_verifier (best-first MCTS, budget 2000)",
+            "search_mcts_accuracy": round(mcts.accuracy, 4),
+            "search_mcts_policy_tokens": round(mcts.compute.policy_tokens / n, 1),
+            "search_greedy_decoding_accuracy": round(greedy.accuracy, 4),
+            "search_greedy_decoding_policy_tokens": round(greedy.compute.policy_tokens / n, 1)}
 
 
 def _demo(out_dir, seed, num_problems, ns, step_ns, t0, c0) -> dict:
@@ -341,6 +365,7 @@ def _demo(out_dir, seed, num_problems, ns, step_ns, t0, c0) -> dict:
         for r in rows:
             res[f"search_{method}_n{r['n']}_accuracy"] = round(r["accuracy"], 4)
             res[f"search_{method}_n{r['n']}_policy_tokens"] = round(r["policy_tokens_per_problem"], 1)
+    res.update(_demo_mcts(problems, sampler, rm, base, seed))
     res["search_wall_s"] = round(time.perf_counter() - t0, 1)
     res["search_cpu_s"] = round(time.process_time() - c0, 1)
     res["plots"] = [str(png)]

@@ -433,3 +433,7 @@ def test_mcts_cache_tags_keep_earlier_names():
     assert mcts_tag(dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4)) == "-r13-w0.5-m1-t0.4"
     assert mcts_tag(dict(rollout_steps=0, merge_siblings=True, c_uct=0.0, select="argmax", max_iterations=400,
                          widen_gate=0.5, max_expansions=8, branch=2)) == "-r0-w0-m1-t0.8-b2-c0-argmax-i400-g0.5-x8"
+    from prmkit.search.mcts import BEST_FIRST
+
+    # the preset is the config whose long_dev and long points are cached under this name
+    assert mcts_tag(BEST_FIRST) == "-r0-w0-m1-t0.8-c0-argmax-i400-g0.5-x8"
