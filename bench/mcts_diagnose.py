@@ -69,7 +69,7 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.search import BASE, MCTS_DEFAULT
+    from bench.search import BASE, MCTS_DEFAULT, MCTS_MORE
     from bench.search_tau import MCTS_CONFIGS
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
@@ -86,7 +86,7 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         cfg = {**MCTS_DEFAULT, **MCTS_CONFIGS[name]}
         run = SEARCHES["mcts"](problems, sampler, rm, replace(SearchParams(**BASE), token_budget=args.budget,
-                                                              seed=0, max_iterations=50, **cfg))
+                                                              seed=0, **{**MCTS_MORE, **cfg}))
         stats = [tree_stats(r.meta["tree"]) for r in run.results]
         auc, mixed = within_problem_auc([[(s.score, s.correct) for s in r.solutions] for r in run.results])
         n = len(run.results)
