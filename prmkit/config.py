@@ -60,8 +60,11 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
     docs = field_docs(cls)
     params = []
     own = list(cls.__dict__.get("__annotations__", {}))
+    hidden = set(getattr(cls, "CLI_HIDDEN", ()))  # fields the command sets itself (they keep their defaults)
     # the class's own fields first, in its order (where the data and models live), then the inherited ones
     for f in sorted(dataclasses.fields(cls), key=lambda f: (0, own.index(f.name)) if f.name in own else (1, 0)):
+        if f.name in hidden:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)  # type: ignore[misc]
         name = "--" + f.name.replace("_", "-")

@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
+
+from prmkit.search.base import SearchParams
 
 
 @dataclass
-class EvalSearchConfig:
-    """Sweep search strategies and budgets; plot accuracy vs policy tokens and vs FLOPs (report.html)."""
+class EvalSearchConfig(SearchParams):
+    """Sweep search strategies and budgets; plot accuracy vs policy tokens and vs FLOPs (report.html).
+
+    The search knobs are `SearchParams`'s own (inherited with their docs; a few defaults are smaller
+    here, for short solutions); N, M (capped at N) and the seed are set per point. MCTS takes its budget
+    in tokens: at N it gets N x `mcts_tokens_per_n` policy tokens per problem."""
+
+    CLI_HIDDEN: ClassVar[tuple[str, ...]] = ("n", "seed", "token_budget")   # set per point (--ns, --seeds)
 
     out: str = "runs/eval-search"
     """run directory (points/, curves.json, report.html, config.json)"""
@@ -45,29 +53,19 @@ class EvalSearchConfig:
     sep: str = "\n"
     """step separator"""
     methods: str = "best_of_n,beam,dvts,early_reject"
-    """comma-separated strategies"""
+    """comma-separated strategies (best_of_n, beam, dvts, early_reject, mcts)"""
     ns: str = "1,2,4,8,16"
     """comma-separated budgets N"""
     seeds: str = "0,1,2"
     """comma-separated seeds (error bars across them)"""
-    beam_width: int = 4
-    """M (capped at N)"""
-    tau: int = 4
-    """early_reject partial-step tokens"""
-    temperature: float = 0.8
-    """sampling temperature"""
-    top_p: float = 1.0
-    """nucleus mass"""
-    select: str = "weighted"
-    """final choice: argmax, majority or weighted"""
-    aggregation: str = ""
-    """step-score aggregation (empty: the reward model's own)"""
+    mcts_tokens_per_n: int = 64
+    """mcts: policy tokens per problem per unit of N (about one gym long-split solution)"""
     max_step_tokens: int = 32
-    """most tokens per step"""
+    """most tokens of one step"""
     max_steps: int = 16
-    """most steps per solution"""
+    """most steps of a solution (beam, dvts, early_reject, mcts)"""
     max_new_tokens: int = 256
-    """most tokens per whole solution"""
+    """most tokens of a whole solution (best_of_n, the last step of a step-level search, rollouts)"""
     temperatures: str = ""
     """temperature sweep for best-of-N (comma-separated; empty = skip)"""
     top_ps: str = "1.0"
@@ -125,8 +123,9 @@ def _cached(cache: Path | None, key: str, fn: Callable[[], list[dict]]) -> list[
 
 
 def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seeds: Sequence[int], base,
-          cache: Path | None = None, progress_desc: str = "eval-search") -> list[dict]:
-    """One point per (method, N, seed); `base` is a SearchParams whose n/beam_width/seed are replaced."""
+          cache: Path | None = None, progress_desc: str = "eval-search", mcts_tokens_per_n: int = 64) -> list[dict]:
+    """One point per (method, N, seed); `base` is a SearchParams whose n/beam_width/seed are replaced
+    (for mcts: token_budget = N x `mcts_tokens_per_n`)."""
     from dataclasses import replace
 
     from prmkit.progress import progress
@@ -144,6 +143,11 @@ def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seed
                 return [{"method": "best_of_n", "n": k, "seed": seed, "problems": len(problems),
                          "wall_s": run.compute.wall_s, **subsample(run, k)} for k in ns]
             points += _cached(cache, f"best_of_n-{max(ns)}-s{seed}", fn)
+        elif method == "mcts":
+            def fn(n=n, seed=seed):
+                p = replace(base, token_budget=n * mcts_tokens_per_n, seed=seed)
+                return [point_of(SEARCHES["mcts"](problems, sampler, rm, p), "mcts", n, seed)]
+            points += _cached(cache, f"mcts-{n}x{mcts_tokens_per_n}-s{seed}", fn)
         else:
             def fn(method=method, n=n, seed=seed):
                 p = replace(base, n=n, beam_width=min(base.beam_width, n), seed=seed)
@@ -244,7 +248,8 @@ def _config_key(cfg: EvalSearchConfig) -> str:
     import hashlib
 
     d = {k: v for k, v in asdict(cfg).items() if k not in ("out", "methods", "ns", "seeds", "temperatures", "top_ps",
-                                                           "batch_size", "threads")}
+                                                           "batch_size", "threads", "n", "seed",
+                                                           "token_budget", "mcts_tokens_per_n")}
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -252,13 +257,18 @@ def run(cfg: EvalSearchConfig) -> dict:
     import torch
 
     from prmkit.config import save_config
+    from prmkit.errors import InputError
     from prmkit.gym.task import make_split
     from prmkit.policy.sample import make_sampler
     from prmkit.report import table_html
     from prmkit.schema import atomic_write_text, read_problems
-    from prmkit.search.base import SearchParams
+    from prmkit.search import SEARCHES
     from prmkit.search.run import make_reward_model
 
+    unknown = [m for m in cfg.methods.split(",") if m not in SEARCHES]
+    if unknown:
+        raise InputError(f"unknown search method(s) {unknown}; expected names from {sorted(SEARCHES)}",
+                         field="methods")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -267,12 +277,10 @@ def run(cfg: EvalSearchConfig) -> dict:
     sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, kv_cache=cfg.policy_kv_cache,
                            device=cfg.device)
     rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, kv_cache=cfg.prm_kv_cache)
-    base = SearchParams(beam_width=cfg.beam_width, tau=cfg.tau, temperature=cfg.temperature, top_p=cfg.top_p,
-                        select=cfg.select, aggregation=cfg.aggregation, max_step_tokens=cfg.max_step_tokens,
-                        max_steps=cfg.max_steps, max_new_tokens=cfg.max_new_tokens)
+    base = SearchParams(**{f.name: getattr(cfg, f.name) for f in fields(SearchParams)})
     cache = out / "points" / _config_key(cfg)
     points = sweep(problems, sampler, rm, cfg.methods.split(","), _ints(cfg.ns), _ints(cfg.seeds), base,
-                   cache=cache)
+                   cache=cache, mcts_tokens_per_n=cfg.mcts_tokens_per_n)
     curve = curves(points)
     extra = []
     temps = []

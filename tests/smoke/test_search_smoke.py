@@ -170,3 +170,28 @@ def test_prm_kv_cache_on_a_model_without_one_is_a_clear_error():
 
     with pytest.raises(InputError, match="prm_kv_cache.*GymCheckerRM|GymCheckerRM.*key/value"):
         make_reward_model("checker", kv_cache=1000)
+
+
+def test_cli_eval_search_sweeps_mcts_by_token_budget(tmp_path):
+    """MCTS joins the sweep with a token budget of N x --mcts-tokens-per-n; the per-point knobs are not
+    options; an unknown method is refused before anything is written."""
+    from prmkit.errors import InputError
+
+    helptext = _cli("eval-search", "--help")
+    assert "--widen-gate" in helptext and "--mcts-tokens-per-n" in helptext
+    assert "--n " not in helptext and "--seed " not in helptext and "--token-budget" not in helptext
+    _cli("eval-search", "--prm", "checker", "--split", "test", "--num-problems", "3", "--methods", "mcts", "--ns",
+         "1,3", "--seeds", "0", "--mcts-tokens-per-n", "20", "--max-step-tokens", "16", "--max-steps", "8",
+         "--max-new-tokens", "96", "--rollout-steps", "0", "--out", str(tmp_path / "e"))
+    res = json.loads((tmp_path / "e" / "curves.json").read_text())
+    assert [r["n"] for r in res["curves"]["mcts"]] == [1, 3]
+    cached = sorted(p.name for p in (tmp_path / "e" / "points").rglob("mcts-*.json"))
+    assert cached == ["mcts-1x20-s0.json", "mcts-3x20-s0.json"]
+    # a problem stops once its tokens reach the budget: at most one expansion (3 steps of <= 16 tokens) past it,
+    # plus one greedy completion (<= 96 tokens) for a problem that finished no solution
+    for r in res["points"]:
+        assert r["policy_tokens_per_problem"] <= r["n"] * 20 + 3 * 16 + 96
+    assert res["points"][0]["policy_tokens_per_problem"] < res["points"][1]["policy_tokens_per_problem"]
+    with pytest.raises(InputError, match="unknown search method"):
+        _cli("eval-search", "--methods", "beam,mtcs", "--out", str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
