@@ -25,7 +25,7 @@ test: $(STAMP)
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
 # (search settings are chosen on long_dev by search_tau.py before search.py reads them)
 BENCHES_BEFORE := sampling gym_stats labeling scoring reward_models
-BENCHES_AFTER := search mcts_diagnose mcts_verifiers prm_kv_cache rl
+BENCHES_AFTER := mcts_verifier_quality search mcts_diagnose mcts_verifiers prm_kv_cache rl
 bench: $(STAMP)
 	for b in $(BENCHES_BEFORE); do PRMKIT_QUIET=1 $(BIN)/python bench/$$b.py || exit 1; done
 	PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py && PRMKIT_QUIET=1 $(BIN)/python bench/search_tau.py --what mcts

@@ -305,6 +305,9 @@ def write_bench_report(path: Path, curve: dict, png: Path | None, result: dict) 
         sections.append(("Points (mean ± sd across seeds)", table_html(curve_rows(curve), CURVE_HEADER)))
     if result.get("mcts_by_verifier_plot"):
         sections.append(("MCTS vs greedy, by reward model", img(ROOT / result["mcts_by_verifier_plot"])))
+    quality = ROOT / "bench" / "results" / "mcts_verifier_quality.png"   # bench/mcts_verifier_quality.py (long_dev)
+    if result.get("mcts_by_verifier_plot") and quality.exists():
+        sections.append(("Best-first MCTS by verifier noise (long_dev)", img(quality)))
     if temps:
         sections.append(("Temperature / top-p sweep (best-of-4, weighted)",
                          table_html(temps, ("temperature", "top-p", "accuracy", "policy tokens / problem"))))

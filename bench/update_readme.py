@@ -129,6 +129,15 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
             name = shipped.get("mcts_config_name", se.get("setup", {}).get("mcts_config_name", "rest-mcts"))
             out.append((f"same, guided by the shipped gym PRM ({name}; budget {budget}; chosen on long_dev for it)",
                         mcts_row(shipped), "MCTS higher"))
+    vq = _load(res / "mcts_verifier_quality.json")
+    if vq:
+        rows_ = vq["by_flip_rate"]
+        flips = " / ".join(format(100 * r["flip_rate"], "g") for r in rows_)
+        mcts_ = " / ".join(_f(r["mcts"]) for r in rows_)
+        greedy_ = " / ".join(_f(r["greedy_same_budget"]) for r in rows_)
+        out.append((f"best-first MCTS vs greedy step search at matched tokens, guided by the gym checker with "
+                    f"{flips}% of verdicts flipped (long_dev, {vq['problems']} problems, seed 0); greedy decoding",
+                    f"{mcts_} vs {greedy_}; {_f(rows_[0]['greedy_decoding'])}", "reported"))
     mv = _load(res / "mcts_verifiers.json")
     if mv:
         v = mv["verifiers"]
