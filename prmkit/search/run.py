@@ -18,16 +18,9 @@ from prmkit.search.base import SearchParams
 
 
 @dataclass
-class SearchConfig(SearchParams):
-    """Run a PRM-guided search strategy (best_of_n, beam, dvts, early_reject, mcts) over problems.
+class SearchSources:
+    """Where the problems, the policy and the reward model come from (`prmkit search` and `eval search`)."""
 
-    The search knobs are `SearchParams`'s own fields (inherited, with their docs), so the command line
-    and the library cannot drift apart; the fields below say where problems, models and results live."""
-
-    out: str = "runs/search"
-    """run directory (traces.jsonl, results.json, config.json)"""
-    method: str = "beam"
-    """best_of_n, beam, dvts, early_reject or mcts"""
     problems: str = ""
     """problems JSONL in prmkit's schema (empty: the gym split below)"""
     split: str = "long"
@@ -50,14 +43,8 @@ class SearchConfig(SearchParams):
     trust_remote_code: bool = False
     """run the models' own modeling code (the policy's and the PRM's; needed by PRMs whose head is custom code,
     e.g. Qwen2.5-Math-PRM)"""
-    prover: str = ""
-    """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
-    pav_alpha: float = 0.5
-    """PAV ranking: score = Q_base + alpha x prover progress"""
     sep: str = "\n"
     """step separator of the policy's solutions"""
-    n: int = 16
-    """compute budget N: samples (best_of_n), active beams (beam, early_reject), total leaves (dvts)"""
     batch_size: int = 256
     """rows decoded together (hf backend)"""
     device: str = ""
@@ -72,6 +59,43 @@ class SearchConfig(SearchParams):
     prompt extending an earlier one prefills only its new tokens (0 = off)"""
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
+
+    def load(self, aggregation: str = ""):
+        """(problems, sampler, reward model) as these fields name them; sets torch's CPU threads."""
+        from prmkit.gym.task import make_split
+        from prmkit.policy.sample import make_sampler
+        from prmkit.schema import read_problems
+
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        problems = read_problems(self.problems) if self.problems else make_split(self.split, self.num_problems)
+        sampler = make_sampler(self.model, self.sampler, self.base_url, self.sep, self.batch_size, device=self.device,
+                               dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                               kv_cache=self.policy_kv_cache)
+        rm = make_reward_model(self.prm, self.flip_rate, aggregation, self.device, self.readout,
+                               self.trust_remote_code, self.dtype, self.prm_kv_cache)
+        return problems, sampler, rm
+
+
+@dataclass
+class SearchConfig(SearchParams, SearchSources):
+    """Run a PRM-guided search strategy (best_of_n, beam, dvts, early_reject, mcts) over problems.
+
+    The search knobs are `SearchParams`'s own fields and the problem / model fields `SearchSources`'s
+    (both inherited with their docs), so the command line and the library cannot drift apart."""
+
+    out: str = "runs/search"
+    """run directory (traces.jsonl, results.json, config.json)"""
+    method: str = "beam"
+    """best_of_n, beam, dvts, early_reject or mcts"""
+    prover: str = ""
+    """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
+    pav_alpha: float = 0.5
+    """PAV ranking: score = Q_base + alpha x prover progress"""
+    n: int = 16
+    """compute budget N: samples (best_of_n), active beams (beam, early_reject), total leaves (dvts)"""
 
 
 PARAM_FIELDS = tuple(f.name for f in fields(SearchParams))
@@ -112,24 +136,14 @@ def search_params(cfg) -> SearchParams:
 def run(cfg: SearchConfig) -> dict:
     from prmkit.config import save_config
     from prmkit.errors import InputError
-    from prmkit.gym.task import make_split
-    from prmkit.policy.sample import make_sampler
-    from prmkit.schema import atomic_write_text, read_problems, write_records
+    from prmkit.schema import atomic_write_text, write_records
     from prmkit.search import SEARCHES
 
     if cfg.method not in SEARCHES:
         raise InputError(f"unknown method {cfg.method!r}; expected one of {sorted(SEARCHES)}", field="method")
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     params = search_params(cfg)
     out = Path(cfg.out)
-    problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
-                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, kv_cache=cfg.policy_kv_cache)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code,
-                           cfg.dtype, cfg.prm_kv_cache)
+    problems, sampler, rm = cfg.load(cfg.aggregation)
     if cfg.prover:
         from prmkit.search.pav import PAVScorer
 

@@ -20,38 +20,25 @@ from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 from prmkit.search.base import SearchParams
+from prmkit.search.run import SearchSources
 
 
 @dataclass
-class EvalSearchConfig(SearchParams):
+class EvalSearchConfig(SearchParams, SearchSources):
     """Sweep search strategies and budgets; plot accuracy vs policy tokens and vs FLOPs (report.html).
 
-    The search knobs are `SearchParams`'s own (inherited with their docs; a few defaults are smaller
-    here, for short solutions); N, M (capped at N) and the seed are set per point. MCTS takes its budget
-    in tokens: at N it gets N x `mcts_tokens_per_n` policy tokens per problem."""
+    The search knobs are `SearchParams`'s own and the problem / model fields `SearchSources`'s (inherited
+    with their docs; a few defaults differ here); N, M (capped at N) and the seed are set per point. MCTS
+    takes its budget in tokens: at N it gets N x `mcts_tokens_per_n` policy tokens per problem."""
 
     CLI_HIDDEN: ClassVar[tuple[str, ...]] = ("n", "seed", "token_budget")   # set per point (--ns, --seeds)
 
     out: str = "runs/eval-search"
     """run directory (points/, curves.json, report.html, config.json)"""
-    problems: str = ""
-    """problems JSONL (empty: the gym split below)"""
-    split: str = "long"
-    """gym split used when --problems is empty"""
     num_problems: int = 200
-    """gym problems when --problems is empty"""
-    model: str = ""
-    """policy: local dir or hub id (empty: the shipped gym policy)"""
-    sampler: str = "hf"
-    """policy backend: 'hf' or 'openai'"""
-    base_url: str = ""
-    """policy server URL for --sampler openai"""
-    prm: str = ""
-    """reward model: dir or hub id, 'remote:<url>', 'checker', or empty (the shipped gym PRM)"""
-    flip_rate: float = 0.0
-    """--prm checker only: verdict flip probability"""
-    sep: str = "\n"
-    """step separator"""
+    """gym problems to draw when --problems is empty"""
+    threads: int = 1
+    """torch CPU threads (0 = leave torch's default)"""
     methods: str = "best_of_n,beam,dvts,early_reject"
     """comma-separated strategies (best_of_n, beam, dvts, early_reject, mcts)"""
     ns: str = "1,2,4,8,16"
@@ -72,17 +59,6 @@ class EvalSearchConfig(SearchParams):
     """top-p values crossed with --temperatures"""
     sweep_n: int = 4
     """N of the temperature/top-p sweep"""
-    batch_size: int = 256
-    """rows decoded together (hf backend)"""
-    device: str = ""
-    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
-    prm_kv_cache: int = 0
-    """keep the keys/values of up to this many scored positions in a local classifier PRM (0 = off)"""
-    policy_kv_cache: int = 0
-    """keep the keys/values of up to this many prompt positions in a local (hf) policy across calls, so a
-    prompt extending an earlier one prefills only its new tokens (0 = off)"""
-    threads: int = 1
-    """torch CPU threads"""
 
 
 def _ints(s: str) -> list[int]:
@@ -254,29 +230,19 @@ def _config_key(cfg: EvalSearchConfig) -> str:
 
 
 def run(cfg: EvalSearchConfig) -> dict:
-    import torch
-
     from prmkit.config import save_config
     from prmkit.errors import InputError
-    from prmkit.gym.task import make_split
-    from prmkit.policy.sample import make_sampler
     from prmkit.report import table_html
-    from prmkit.schema import atomic_write_text, read_problems
+    from prmkit.schema import atomic_write_text
     from prmkit.search import SEARCHES
-    from prmkit.search.run import make_reward_model
 
     unknown = [m for m in cfg.methods.split(",") if m not in SEARCHES]
     if unknown:
         raise InputError(f"unknown search method(s) {unknown}; expected names from {sorted(SEARCHES)}",
                          field="methods")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    problems, sampler, rm = cfg.load(cfg.aggregation)
     out = Path(cfg.out)
     save_config(out, cfg)
-    problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, kv_cache=cfg.policy_kv_cache,
-                           device=cfg.device)
-    rm = make_reward_model(cfg.prm, cfg.flip_rate, cfg.aggregation, cfg.device, kv_cache=cfg.prm_kv_cache)
     base = SearchParams(**{f.name: getattr(cfg, f.name) for f in fields(SearchParams)})
     cache = out / "points" / _config_key(cfg)
     points = sweep(problems, sampler, rm, cfg.methods.split(","), _ints(cfg.ns), _ints(cfg.seeds), base,

@@ -177,8 +177,16 @@ def test_cli_eval_search_sweeps_mcts_by_token_budget(tmp_path):
     options; an unknown method is refused before anything is written."""
     from prmkit.errors import InputError
 
+    from dataclasses import fields
+
+    from prmkit.search import SearchParams
+    from prmkit.search.run import SearchSources
+
     helptext = _cli("eval-search", "--help")
-    assert "--widen-gate" in helptext and "--mcts-tokens-per-n" in helptext
+    shown = [f.name for f in fields(SearchParams) + fields(SearchSources) if f.name not in ("n", "seed", "token_budget")]
+    for name in shown:   # every search knob and every problem / model option, as `prmkit search` has them
+        assert "--" + name.replace("_", "-") in helptext, name
+    assert "--mcts-tokens-per-n" in helptext
     assert "--n " not in helptext and "--seed " not in helptext and "--token-budget" not in helptext
     _cli("eval-search", "--prm", "checker", "--split", "test", "--num-problems", "3", "--methods", "mcts", "--ns",
          "1,3", "--seeds", "0", "--mcts-tokens-per-n", "20", "--max-step-tokens", "16", "--max-steps", "8",
