@@ -32,7 +32,7 @@ class DemoConfig:
     seed: int = 0
     """sampling seed"""
     gsm8k: str = ""
-    """GSM8K test JSONL for the converter/checker stage (empty: ../shared/data/gsm8k/test.jsonl if present)"""
+    """GSM8K test JSONL for the converter/checker stage (empty: the GSM8K test split vendored in prmkit/data/gsm8k)"""
     stages: str = "all"
     """later stages to run after the foundation ones: 'all', 'none', or a comma list of label,
     reward_models, serve, search, rl"""
@@ -131,6 +131,7 @@ def _gsm8k_stage(path: Path):
 
 def run(cfg: DemoConfig) -> dict:
     from prmkit.config import save_config
+    from prmkit.data import gsm8k_test_path
     from prmkit.report import write_demo_report
 
     out = Path(cfg.out)
@@ -142,9 +143,8 @@ def run(cfg: DemoConfig) -> dict:
         "gym_long": _stage(out, "gym_stats_long", _stats_stage("long", cfg), timings),
         "sampling": _stage(out, "sample", _sample_stage(cfg), timings),
     }
-    gsm = Path(cfg.gsm8k) if cfg.gsm8k else Path.cwd().parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-    if gsm.exists():
-        results["gsm8k"] = _stage(out, "gsm8k", _gsm8k_stage(gsm), timings)
+    gsm = Path(cfg.gsm8k) if cfg.gsm8k else gsm8k_test_path()
+    results["gsm8k"] = _stage(out, "gsm8k", _gsm8k_stage(gsm), timings)
     for key, (_title, target) in STAGES.items():
         if key not in _selected_stages(cfg.stages):
             continue

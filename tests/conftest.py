@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from prmkit.data import gsm8k_test_path
+
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
 
@@ -16,7 +18,7 @@ def pytest_configure(config):
 
     torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
-GSM8K_TEST = Path(os.environ.get("PRMKIT_GSM8K_TEST", REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"))
+GSM8K_TEST = gsm8k_test_path()  # vendored in the package (MIT licence beside it), never ../shared
 
 
 def build_bpe_tokenizer(special: list[str] | None = None):

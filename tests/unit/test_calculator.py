@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from decimal import Decimal
 from fractions import Fraction
@@ -13,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prmkit.data import gsm8k_test_path
 from prmkit.errors import InputError
 from prmkit.tasks.calculator import check_solution, check_step, safe_eval, scan_file
 
-GSM8K_TEST = Path(os.environ.get("PRMKIT_GSM8K_TEST", "/work/shared/data/gsm8k/test.jsonl"))
-needs_data = pytest.mark.skipif(not GSM8K_TEST.exists(), reason=f"{GSM8K_TEST} not present")
+GSM8K_TEST = gsm8k_test_path()  # vendored in the package (MIT licence beside it)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +186,6 @@ def _answers() -> list[str]:
     return [json.loads(line)["answer"] for line in GSM8K_TEST.read_text().splitlines() if line.strip()]
 
 
-@needs_data
 def test_real_file_coverage_and_flags():
     report = scan_file(GSM8K_TEST)
     answers = _answers()
@@ -240,7 +238,6 @@ def _swap_operator(line: str) -> str | None:
     return None
 
 
-@needs_data
 def test_corrupted_real_steps_are_flagged():
     covered = [ln for a in _answers() for ln in a.split("####")[0].split("\n") if "<<" in ln]
     sample = covered[::40]  # ~100 real steps spread over the file

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from prmkit.errors import InputError
+from prmkit.data import gsm8k_test_path
 from prmkit.formats import FORMATS, convert, gsm8k, load_traces, math_shepherd, prm800k, processbench, trl
 from prmkit.schema import StepLabels, Trace, read_traces
 
-GSM8K_TEST = Path(os.environ.get("PRMKIT_GSM8K")
-                  or Path(__file__).parents[2].parent / "shared/data/gsm8k/test.jsonl")
+GSM8K_TEST = gsm8k_test_path()  # vendored in the package (MIT licence beside it)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -296,11 +295,8 @@ def test_processbench_label_out_of_range():
 def test_gsm8k_every_test_line():
     from prmkit.tasks import get_grader
 
-    if not GSM8K_TEST.exists():
-        pytest.fail(f"GSM8K test split not found at {GSM8K_TEST} (set PRMKIT_GSM8K)")
     records = [json.loads(line) for line in GSM8K_TEST.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if "PRMKIT_GSM8K" not in os.environ:
-        assert len(records) == 1319  # the full GSM8K test split
+    assert len(records) == 1319  # the full GSM8K test split
     assert records
     grader = get_grader("gsm8k")
     traces = gsm8k.records_to_traces(copy.deepcopy(records))
