@@ -229,13 +229,10 @@ def n_known(example) -> int:
 
 
 def apply_lora(rm, r: int, alpha: int):
-    from peft import LoraConfig, get_peft_model
+    """LoRA adapters on the backbone, the classifier head trained in full (`prmkit.train.lora`)."""
+    from prmkit.train.lora import lora_rm
 
-    readout = getattr(rm, "readout", None)
-    task = "TOKEN_CLS" if readout is not None and readout.head == "classifier" else "CAUSAL_LM"
-    rm.model = get_peft_model(rm.model, LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear",
-                                                   task_type=task))
-    return rm
+    return lora_rm(rm, r, alpha)
 
 
 def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Trace] | None, started: float) -> Path:
