@@ -45,6 +45,8 @@ class EvalBonConfig:
     """traces per forward pass"""
     device: str = ""
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
+    task: str = ""
+    """task whose answer equivalence groups the votes (math: math-verify, gsm8k: equal numbers; empty: exact strings)"""
 
 
 def powers_of_two(n: int) -> list[int]:
@@ -68,12 +70,13 @@ def group_by_problem(traces: Sequence[Trace], n: int) -> list[list[int]]:
 
 
 def outcome_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], ns: Sequence[int],
-                   resamples: int, seed: int) -> dict:
-    """Model-free references: majority vote curve, pass@k and (when gold first errors exist) CoT-pass@k."""
+                   resamples: int, seed: int, equivalent=None) -> dict:
+    """Model-free references: majority vote curve, pass@k and (when gold first errors exist) CoT-pass@k.
+    `equivalent`: the task's answer equivalence grouping votes (None = exact strings)."""
     from prmkit.evaluate.metrics import bon_accuracy_curve, cot_pass_at_k, count_cot_correct, pass_at_k
 
     cands = [[(traces[i].final_answer, (traces[i].outcome or 0) >= 0.5, 0.0) for i in g] for g in groups]
-    out = {"majority": bon_accuracy_curve(cands, ns, "majority", seed, resamples)}
+    out = {"majority": bon_accuracy_curve(cands, ns, "majority", seed, resamples, equivalent)}
     n = len(groups[0])
     out["pass_at_k"] = {k: sum(pass_at_k(n, sum(c[1] for c in cs), k) for cs in cands) / len(cands) for k in ns}
     if all(traces[i].first_error is not None for g in groups for i in g):
@@ -83,7 +86,8 @@ def outcome_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], ns:
 
 
 def model_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], step_scores: Sequence[Sequence[float]],
-                 aggregations: Sequence[str], ns: Sequence[int], resamples: int, seed: int) -> dict:
+                 aggregations: Sequence[str], ns: Sequence[int], resamples: int, seed: int,
+                 equivalent=None) -> dict:
     """{aggregation: {"argmax": curve, "weighted": curve}} for one model's step scores."""
     from prmkit.evaluate.metrics import bon_accuracy_curve
     from prmkit.rewards.aggregate import aggregate
@@ -92,7 +96,8 @@ def model_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], step_
     for how in aggregations:
         cands = [[(traces[i].final_answer, (traces[i].outcome or 0) >= 0.5, aggregate(step_scores[i], how))
                   for i in g] for g in groups]
-        out[how] = {rule: bon_accuracy_curve(cands, ns, rule, seed, resamples) for rule in ("argmax", "weighted")}
+        out[how] = {rule: bon_accuracy_curve(cands, ns, rule, seed, resamples, equivalent)
+                    for rule in ("argmax", "weighted")}
     return out
 
 
@@ -115,6 +120,20 @@ def model_name(path: str, rm) -> str:
     return f"{rm.kind}:{Path(path).name or path}" if path else f"{rm.kind}:shipped"
 
 
+def vote_equivalence(cfg: EvalBonConfig):
+    """The answer equivalence of --task for the votes; says so when a user's data votes by exact string."""
+    from prmkit.tasks import GRADERS, answer_equivalence
+
+    if cfg.task and cfg.task not in GRADERS:
+        raise InputError(f"unknown task {cfg.task!r}; expected one of {sorted(GRADERS)}", field="task")
+    if not cfg.task:
+        if cfg.data:
+            print("votes group final answers by exact string; pass --task math (math-verify) or --task gsm8k "
+                  "(equal numbers) to group equivalent answers")
+        return None
+    return answer_equivalence(cfg.task)
+
+
 def run(cfg: EvalBonConfig) -> dict:
     from prmkit.config import save_config
     from prmkit.rewards import default_gym_prm, load_reward_model
@@ -124,13 +143,14 @@ def run(cfg: EvalBonConfig) -> dict:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    equivalent = vote_equivalence(cfg)
     traces = read_traces(cfg.data) if cfg.data else gym_traces(cfg.split, cfg.num_problems, cfg.n, cfg.seed,
                                                                 desc=f"sample {cfg.split}")
     groups = group_by_problem(traces, cfg.n)
     ns = powers_of_two(cfg.n)
     aggs = [a for a in cfg.aggregations.split(",") if a]
     res: dict = {"problems": len(groups), "n": cfg.n, "ns": ns, "resamples": cfg.resamples, "seed": cfg.seed,
-                 "data": cfg.data or f"gym:{cfg.split}", **outcome_curves(traces, groups, ns, cfg.resamples, cfg.seed),
+                 "data": cfg.data or f"gym:{cfg.split}", **outcome_curves(traces, groups, ns, cfg.resamples, cfg.seed, equivalent),
                  "models": {}}
     paths = [p for p in cfg.models.split(",") if p] or [""]
     for path in paths:
@@ -138,7 +158,8 @@ def run(cfg: EvalBonConfig) -> dict:
         rm = load_reward_model(path, **kw) if path else default_gym_prm(**kw)
         scores = score_traces(rm, traces)
         name = model_name(path, rm)
-        curves = model_curves(traces, groups, scores, sorted(set(aggs) | {rm.aggregation}), ns, cfg.resamples, cfg.seed)
+        curves = model_curves(traces, groups, scores, sorted(set(aggs) | {rm.aggregation}), ns, cfg.resamples, cfg.seed,
+                              equivalent)
         res["models"][name] = {"kind": rm.kind, "aggregation": rm.aggregation, "curves": curves,
                                f"bon{cfg.n}_accuracy": curves[rm.aggregation]["argmax"][cfg.n],
                                **model_diagnostics(rm, traces, scores)}

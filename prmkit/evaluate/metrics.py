@@ -203,24 +203,62 @@ def select_argmax(scores: Sequence[float]) -> int:
     return best
 
 
-def majority_vote(answers: Sequence[Hashable | None]) -> Hashable | None:
+def group_answers(answers: Sequence[Hashable | None],
+                  equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> list[int | None]:
+    """Group index of each answer (0, 1, ... in order of first occurrence); None answers get None.
+
+    `equivalent(a, b)` says whether two answers are the same answer (the task grader's equivalence,
+    e.g. math-verify for MATH, so `\\frac{1}{2}`, `\\dfrac{1}{2}` and `0.5` form one group); None =
+    plain equality. Each answer joins the first earlier group whose first member (its
+    representative) it is equivalent to, `equivalent(representative, answer)`; equal answers always
+    share a group without calling `equivalent`. With equality this is one group per distinct answer.
+    """
+    reps: list[Hashable] = []          # representative (first member) of each group
+    seen: dict[Hashable, int] = {}     # answer -> its group, so equal answers are compared once
+    out: list[int | None] = []
+    for a in answers:
+        if a is None:
+            out.append(None)
+            continue
+        if a not in seen:
+            match = None
+            if equivalent is not None:
+                match = next((g for g, r in enumerate(reps) if equivalent(r, a)), None)
+            if match is None:
+                reps.append(a)
+                match = len(reps) - 1
+            seen[a] = match
+        out.append(seen[a])
+    return out
+
+
+def majority_vote(answers: Sequence[Hashable | None],
+                  equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> Hashable | None:
     """Most frequent answer (self-consistency; METHODS §0.4); None answers do not vote.
 
     Ties -> the tied answer whose first occurrence comes first; all None (or empty) -> None.
+    `equivalent` groups answers as `group_answers` does (None = exact equality); the winner is
+    its group's first answer.
     """
-    return weighted_vote(answers, [1.0] * len(answers))
+    return weighted_vote(answers, [1.0] * len(answers), equivalent)
 
 
-def weighted_vote(answers: Sequence[Hashable | None], scores: Sequence[float]) -> Hashable | None:
+def weighted_vote(answers: Sequence[Hashable | None], scores: Sequence[float],
+                  equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> Hashable | None:
     """Weighted BoN: argmax_a sum_i 1[ans_i = a] * score_i (METHODS §0.4).
 
     As search-and-learn's `find_answer_with_largest_sum`.
     Scores are summed as given: pass sigmoid(score) for unbounded implicit-PRM scores, as
     ImplicitPRM does. None answers do not vote; ties -> the tied answer whose first occurrence
-    comes first; no voting answer -> None.
+    comes first; no voting answer -> None. With `equivalent`, "ans_i = a" means "in a's group"
+    (`group_answers`) and the winner is its group's first answer.
     """
     if len(answers) != len(scores):
         raise ValueError(f"{len(answers)} answers but {len(scores)} scores")
+    if equivalent is not None:
+        ids = group_answers(answers, equivalent)
+        won = weighted_vote(ids, scores)
+        return None if won is None else answers[ids.index(won)]
     totals: dict[Hashable, float] = {}    # insertion order = order of first occurrence
     for a, s in zip(answers, scores):
         if a is not None:
@@ -249,13 +287,16 @@ BON_RULES: dict[str, Callable[[Sequence[Candidate]], bool]] = {
 
 
 def bon_accuracy_curve(groups: Sequence[Sequence[Candidate | tuple]], ns: Sequence[int], how: str,
-                       rng: np.random.Generator | int | None = 0, resamples: int = 100) -> dict[int, float]:
+                       rng: np.random.Generator | int | None = 0, resamples: int = 100,
+                       equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> dict[int, float]:
     """Best-of-N accuracy for each N: mean over problems of the mean over `resamples` random size-N subsets.
 
     groups: one pool per problem, each candidate (answer, correct, score). A subset keeps pool order
     (sorted indices), so tie-breaking is "first in the pool" and N = pool size reproduces the
     full-pool selection exactly (evaluated once, no resampling). how in BON_RULES
     (argmax, majority, weighted, oracle). Every N must be <= every pool size.
+    `equivalent` (the task's answer equivalence; None = exact equality) partitions each whole pool
+    once (`group_answers`); every subset then votes over that partition.
     """
     if how not in BON_RULES:
         raise ValueError(f"unknown selection rule {how!r}; expected one of {sorted(BON_RULES)}")
@@ -264,6 +305,9 @@ def bon_accuracy_curve(groups: Sequence[Sequence[Candidate | tuple]], ns: Sequen
     rule = BON_RULES[how]
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     pools = [[Candidate(*c) for c in g] for g in groups]
+    if equivalent is not None:
+        pools = [[c._replace(answer=gid) for c, gid in zip(p, group_answers([c.answer for c in p], equivalent))]
+                 for p in pools]
     if not pools:
         raise ValueError("bon_accuracy_curve over no problems")
     smallest = min(len(p) for p in pools)

@@ -220,23 +220,33 @@ def make_solution(problem: Problem, steps: list[str], step_scores: list[float], 
                     answer=answer, correct=correct, first_error=fe)
 
 
-def select(solutions: Sequence[Solution], rule: str) -> int:
+def select(solutions: Sequence[Solution], rule: str, equivalent=None) -> int:
     """Index of the selected solution (METHODS §0.4). Solutions with a parsed answer are preferred;
-    for votes, the best-scored solution holding the winning answer is returned."""
-    from prmkit.evaluate.metrics import majority_vote, select_argmax, weighted_vote
+    for votes, the best-scored solution holding the winning answer is returned. `equivalent` is the
+    task's answer equivalence (`prmkit.tasks.answer_equivalence`; None = exact strings)."""
+    from prmkit.evaluate.metrics import group_answers, majority_vote, select_argmax, weighted_vote
 
     if not solutions:
         return -1
     pool = [i for i, s in enumerate(solutions) if s.answer is not None] or list(range(len(solutions)))
     if rule == "argmax":
         return pool[select_argmax([solutions[i].score for i in pool])]
-    answers = [solutions[i].answer for i in pool]
-    winner = (majority_vote(answers) if rule == "majority"
-              else weighted_vote(answers, [max(0.0, solutions[i].score) for i in pool]))
+    groups = group_answers([solutions[i].answer for i in pool], equivalent)
+    winner = (majority_vote(groups) if rule == "majority"
+              else weighted_vote(groups, [max(0.0, solutions[i].score) for i in pool]))
     if winner is None:
         return pool[select_argmax([solutions[i].score for i in pool])]
-    holders = [i for i in pool if solutions[i].answer == winner]
+    holders = [i for i, g in zip(pool, groups) if g == winner]
     return holders[select_argmax([solutions[i].score for i in holders])]
+
+
+def task_equivalence(problem: Problem):
+    """The answer equivalence votes use for this problem's task (None for the gym: exact strings)."""
+    if problem.task == "gym":
+        return None
+    from prmkit.tasks import answer_equivalence
+
+    return answer_equivalence(problem.task)
 
 
 @dataclass
@@ -310,7 +320,7 @@ def start(sampler, rm, params: SearchParams, problems: Sequence[Problem]) -> tup
 
 def finish(method: str, params: SearchParams, problems: Sequence[Problem], pools: list[list[Solution]],
            policy: Policy, meter: ComputeMeter, metas: list[dict] | None = None) -> SearchRun:
-    results = [ProblemResult(problem=p, solutions=pool, chosen=select(pool, params.select),
+    results = [ProblemResult(problem=p, solutions=pool, chosen=select(pool, params.select, task_equivalence(p)),
                              policy_tokens=policy.tokens_by_problem[i], meta=(metas[i] if metas else {}))
                for i, (p, pool) in enumerate(zip(problems, pools))]
     return SearchRun(method=method, params=params, results=results, compute=meter.finish())

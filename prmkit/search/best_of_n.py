@@ -38,7 +38,7 @@ def subsample(run: SearchRun, k: int, rule: str | None = None) -> dict:
     search-and-learn's `score()` subsamples n = 1, 2, 4, ... from one pool. Policy tokens are the
     first k candidates' own; PRM tokens are apportioned as k/N of the run's (each candidate is
     scored once)."""
-    from prmkit.search.base import select
+    from prmkit.search.base import select, task_equivalence
 
     n = run.params.n
     if not 1 <= k <= n:
@@ -46,7 +46,7 @@ def subsample(run: SearchRun, k: int, rule: str | None = None) -> dict:
     correct = tokens = 0
     for r in run.results:
         pool = r.solutions[:k]
-        c = select(pool, rule or run.params.select)
+        c = select(pool, rule or run.params.select, task_equivalence(r.problem))
         correct += bool(pool[c].correct) if c >= 0 else 0
         tokens += sum(s.tokens for s in pool)
     c = run.compute

@@ -5,12 +5,13 @@ A grader turns a solution's text (or its final-answer string) into a graded outc
     grader = get_grader("gsm8k")
     grader.extract_answer(text) -> str | None     # the final answer written in a solution
     grader.is_correct(predicted, reference) -> bool
+    grader.equivalent(a, b) -> bool               # optional: two final answers are one answer (votes)
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class Grader(Protocol):
@@ -34,3 +35,11 @@ def get_grader(task: str) -> Grader:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(GRADERS)}")
     module, attr = GRADERS[task].split(":")
     return getattr(importlib.import_module(module), attr)()
+
+
+def answer_equivalence(task: str) -> Callable[[str, str], bool] | None:
+    """The task's answer equivalence for grouping votes (`grader.equivalent`), or None = exact strings.
+
+    math: math-verify equivalence; gsm8k: equal numbers after normalisation; gym: None (its
+    answers are canonical integers already, so votes stay exactly as before)."""
+    return getattr(get_grader(task), "equivalent", None)

@@ -85,3 +85,10 @@ class GSM8KGrader:
             return False
         p, r = to_fraction(predicted), to_fraction(reference)
         return p is not None and r is not None and p == r
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Two final answers are one answer: the same normalised number, or the same text."""
+        if a == b:
+            return True
+        fa, fb = to_fraction(a), to_fraction(b)
+        return fa is not None and fa == fb

@@ -2,7 +2,15 @@
 
     grader = MathGrader()
     grader.extract_answer(r"... so $\\boxed{\\frac{1}{2}}$.")   # -> "\\frac{1}{2}"
+    grader.extract_answer("The answer is 5.")                  # -> "5" (fallback, see below)
     grader.is_correct(r"\\frac{1}{2}", "0.5")                    # -> True
+
+When nothing is boxed the grader falls back (`answer_fallback=True`, the default) in the order of
+Qwen2.5-Math's evaluation (`evaluation/parser.py`, `extract_answer`): Minerva's "final answer is
+$X$. I hope" (checked first), then the last box, then the text after the last "he answer is",
+then after the last "final answer is", then the last number (commas removed). The phrase answers
+are cut at the end of their line or sentence (Qwen keeps the rest of the text). With
+`answer_fallback=False` only a box counts.
 
 math-verify bounds its own parsing and comparison time with `signal.alarm`, which only works in the
 main thread of the main interpreter. In the main thread the grader passes a timeout (default 5 s);
@@ -12,10 +20,14 @@ a time limit and the caller is responsible for bounding it (e.g. grade in a subp
 
 from __future__ import annotations
 
+import re
 import threading
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
 DEFAULT_TIMEOUT_S = 5
+ANSWER_PHRASES = ("he answer is", "final answer is")  # Qwen2.5-Math's order ("The/the answer is" first)
+_MINERVA_RE = re.compile(r"final answer is \$(.+?)\$\. I hope", re.DOTALL)
+_LAST_NUMBER_RE = re.compile(r"-?\d*\.?\d+")  # Qwen2.5-Math's last-number pattern
 
 
 def _find_box_starts(text: str) -> list[tuple[int, int]]:
@@ -80,15 +92,46 @@ def extract_boxed(text: str) -> str | None:
     return content.strip()
 
 
+def _strip_dollars(s: str) -> str:
+    s = s.strip()
+    while len(s) >= 2 and s.startswith("$") and s.endswith("$") and not s.endswith("\\$"):
+        s = s[1:-1].strip()
+    return s
+
+
+def _phrase_answer(rest: str) -> str | None:
+    """The answer written after "the answer is": up to the end of its line or sentence, without a
+    leading ':' or trailing '.' and '/', and without surrounding `$`."""
+    rest = rest.strip().split("\n", 1)[0]
+    rest = re.split(r"\.(?:\s|$)", rest, maxsplit=1)[0].strip()
+    rest = _strip_dollars(rest.lstrip(":").rstrip("./").strip())
+    return rest or None
+
+
+def extract_math_answer(text: str, fallback: bool = True) -> str | None:
+    """The final answer of a MATH-style solution: the last box, or (with `fallback`, when nothing is
+    boxed) the answer phrase or last number, in Qwen2.5-Math's order (see the module doc)."""
+    if not text:
+        return None
+    if fallback:
+        m = _MINERVA_RE.search(text)
+        if m is not None and m.group(1).strip():
+            return m.group(1).strip()
+    if _find_box_starts(text) or not fallback:
+        return extract_boxed(text)
+    for phrase in ANSWER_PHRASES:
+        if phrase in text:
+            return _phrase_answer(text.rsplit(phrase, 1)[1])
+    numbers = _LAST_NUMBER_RE.findall(text.replace(",", ""))
+    return numbers[-1] if numbers else None
+
+
 def _answer_text(s: str) -> str:
     """The bare answer in `s`: a boxed answer if `s` holds one, else `s` minus surrounding `$`."""
     boxed = extract_boxed(s)
     if boxed is not None:
         return boxed.strip()
-    s = s.strip()
-    while len(s) >= 2 and s.startswith("$") and s.endswith("$") and not s.endswith("\\$"):
-        s = s[1:-1].strip()
-    return s
+    return _strip_dollars(s)
 
 
 def _timeout() -> int | None:
@@ -105,12 +148,20 @@ def parse_answer(answer: str, timeout: int | None = None):
 
 
 class MathGrader:
-    """Outcome grader for MATH-style problems: last boxed answer, math-verify equivalence."""
+    """Outcome grader for MATH-style problems: last boxed answer (with the Qwen2.5-Math fallback
+    when nothing is boxed, unless `answer_fallback=False`), math-verify equivalence."""
 
     name = "math"
 
+    def __init__(self, answer_fallback: bool = True):
+        self.answer_fallback = answer_fallback
+
     def extract_answer(self, text: str) -> str | None:
-        return extract_boxed(text)
+        return extract_math_answer(text, self.answer_fallback)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Two final answers are one answer (math-verify), e.g. for grouping votes."""
+        return self.is_correct(b, a)
 
     def is_correct(self, predicted: str | None, reference: str) -> bool:
         """True when math-verify judges `predicted` equivalent to `reference`.

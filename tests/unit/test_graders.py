@@ -94,9 +94,43 @@ def test_gsm8k_extract_then_grade_roundtrip(gsm8k):
     ("the answer is 5", None),
     ("", None),
 ])
-def test_math_extract(math_grader, text, expected):
-    assert math_grader.extract_answer(text) == expected
+def test_math_extract(text, expected):
+    # boxes only: the grader with its fallback off reads exactly what extract_boxed reads
+    assert MathGrader(answer_fallback=False).extract_answer(text) == expected
     assert extract_boxed(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The answer is 5.", "5"),                                       # "he answer is", trailing '.' dropped
+    (r"So the answer is $\frac{1}{2}$.", r"\frac{1}{2}"),            # surrounding $ dropped
+    ("the answer is: 12/", "12"),                                    # leading ':' and trailing '/' dropped
+    ("The answer is 3.5 cm. I checked it twice.", "3.5 cm"),         # cut at the sentence end
+    ("the answer is 4\nthen more text", "4"),                        # cut at the line end
+    ("The answer is 2 at first; no, the answer is 7", "7"),          # the last phrase
+    ("The final answer is 9", "9"),                                  # "final answer is"
+    ("Final Answer: The final answer is $8$. I hope it is correct.", "8"),  # Minerva, first
+    (r"The final answer is $3$. I hope so, \boxed{4}", "3"),         # Minerva before the box (Qwen's order)
+    (r"the answer is 3, so \boxed{4}", "4"),                         # a box beats the phrase
+    (r"the answer is 3, then \boxed{4", None),                       # a truncated box: no guess
+    ("x = 3 and y = 1,234", "1234"),                                 # the last number, commas removed
+    ("it drops by -2.5 degrees", "-2.5"),
+    ("I think it is one half.", None),                               # nothing to read
+])
+def test_math_fallback_in_qwen_order(math_grader, text, expected):
+    assert math_grader.extract_answer(text) == expected
+
+
+def test_unboxed_answer_grades_with_the_default_grader():
+    text = "Adding the two numbers gives 5.\nThe answer is 5."
+    assert get_grader("math").is_correct(get_grader("math").extract_answer(text), "5") is True
+    assert MathGrader(answer_fallback=False).extract_answer(text) is None
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (r"\frac{1}{2}", r"\dfrac{1}{2}", True), (r"\frac{1}{2}", "0.5", True), (r"\frac{1}{3}", "0.5", False),
+])
+def test_math_equivalent(math_grader, a, b, expected):
+    assert math_grader.equivalent(a, b) is expected and math_grader.equivalent(b, a) is expected
 
 
 @pytest.mark.parametrize("predicted, reference, expected", [
@@ -137,3 +171,12 @@ def test_math_grades_outside_the_main_thread(math_grader):
     t.start()
     t.join(timeout=60)
     assert not errors and results == [True, False]
+
+
+def test_gsm8k_equivalent_and_task_equivalences(gsm8k):
+    from prmkit.tasks import answer_equivalence
+
+    assert gsm8k.equivalent("18", "18.0") and gsm8k.equivalent("$1,000", "1000") and not gsm8k.equivalent("18", "19")
+    assert answer_equivalence("gym") is None  # gym votes stay exact-string
+    assert answer_equivalence("math")(r"\dfrac{1}{2}", "0.5") is True
+    assert answer_equivalence("gsm8k")("7", "7.00") is True
