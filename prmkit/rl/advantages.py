@@ -48,6 +48,33 @@ def _leave_one_out_mean(values: torch.Tensor, groups: int | torch.Tensor) -> tor
     return (total[index] - values) / (count[index] - 1)  # (B,)
 
 
+def zero_variance_group_share(rewards: torch.Tensor, groups: int | torch.Tensor) -> float:
+    """Share of groups whose rewards are all equal (B,) -> float in [0, 1]; 0.0 for an empty batch.
+
+    Such a group gives a group-relative baseline (GRPO, RLOO) no signal: every advantage in it is 0.
+    DAPO (arXiv 2503.14476) resamples them away ("dynamic sampling"); here they are only counted.
+    """
+    if rewards.shape[0] == 0:
+        return 0.0
+    index, num_groups = group_index(groups, rewards.shape[0], rewards.device)  # (B,)
+    r = rewards.double()
+    lo = torch.full((num_groups,), float("inf"), dtype=r.dtype).scatter_reduce(0, index, r, "amin")  # (G,)
+    hi = torch.full((num_groups,), float("-inf"), dtype=r.dtype).scatter_reduce(0, index, r, "amax")  # (G,)
+    return float((lo == hi).double().mean())
+
+
+def no_update_reason(advantages: torch.Tensor, response_mask: torch.Tensor, rows: torch.Tensor,
+                     zero_var_share: float) -> str | None:
+    """Why a policy step updates nothing, or None when some kept response token has a non-zero advantage.
+
+    advantages, response_mask (B,T); rows (R,) the rows that enter the loss."""
+    if len(rows) == 0:
+        return "no rows entered the loss (the filter kept none)"
+    if bool((advantages[rows].abs() * response_mask[rows]).gt(0).any()):
+        return None
+    return f"every advantage is zero ({zero_var_share:.0%} of groups have zero reward variance)"
+
+
 # --------------------------------------------------------------------------------------------------
 # §0.5 group baselines
 # --------------------------------------------------------------------------------------------------

@@ -394,6 +394,16 @@ def compute_advantages(method: str, batch: RolloutBatch, cfg: RLConfig, step: in
 # the loop
 # ----------------------------------------------------------------------------------------------
 
+def _log_signal(rec: dict, step: int, batch: RolloutBatch, rows: torch.Tensor, outcomes: torch.Tensor) -> None:
+    """Log the share of groups with zero reward variance; warn (and log) when the step updates nothing."""
+    rec["zero_var_group_share"] = adv_fns.zero_variance_group_share(outcomes, batch.groups)
+    idle = adv_fns.no_update_reason(batch.advantages, batch.response_mask, rows, rec["zero_var_group_share"])
+    if idle is not None:
+        msg = f"step {step + 1} updates nothing through the policy gradient: {idle}"
+        warnings.warn(msg)
+        rec.setdefault("warnings", []).append(msg)
+
+
 def _seed_for(*parts: int) -> int:
     h = 1469598103934665603
     for p in parts:
@@ -640,6 +650,7 @@ class RLRun:
         batch.validate()
         rows = torch.nonzero(batch.loss_rows).flatten()
         rec["kept_rows"] = int(len(rows))
+        _log_signal(rec, step, batch, rows, outcomes)
         stats = {"loss": [], "clip_frac": [], "approx_kl": [], "kl_ref": []}
         if len(rows):
             gen = torch.Generator().manual_seed(_seed_for(cfg.seed, step, 5))

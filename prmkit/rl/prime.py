@@ -8,6 +8,7 @@ reference the policy's KL term uses). Works with any HF causal LM.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 
@@ -56,8 +57,10 @@ class ImplicitPRM:
         the implicit outcome reward's sign before the update (PRIME's `dpo_acc`)."""
         from prmkit.train.losses import implicit_ce_loss
 
-        if len(rows) == 0:
-            return {"prm/loss": float("nan"), "prm/acc": float("nan"), "prm/rows": 0}
+        if len(rows) == 0:  # nothing to learn from: skip the update, say so, log no NaN
+            warnings.warn(f"implicit PRM update skipped: the accuracy filter kept 0 of {batch.batch_size} rows "
+                          "(every prompt's accuracy lies outside [acc_lower, acc_upper])")
+            return {"prm/loss": None, "prm/acc": None, "prm/rows": 0, "prm/skipped": True}
         losses, correct = [], 0.0
         for start in range(0, len(rows), self.minibatch):
             mb = rows[start:start + self.minibatch]  # (M,)
