@@ -1,4 +1,6 @@
-"""`prmkit label-report`: compare label files against gold first errors (the gym's exact checker).
+"""`prmkit label-report`: compare label files against gold first errors (the gym's exact checker),
+or, with `--reference OTHER_LABELS.jsonl`, against the first errors another label file predicts
+(e.g. `prmkit label --method verify` labels on data without gold).
 
 Definitions (also written into `label_report.json`):
 - predicted first error of a labelled trace: the first step whose label is known (not None) and
@@ -10,11 +12,16 @@ Definitions (also written into `label_report.json`):
   prefix is already wrong); predicted-bad iff its label is known and below the threshold.
 - ece: expected calibration error of the known label values read as P(prefix good) against gold.
 - cost: rollouts and policy tokens per input trace (dropped traces count with what they spent).
+- reference: with `--reference`, a trace's "gold" first error is the reference file's predicted first
+  error of the same trace (same problem id, prompt and steps; None where the reference did not
+  label it), replacing the traces' own `first_error`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +46,8 @@ class LabelReportConfig:
     """directory for label_report.json, label_report.png and label_report.html"""
     threshold: float = 0.5
     """a step is predicted bad when its label is below this (fixed, not fitted)"""
+    reference: str = ""
+    """labels file or run dir whose predicted first errors stand in for gold (e.g. verify labels; empty: gold)"""
 
 
 def predicted_first_error(values: Sequence[float | None], threshold: float = 0.5) -> int:
@@ -102,17 +111,38 @@ def _labels_path(p: str) -> Path:
     return path
 
 
-def report(paths: Sequence[str], names: Sequence[str] | None, out: Path, threshold: float = 0.5) -> dict:
+def _trace_key(t: Trace) -> tuple:
+    return t.problem_id, t.prompt, tuple(t.steps)
+
+
+def with_reference(traces: Sequence[Trace], reference: Sequence[Trace], threshold: float = 0.5) -> list[Trace]:
+    """Copies of `traces` whose `first_error` is the reference's predicted first error of the same trace
+    (matched on problem id, prompt and steps, repeats in order); None where the reference has no label."""
+    pending: dict[tuple, list[int | None]] = {}
+    for r in reference:
+        fe = predicted_first_error(r.labels.values, threshold) if r.labels is not None else None
+        pending.setdefault(_trace_key(r), []).append(fe)
+    out = []
+    for t in traces:
+        queue = pending.get(_trace_key(t)) or [None]
+        out.append(dataclasses.replace(t, first_error=queue.pop(0) if len(queue) > 1 else queue[0]))
+    return out
+
+
+def report(paths: Sequence[str], names: Sequence[str] | None, out: Path, threshold: float = 0.5,
+           reference: str = "") -> dict:
     from prmkit.schema import read_traces
 
     if not paths:
         raise InputError("give at least one --labels file or run directory", field="labels")
     if names and len(names) != len(paths):
         raise InputError(f"{len(names)} --names for {len(paths)} --labels", field="names")
+    ref = read_traces(_labels_path(reference)) if reference else None
     rows = {}
     for i, p in enumerate(paths):
         path = _labels_path(p)
-        m = evaluate_labels(read_traces(path), threshold)
+        traces = read_traces(path)
+        m = evaluate_labels(with_reference(traces, ref, threshold) if ref is not None else traces, threshold)
         cost_file = path.parent / "cost.json"
         if cost_file.exists():
             m["wall_s"] = json.loads(cost_file.read_text()).get("wall_s")
@@ -121,9 +151,27 @@ def report(paths: Sequence[str], names: Sequence[str] | None, out: Path, thresho
         while name in rows:
             name += "'"
         rows[name] = m
-    result = {"definition": DEFINITION, "methods": rows}
+    result = {"definition": DEFINITION, "reference": reference_note(reference, ref), "methods": rows}
     write_outputs(result, out)
     return result
+
+
+def reference_note(reference: str, ref: Sequence[Trace] | None) -> str:
+    if ref is None:
+        return "gold first errors (each trace's own first_error)"
+    method = next((t.labels.method for t in ref if t.labels is not None), "") or "unknown method"
+    return (f"first errors predicted by {_labels_path(reference)} ({method} labels, threshold), "
+            "standing in for gold")
+
+
+def no_gold_note(methods: dict) -> str | None:
+    """A sentence naming the files compared against nothing, or None when every file has some gold."""
+    empty = [name for name, m in methods.items() if m["with_gold"] == 0]
+    if not empty:
+        return None
+    return (f"no reference first errors for {', '.join(empty)}: its traces carry no gold first_error, so "
+            "agreement, bad P/R and ECE are undefined (shown as -); pass --reference OTHER_LABELS.jsonl "
+            "(e.g. labels from `prmkit label --method verify`) to compare against those labels")
 
 
 TABLE_COLS = ("first_error_agreement", "coverage", "bad_precision", "bad_recall", "ece", "rollouts_per_trace",
@@ -138,7 +186,8 @@ def format_table(methods: dict) -> str:
     head = ("method", "agree", "cover", "bad P", "bad R", "ECE", "rollouts/tr", "tokens/tr")
     lines = ["  ".join(f"{h:>11}" for h in head)]
     for r in table_rows(methods):
-        cells = [f"{r[0]:>11}"] + [f"{v:>11.3f}" if isinstance(v, float) else f"{v!s:>11}" for v in r[1:6]]
+        cells = [f"{r[0]:>11}"] + [(f"{'-':>11}" if math.isnan(v) else f"{v:>11.3f}") if isinstance(v, float)
+                                   else f"{v!s:>11}" for v in r[1:6]]
         cells += [f"{r[6]:>11.1f}", f"{r[7]:>11.0f}"]
         lines.append("  ".join(cells))
     return "\n".join(lines)
@@ -179,13 +228,19 @@ def write_outputs(result: dict, out: Path) -> None:
     png = plot(result["methods"], out / "label_report.png")
     header = ("method", "first-error agreement", "coverage", "bad precision", "bad recall", "ECE",
               "rollouts/trace", "policy tokens/trace")
-    write_page(out / "label_report.html", "Step labels vs gold", [
-        ("Table", table_html(table_rows(result["methods"]), header) + f"<p>{DEFINITION}</p>"),
+    note = no_gold_note(result["methods"])
+    write_page(out / "label_report.html", "Step labels vs reference", [
+        ("Table", table_html(table_rows(result["methods"]), header) + f"<p>Reference: {result['reference']}.</p>"
+         + (f"<p>{note}</p>" if note else "") + f"<p>{DEFINITION}</p>"),
         ("Agreement vs cost", png_to_img(png))])
 
 
 def run(cfg: LabelReportConfig) -> dict:
-    result = report(cfg.labels, cfg.names or None, Path(cfg.out), cfg.threshold)
+    result = report(cfg.labels, cfg.names or None, Path(cfg.out), cfg.threshold, cfg.reference)
+    print(f"reference: {result['reference']}")
     print(format_table(result["methods"]))
+    note = no_gold_note(result["methods"])
+    if note:
+        print(note)
     print(f"wrote {Path(cfg.out) / 'label_report.json'}, label_report.png, label_report.html")
     return result

@@ -328,6 +328,24 @@ def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:
     return out
 
 
+# why a trace got no labels (the `dropped` reason its meta["label"] records) -> what that means
+DROP_REASONS = {
+    "low_self_confidence": "its question's self-confidence (share of the question's traces graded right) "
+                           "is below --min-self-conf {min_self_conf}",
+    "mc_never_zero": "graded wrong, yet no prefix had all its rollouts fail, so no first error was found",
+    "unparsed_verdict": "the judge's verdict could not be parsed",
+    "disagree": "the checker's and the rollouts' first errors disagree",
+    "unlabelled": "no label and no reason recorded",
+}
+
+
+def dropped_line(dropped: dict[str, int], cfg: LabelConfig) -> str:
+    """'N traces unlabelled: n1 reason1 (what it means); ...' from `summarize`'s dropped counts."""
+    parts = [f"{n} {r} ({DROP_REASONS.get(r, 'see meta.label').format(**vars(cfg))})"
+             for r, n in sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return f"{sum(dropped.values())} traces unlabelled: " + "; ".join(parts)
+
+
 def run(cfg: LabelConfig) -> Path:
     from prmkit.config import save_config
     from prmkit.progress import progress
@@ -374,4 +392,6 @@ def run(cfg: LabelConfig) -> Path:
     print(f"labelled {summary['labelled']}/{summary['traces']} traces with {cfg.method} -> {path} "
           f"({summary['rollouts_per_trace']:.1f} rollouts, {summary['policy_tokens_per_trace']:.0f} policy tokens "
           f"per trace; {wall:.1f} s)")
+    if summary["dropped"]:
+        print(dropped_line(summary["dropped"], cfg))
     return out
