@@ -18,6 +18,9 @@ class GradeConfig:
     """graded traces JSONL (empty: print the accuracy only)"""
     task: str = ""
     """grader to use for every trace (empty: each problem's own task)"""
+    step_split: str = ""
+    """re-split each non-gym trace's text (its steps joined by newlines) by a mode: double_newline,
+    newline, regex:<pattern>, step_markers; empty: keep the traces' steps"""
 
 
 def run(cfg: GradeConfig) -> float:
@@ -29,6 +32,10 @@ def run(cfg: GradeConfig) -> float:
 
     if not cfg.traces or not cfg.problems:
         raise InputError("both --traces and --problems are required", field="traces")
+    if cfg.step_split:
+        from prmkit.steps import check_split_mode
+
+        check_split_mode(cfg.step_split)
     problems = {p.id: p for p in read_problems(cfg.problems)}
     traces = read_traces(cfg.traces)
     for i, t in enumerate(traces):
@@ -37,6 +44,8 @@ def run(cfg: GradeConfig) -> float:
             raise InputError(f"problem id {t.problem_id!r} is not in {cfg.problems}", file=cfg.traces,
                              line=i + 1, field="problem_id")
         grader = get_grader(cfg.task or p.task)
+        if cfg.step_split and (cfg.task or p.task) != "gym":
+            t.steps = resplit(t, cfg.step_split, cfg.traces, i + 1)
         if t.final_answer is None:
             t.final_answer = grader.extract_answer(join_steps(t.steps))
         t.outcome = float(grader.is_correct(t.final_answer, p.answer))
@@ -47,3 +56,16 @@ def run(cfg: GradeConfig) -> float:
         write_records(Path(cfg.out), traces)
     print(f"graded {len(traces)} traces: accuracy {acc:.4f}")
     return acc
+
+
+def resplit(trace, mode: str, file: str, line: int) -> list[str]:
+    """The trace's steps joined by newlines and split again by `mode`; refuses a labelled trace
+    (its labels are per step and would no longer line up)."""
+    from prmkit.errors import InputError
+    from prmkit.steps import join_steps, split_solution
+
+    if trace.labels is not None:
+        raise InputError("the trace has step labels; re-splitting its steps would misalign them (grade it without "
+                         "--step-split)", file=file, line=line, field="labels")
+    text = join_steps(trace.steps)
+    return split_solution(text, mode) or [text]

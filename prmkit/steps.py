@@ -16,6 +16,7 @@ Two encodings are offered:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -27,6 +28,65 @@ DEFAULT_SEP = "\n"
 def split_steps(text: str, sep: str = DEFAULT_SEP) -> list[str]:
     """Split a solution into steps on `sep`, dropping empty pieces (blank lines are not steps)."""
     return [s for s in text.split(sep) if s.strip()]
+
+
+SPLIT_MODES = ("double_newline", "newline", "regex:<pattern>", "step_markers")
+# a "Step k:" marker at the start of a line, optionally as a Markdown heading or bold ("## Step 2:", "**Step 2.**")
+STEP_MARKER_RE = re.compile(r"^[ \t]*(?:#+[ \t]*|\*\*)?step[ \t]+\d+[ \t]*(?:\*\*)?[:.]", re.IGNORECASE | re.MULTILINE)
+
+
+def split_solution(text: str, mode: str = "double_newline") -> list[str]:
+    """Split a model's raw solution text into steps by a named mode.
+
+    Line endings are normalised first (CRLF and CR become LF); every step is stripped of surrounding
+    whitespace and blank pieces are dropped, so leading/trailing blank lines never make a step.
+
+    * `double_newline`: steps are separated by blank lines (`\n\n`, also with spaces on the blank
+      line, as Qwen2.5-Math-PRM and PRIME's EurusPRM split); a text with no blank line is split on
+      single newlines instead.
+    * `newline`: every line is a step.
+    * `regex:<pattern>`: steps are separated by matches of the Python regex `<pattern>` (no
+      capturing groups: use `(?:...)`).
+    * `step_markers`: a step starts at each `Step k:` / `Step k.` marker at the start of a line
+      (also `## Step k:` and `**Step k:**`); the marker stays in its step, text before the first
+      marker is a step of its own, and `Step 1:` in the middle of a line does not split. A text with
+      no marker is split as `double_newline`.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if mode == "double_newline":
+        pieces = re.split(r"\n[ \t]*\n", text) if re.search(r"\n[ \t]*\n", text.strip()) else text.split("\n")
+    elif mode == "newline":
+        pieces = text.split("\n")
+    elif mode.startswith("regex:"):
+        pieces = _compile_split_regex(mode[len("regex:"):]).split(text)
+    elif mode == "step_markers":
+        starts = [m.start() for m in STEP_MARKER_RE.finditer(text)]
+        if not starts:
+            return split_solution(text, "double_newline")
+        bounds = [0, *starts, len(text)]
+        pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    else:
+        raise InputError(f"unknown step-split mode {mode!r}; expected one of {', '.join(SPLIT_MODES)}",
+                         field="step_split")
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def _compile_split_regex(pattern: str) -> re.Pattern:
+    if not pattern:
+        raise InputError("expected a pattern after 'regex:', e.g. regex:\\n(?=\\d+\\.)", field="step_split")
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise InputError(f"invalid step-split regex {pattern!r}: {e}", field="step_split") from None
+    if rx.groups:
+        raise InputError(f"step-split regex {pattern!r} has capturing groups; use (?:...) instead",
+                         field="step_split")
+    return rx
+
+
+def check_split_mode(mode: str) -> None:
+    """Raise InputError now (before any model loads) when `mode` is not a valid split mode."""
+    split_solution("", mode)
 
 
 def join_steps(steps: Sequence[str], sep: str = DEFAULT_SEP) -> str:

@@ -30,6 +30,9 @@ class SampleConfig:
     """server URL for --sampler openai, e.g. http://127.0.0.1:8000/v1"""
     sep: str = "\n"
     """step separator of the policy's solutions"""
+    step_split: str = ""
+    """split non-gym solutions by a named mode: double_newline (blank lines, else lines), newline,
+    regex:<pattern>, step_markers ("Step k:"); empty: on --sep. Gym traces are always split on lines"""
     n: int = 4
     """samples per problem"""
     max_new_tokens: int = 128
@@ -50,8 +53,10 @@ class SampleConfig:
     """run the model's own modeling code (hub models whose architecture is custom code)"""
 
 
-def completion_to_trace(problem: Problem, c: Completion, sample_index: int) -> Trace:
-    """Grade one completion: the gym gets exact gold first errors, other tasks their grader."""
+def completion_to_trace(problem: Problem, c: Completion, sample_index: int, step_split: str = "") -> Trace:
+    """Grade one completion: the gym gets exact gold first errors, other tasks their grader.
+    `step_split` (a `prmkit.steps.split_solution` mode) re-splits a non-gym completion's text into
+    steps; empty keeps the sampler's steps (split on its separator)."""
     meta = {"sample": sample_index, "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason}
     if problem.task == "gym":
         from prmkit.gym.task import make_trace
@@ -61,12 +66,17 @@ def completion_to_trace(problem: Problem, c: Completion, sample_index: int) -> T
 
     grader = get_grader(problem.task)
     answer = grader.extract_answer(c.text)
-    return Trace(problem_id=problem.id, prompt=problem.prompt, steps=c.steps or [c.text], final_answer=answer,
+    steps = c.steps
+    if step_split:
+        from prmkit.steps import split_solution
+
+        steps = split_solution(c.text, step_split)
+    return Trace(problem_id=problem.id, prompt=problem.prompt, steps=steps or [c.text], final_answer=answer,
                  outcome=float(grader.is_correct(answer, problem.answer)), meta=meta)
 
 
 def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
-                  chunk: int = 64, desc: str = "sample") -> list[Trace]:
+                  chunk: int = 64, desc: str = "sample", step_split: str = "") -> list[Trace]:
     from prmkit.progress import progress
 
     traces: list[Trace] = []
@@ -76,7 +86,7 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
         seeds = [params.seed * 1_000_003 + c + i for i in range(len(part))]
         groups = sampler.sample([p.prompt for p in part], params, seeds=seeds)
         for p, group in zip(part, groups):
-            traces += [completion_to_trace(p, comp, j) for j, comp in enumerate(group)]
+            traces += [completion_to_trace(p, comp, j, step_split) for j, comp in enumerate(group)]
         bar.update(len(part))
     bar.close()
     return traces
@@ -118,11 +128,17 @@ def run(cfg: SampleConfig) -> Path:
 
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
+    if cfg.step_split:
+        from prmkit.steps import check_split_mode
+
+        check_split_mode(cfg.step_split)
+        if any(p.task == "gym" for p in problems):
+            print("note: gym traces are split on lines (the gym's step definition); --step-split applies to the others")
     sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
                            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p, seed=cfg.seed)
-    traces = sample_traces(sampler, problems, params)
+    traces = sample_traces(sampler, problems, params, step_split=cfg.step_split)
     save_config(out, cfg)
     write_records(out / "traces.jsonl", traces)
     acc = sum(t.outcome or 0 for t in traces) / max(1, len(traces))
