@@ -63,8 +63,13 @@ class TRLRewardFunction:
     """
 
     def __init__(self, reward_model, sep: str = DEFAULT_SEP, aggregation: str | None = None,
-                 name: str | None = None, empty_score: float | None = 0.0):
+                 name: str | None = None, empty_score: float | None = 0.0, step_split: str = ""):
+        from prmkit.steps import check_split_mode
+
         self.rm, self.sep = reward_model, sep
+        self.step_split = step_split  # a `split_solution` mode (e.g. "double_newline"); empty: split on `sep`
+        if step_split:
+            check_split_mode(step_split)
         self.aggregation = aggregation or reward_model.aggregation
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
@@ -79,7 +84,7 @@ class TRLRewardFunction:
             raise ValueError(f"expected one prompt per completion, got {len(prompts)} and {len(completions)}")
         self.calls += 1
         prompt_texts = [message_text(p, "user") for p in prompts]
-        steps = [split_steps(message_text(c, "assistant"), self.sep) for c in completions]
+        steps = [self._split(message_text(c, "assistant")) for c in completions]
         keep = [i for i, s in enumerate(steps) if s]
         rows = self.rm.score([prompt_texts[i] for i in keep], [steps[i] for i in keep]) if keep else []
         out: list[float | None] = [self.empty_score] * len(completions)
@@ -88,3 +93,10 @@ class TRLRewardFunction:
             self.last_scores[i] = list(row)
             out[i] = aggregate(row, self.aggregation)
         return out
+
+    def _split(self, text: str) -> list[str]:
+        if self.step_split:
+            from prmkit.steps import split_solution
+
+            return split_solution(text, self.step_split)
+        return split_steps(text, self.sep)

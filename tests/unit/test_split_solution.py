@@ -102,3 +102,22 @@ def test_step_split_option_on_the_commands(tmp_path, monkeypatch):
     monkeypatch.setattr(sample, "make_sampler", lambda *a, **k: pytest.fail("a model loaded before the check"))
     with pytest.raises(InputError, match="capturing"):
         sample.run(sample.SampleConfig(out=str(tmp_path / "s"), step_split="regex:(x)"))
+
+
+def test_trl_adapter_step_split():
+    from prmkit.serve.trl_adapter import TRLRewardFunction
+
+    class Recorder:  # a reward model that scores every step 1 and keeps what it was given
+        aggregation = "mean"
+
+        def score(self, prompts, steps):
+            self.seen = steps
+            return [[1.0] * len(s) for s in steps]
+
+    rm = Recorder()
+    TRLRewardFunction(rm)(["q"], ["a\n\nb\nc"])
+    assert rm.seen == [["a", "b", "c"]]                                       # default: split on "\n"
+    TRLRewardFunction(rm, step_split="double_newline")(["q"], ["a\n\nb\nc"])
+    assert rm.seen == [["a", "b\nc"]]
+    with pytest.raises(InputError, match="unknown step-split mode"):
+        TRLRewardFunction(rm, step_split="paragraphs")
