@@ -27,6 +27,7 @@ GRADERS: dict[str, str] = {
     "gym": "prmkit.gym.task:GymGrader",
     "gsm8k": "prmkit.tasks.gsm8k:GSM8KGrader",
     "math": "prmkit.tasks.math:MathGrader",
+    "math-boxed": "prmkit.tasks.math:BoxedMathGrader",  # MATH without the unboxed-answer fallback
 }
 
 

@@ -184,3 +184,12 @@ class MathGrader:
         if not gold or not target:
             return False
         return bool(verify(gold, target, timeout_seconds=timeout))
+
+
+class BoxedMathGrader(MathGrader):
+    """The MATH grader that reads boxed answers only (task `math-boxed`): no unboxed-answer fallback."""
+
+    name = "math-boxed"
+
+    def __init__(self):
+        super().__init__(answer_fallback=False)

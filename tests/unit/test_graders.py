@@ -124,6 +124,9 @@ def test_unboxed_answer_grades_with_the_default_grader():
     text = "Adding the two numbers gives 5.\nThe answer is 5."
     assert get_grader("math").is_correct(get_grader("math").extract_answer(text), "5") is True
     assert MathGrader(answer_fallback=False).extract_answer(text) is None
+    strict = get_grader("math-boxed")                     # the fallback off, by task name
+    assert strict.name == "math-boxed" and strict.extract_answer(text) is None
+    assert strict.extract_answer(r"so \boxed{5}") == "5" and strict.is_correct("5", "5.0")
 
 
 @pytest.mark.parametrize("a, b, expected", [
