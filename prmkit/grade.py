@@ -25,7 +25,7 @@ class GradeConfig:
 
 def run(cfg: GradeConfig) -> float:
     from prmkit.errors import InputError
-    from prmkit.gym.task import first_error, parse_prompt
+    from prmkit.gym.task import check_prompts, first_error, parse_prompt
     from prmkit.schema import read_problems, read_traces, write_records
     from prmkit.steps import join_steps
     from prmkit.tasks import get_grader
@@ -37,6 +37,7 @@ def run(cfg: GradeConfig) -> float:
 
         check_split_mode(cfg.step_split)
     problems = {p.id: p for p in read_problems(cfg.problems)}
+    check_prompts(problems.values(), cfg.problems, cfg.task)
     traces = read_traces(cfg.traces)
     for i, t in enumerate(traces):
         p = problems.get(t.problem_id)

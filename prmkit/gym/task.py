@@ -25,6 +25,10 @@ OPS = "+-*/"
 _STEP_RE = re.compile(r"^(-?\d+)([+\-*/])(\d+)=(-?\d+)$")
 _ANSWER_RE = re.compile(r"^A:(-?\d+)$")
 _PROMPT_RE = re.compile(r"^Q:(\d+)((?:,[+\-*/]\d+)+)\n$")
+_CANONICAL_RE = re.compile(r"0|-?[1-9]\d*")
+MAX_DIGITS = 1000
+"""most digits of any number in a gym prompt or of any true intermediate value: a prompt beyond it is
+refused, and a step number longer than it cannot be right (Python refuses int() past 4,300 digits)"""
 
 
 @dataclass
@@ -89,9 +93,9 @@ class Chain:
 
     def values(self) -> list[int]:
         """The true intermediate results r_0 (start), r_1, ..., r_n."""
-        out = [self.start]
-        for op, b in self.ops:
-            out.append(apply_op(out[-1], op, b))  # type: ignore[arg-type]
+        out: list = [self.start]
+        for op, b in self.ops:  # an undefined value (a hand-built chain dividing by 0) stays undefined
+            out.append(None if out[-1] is None else apply_op(out[-1], op, b))
         return out
 
     @property
@@ -124,11 +128,39 @@ def sample_chain(rng: random.Random, cfg: GymConfig) -> Chain:
 
 
 def parse_prompt(prompt: str) -> Chain:
-    m = _PROMPT_RE.match(prompt)
+    """The chain a gym prompt states; InputError (field 'prompt') when it is not one: not of the form
+    `Q:7,+3,*2\\n`, a number over `MAX_DIGITS` digits, or an operation whose result is undefined
+    (division by zero, a division that is not exact) or over `MAX_DIGITS` digits."""
+    m = _PROMPT_RE.match(prompt) if isinstance(prompt, str) else None
     if not m:
         raise InputError(f"expected a gym prompt like 'Q:7,+3,*2\\n', got {prompt!r:.80}", field="prompt")
-    ops = [(tok[0], int(tok[1:])) for tok in m.group(2).split(",")[1:]]
-    return Chain(start=int(m.group(1)), ops=ops)
+    tokens = [m.group(1)] + [tok[1:] for tok in m.group(2).split(",")[1:]]
+    if max(len(t) for t in tokens) > MAX_DIGITS:
+        raise InputError(f"a number in the gym prompt has over {MAX_DIGITS} digits", field="prompt")
+    chain = Chain(start=int(m.group(1)), ops=[(tok[0], int(tok[1:])) for tok in m.group(2).split(",")[1:]])
+    value, bound = chain.start, 10 ** MAX_DIGITS
+    for k, (op, b) in enumerate(chain.ops):
+        new = apply_op(value, op, b)
+        if new is None:
+            why = "divides by zero" if b == 0 else f"does not divide {value} exactly"
+            raise InputError(f"operation {k + 1} of the gym prompt ({op}{b}) {why}; gym divisions are exact",
+                             field="prompt")
+        if abs(new) >= bound:
+            raise InputError(f"operation {k + 1} of the gym prompt ({op}{b}) gives a value over {MAX_DIGITS} "
+                             "digits", field="prompt")
+        value = new
+    return chain
+
+
+def check_prompts(problems, file: str | None = None, task: str = "") -> None:
+    """Refuse, before any work, a problem of task 'gym' (or every problem when `task` is 'gym')
+    whose prompt `parse_prompt` refuses; the error names the problem id (and `file` when given)."""
+    for p in problems:
+        if (task or p.task) == "gym":
+            try:
+                parse_prompt(p.prompt)
+            except InputError as e:
+                raise InputError(f"problem {p.id!r}: {e}", file=file, field="prompt") from None
 
 
 def make_problems(cfg: GymConfig, n: int, split: str = "custom") -> list[Problem]:
@@ -156,7 +188,13 @@ def training_text(chain: Chain) -> tuple[str, str]:
 
 def _canonical(number: str) -> bool:
     """Numbers are written canonically (no leading zeros, no '-0'); anything else is malformed."""
-    return str(int(number)) == number
+    return _CANONICAL_RE.fullmatch(number) is not None
+
+
+def _same(number: str, value: int | None) -> bool:
+    """A canonical step number equals a true value. Compared as text (the same test as int() on a
+    canonical number) so a step of any length is read without Python's int() digit limit."""
+    return value is not None and _canonical(number) and number == str(value)
 
 
 def step_is_correct(step: str, k: int, chain: Chain) -> bool:
@@ -166,13 +204,13 @@ def step_is_correct(step: str, k: int, chain: Chain) -> bool:
         m = _STEP_RE.match(step.strip())
         if not m:
             return False
-        if not all(_canonical(m.group(g)) for g in (1, 3, 4)):
-            return False
-        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-        return a == vals[k] and (op, b) == chain.ops[k] and apply_op(a, op, b) == c
+        op, b = chain.ops[k]
+        # a == r_k, (op, b) is the k-th operation and c == a op b, which is r_{k+1}
+        return (_same(m.group(1), vals[k]) and m.group(2) == op and _same(m.group(3), b)
+                and _same(m.group(4), vals[k + 1]))
     if k == n:
         m = _ANSWER_RE.match(step.strip())
-        return bool(m) and _canonical(m.group(1)) and int(m.group(1)) == vals[-1]
+        return bool(m) and _same(m.group(1), vals[-1])
     return False  # an extra step after the answer
 
 

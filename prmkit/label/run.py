@@ -356,6 +356,10 @@ def run(cfg: LabelConfig) -> Path:
     out = Path(cfg.out)
     traces = read_traces(cfg.traces)
     problems = {p.id: p for p in read_problems(cfg.problems)} if cfg.problems else None
+    if problems:
+        from prmkit.gym.task import check_prompts
+
+        check_prompts(problems.values(), cfg.problems)
     sc_map = None
     if cfg.method == "scan":
         from prmkit.label.scan import self_confidence_by_problem

@@ -6,17 +6,19 @@ Checkers (each maps a trace to one value per step: 1.0 right, 0.0 wrong, None un
   right, the first error is wrong, later steps are checked one by one against the true chain.
 - `calculator`: GSM8K `<<expr=value>>` annotations (`prmkit.tasks.calculator.check_step`).
 - `sympy`: `lhs = rhs` (or chained `a = b = c`) arithmetic/algebra written in a step, parsed by a
-  safe AST walk into sympy and checked by `simplify(lhs - rhs) == 0`.
+  safe, size-bounded AST walk into sympy and checked exactly (`prmkit.label.equations`).
+
+Every checker is bounded: a step whose numbers or expressions exceed a checker's size limits, or
+whose check runs past its time limit, is unknown (None), never a crash or a hang.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import re
 from collections.abc import Callable
 
 from prmkit.errors import InputError
+from prmkit.label.equations import check_equation_text, parse_math  # noqa: F401 - re-exported
 from prmkit.schema import Problem, StepLabels, Trace
 
 # ---------------------------------------------------------------------------------------------
@@ -49,98 +51,7 @@ def calculator_step_labels(trace: Trace) -> list[float | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# sympy equations
-
-_LATEX = [(r"\times", "*"), (r"\cdot", "*"), (r"\div", "/"), ("×", "*"), ("÷", "/"), ("−", "-"), ("^", "**"),
-          ("{", "("), ("}", ")"), ("$", ""), (r"\(", ""), (r"\)", ""), (r"\[", ""), (r"\]", "")]
-_FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_IMPLICIT_RE = re.compile(r"(?<=[\d)])\s*(?=[A-Za-z(])")
-_MAX_POW = 1000
-
-
-def _to_sympy(node: ast.AST):
-    import sympy
-
-    if isinstance(node, ast.Expression):
-        return _to_sympy(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return sympy.Rational(str(node.value))
-    if isinstance(node, ast.Name) and len(node.id) == 1:
-        return sympy.Symbol(node.id)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        v = _to_sympy(node.operand)
-        return -v if isinstance(node.op, ast.USub) else v
-    if isinstance(node, ast.BinOp):
-        a, b = _to_sympy(node.left), _to_sympy(node.right)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        if isinstance(node.op, ast.Div):
-            if b == 0:
-                raise ValueError("division by zero")
-            return a / b
-        if isinstance(node.op, ast.Pow):
-            if not (b.is_number and abs(b) <= _MAX_POW):
-                raise ValueError("exponent too large or symbolic")
-            return a ** b
-    raise ValueError(f"unsupported syntax {type(node).__name__}")
-
-
-def parse_math(expr: str):
-    """A sympy expression from arithmetic/algebra text (numbers, one-letter variables, + - * / ^,
-    parentheses, implicit products like `2x`); ValueError on anything else (words, calls)."""
-    text = _FRAC_RE.sub(r"((\1)/(\2))", expr)
-    for a, b in _LATEX:
-        text = text.replace(a, b)
-    text = text.replace(",", "").strip().rstrip(".")
-    text = _IMPLICIT_RE.sub("*", text)
-    if not text or len(text) > 200:
-        raise ValueError("empty or too long")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"not an expression: {text!r}") from e
-    return _to_sympy(tree)
-
-
-_WORD_RE = re.compile(r"[A-Za-z]{2,}\w*")
-_CALL_RE = re.compile(r"[A-Za-z]{2,}\w*\s*\(")
-
-
-def check_equation_text(step: str) -> bool | None:
-    """True/False when the step contains `lhs = rhs` equations that all parse (each chained pair
-    must hold), None when it contains none the checker can read.
-
-    Prose splits the text into math runs (words of two or more letters end a run); a function
-    call such as `sqrt(16)` makes its run unreadable rather than being dropped, and a run whose
-    left side is a bare variable (`x = 3`) is a definition, not a claim."""
-    import sympy
-
-    text = _FRAC_RE.sub(r"((\1)/(\2))", step)
-    for a, b in _LATEX:
-        if a.startswith("\\"):
-            text = text.replace(a, b)
-    text = _CALL_RE.sub(" § ", text)
-    verdicts = []
-    for run in _WORD_RE.split(text):
-        if "=" not in run or "§" in run:
-            continue
-        sides = [s.strip().strip(",;:").strip() for s in run.split("=")]
-        if any(not s for s in sides):
-            continue
-        try:
-            exprs = [parse_math(s) for s in sides]
-        except ValueError:
-            continue
-        if exprs[0].is_Symbol:
-            continue  # "x = 3": a definition, nothing to check
-        verdicts.append(all(sympy.simplify(a - b) == 0 for a, b in zip(exprs, exprs[1:])))
-    if not verdicts:
-        return None
-    return all(verdicts)
+# sympy equations (prmkit.label.equations: bounded parsing, chains, values a step gives its variables)
 
 
 def sympy_step_labels(trace: Trace) -> list[float | None]:

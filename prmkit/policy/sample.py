@@ -123,11 +123,12 @@ def default_policy() -> str:
 
 def run(cfg: SampleConfig) -> Path:
     from prmkit.config import save_config
-    from prmkit.gym.task import make_split
+    from prmkit.gym.task import check_prompts, make_split
     from prmkit.schema import read_problems, write_records
 
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
+    check_prompts(problems, cfg.problems or None)
     if cfg.step_split:
         from prmkit.steps import check_split_mode
 

@@ -412,11 +412,13 @@ def _seed_for(*parts: int) -> int:
 
 
 def _problems(path: str, split: str, n: int, max_ops: int = 0):
-    from prmkit.gym.task import SPLITS, make_split
+    from prmkit.gym.task import SPLITS, check_prompts, make_split
     from prmkit.schema import read_problems
 
     if path:
-        return read_problems(path)
+        problems = read_problems(path)
+        check_prompts(problems, path)
+        return problems
     if max_ops:
         lo = min(SPLITS[split]["min_ops"], max_ops) if split in SPLITS else 1
         return make_split(split, n, min_ops=lo, max_ops=max_ops)

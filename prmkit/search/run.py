@@ -62,7 +62,7 @@ class SearchSources:
 
     def load(self, aggregation: str = ""):
         """(problems, sampler, reward model) as these fields name them; sets torch's CPU threads."""
-        from prmkit.gym.task import make_split
+        from prmkit.gym.task import check_prompts, make_split
         from prmkit.policy.sample import make_sampler
         from prmkit.schema import read_problems
 
@@ -71,6 +71,7 @@ class SearchSources:
 
             torch.set_num_threads(self.threads)
         problems = read_problems(self.problems) if self.problems else make_split(self.split, self.num_problems)
+        check_prompts(problems, self.problems or None)
         sampler = make_sampler(self.model, self.sampler, self.base_url, self.sep, self.batch_size, device=self.device,
                                dtype=self.dtype, trust_remote_code=self.trust_remote_code,
                                kv_cache=self.policy_kv_cache)

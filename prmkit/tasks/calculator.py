@@ -17,7 +17,11 @@ expression `safe_eval` refuses, or a value that is not a number) makes its step 
 another annotation in the step already fails.
 
 `safe_eval` never calls eval/exec: it parses with `ast` and walks only number literals, + - * / **,
-unary signs and parentheses.
+unary signs and parentheses. It is bounded by construction: every literal, annotated or written
+number and every intermediate value must fit in `MAX_BITS` bits (numerator and denominator, about
+3,010 digits; sizes are checked before anything is computed: digits plus exponent for a literal,
+bits times exponent for a power), and a walk past `MAX_SECONDS` stops. A step beyond a bound is
+unchecked (`ok=None`), never a crash or a hang.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -37,6 +42,10 @@ from prmkit.steps import split_steps
 MAX_EXPR_CHARS = 500
 MAX_EXPONENT = 100  # |exponent| allowed in `**`
 MAX_POWER_BITS = 10_000  # bound on the size of a power's result
+MAX_BITS = 10_000  # bound on the numerator and denominator of every value (~3,010 digits)
+MAX_DIGITS = 3_011  # bound on a decimal number's digits plus its exponent, checked before it is read
+# (3,011 = the digits of a MAX_BITS-bit integer, so every value within the bounds can be written)
+MAX_SECONDS = 1.0  # wall-clock bound on one expression's walk
 
 ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
 # a number as written in prose: sign, `$`, thousands commas, decimals
@@ -67,15 +76,37 @@ def _normalize(expr: str) -> str:
     return _LEADING_ZEROS_RE.sub("", s)
 
 
+def _bounded(value: Fraction) -> Fraction:
+    """`value`, or ValueError when its numerator or denominator is over `MAX_BITS` bits."""
+    if max(value.numerator.bit_length(), value.denominator.bit_length()) > MAX_BITS:
+        raise ValueError(f"a value is over {MAX_BITS} bits (about {MAX_BITS * 3 // 10} digits)")
+    return value
+
+
+def _decimal(text: str) -> Fraction:
+    """The exact value of a decimal numeral (`1.5`, `2e3`), refusing before it is expanded one whose
+    digits plus exponent exceed `MAX_DIGITS` (`1e99999999` would be a 100-million-digit integer)."""
+    try:
+        d = Decimal(text)
+    except ArithmeticError as e:  # decimal.InvalidOperation
+        raise ValueError(f"not a number: {text!r:.40}") from e
+    if not d.is_finite():
+        raise ValueError(f"not a finite number: {text!r:.40}")
+    sign, digits, exponent = d.as_tuple()
+    if len(digits) + abs(int(exponent)) > MAX_DIGITS:
+        raise ValueError(f"number {text!r:.40} has over {MAX_DIGITS} digits")
+    return _bounded(Fraction(d))
+
+
 def _literal(node: ast.Constant, source: str) -> Fraction:
     """A number literal's exact value, read from its source text (0.1 is 1/10, not a binary float)."""
     value = node.value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"unsupported literal {value!r}")
     if isinstance(value, int):
-        return Fraction(value)
+        return _bounded(Fraction(value))
     text = ast.get_source_segment(source, node) or repr(value)
-    return Fraction(Decimal(text.replace("_", "")))
+    return _decimal(text.replace("_", ""))
 
 
 def _power(base: Fraction, exponent: Fraction) -> Fraction:
@@ -92,21 +123,25 @@ def _power(base: Fraction, exponent: Fraction) -> Fraction:
     return base ** e
 
 
-def _walk(node: ast.AST, source: str) -> Fraction:
+def _walk(node: ast.AST, source: str, deadline: float) -> Fraction:
+    """Exact value of a whitelisted node; every result is bounded (operands within `MAX_BITS`
+    make + - * / results at most about twice that, so checking after each is cheap)."""
+    if time.monotonic() > deadline:
+        raise ValueError(f"expression took over {MAX_SECONDS} s")
     if isinstance(node, ast.Expression):
-        return _walk(node.body, source)
+        return _walk(node.body, source, deadline)
     if isinstance(node, ast.Constant):
         return _literal(node, source)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_walk(node.operand, source))
+        return _UNARY[type(node.op)](_walk(node.operand, source, deadline))
     if isinstance(node, ast.BinOp):
-        left, right = _walk(node.left, source), _walk(node.right, source)
+        left, right = _walk(node.left, source, deadline), _walk(node.right, source, deadline)
         if isinstance(node.op, ast.Pow):
-            return _power(left, right)
+            return _bounded(_power(left, right))
         if type(node.op) in _BINOPS:
             if isinstance(node.op, ast.Div) and right == 0:
                 raise ValueError("division by zero")
-            return _BINOPS[type(node.op)](left, right)
+            return _bounded(_BINOPS[type(node.op)](left, right))
         raise ValueError(f"operator {type(node.op).__name__} is not allowed")
     raise ValueError(f"{type(node).__name__} is not allowed in an arithmetic expression")
 
@@ -116,8 +151,9 @@ def safe_eval(expr: str) -> Fraction:
 
     Allowed: decimal numbers (thousands commas and `$` are dropped), `50%` (= 0.5), + - * / and
     ** with an integer exponent of at most `MAX_EXPONENT`, unary signs and parentheses. Anything
-    else (names, calls, attributes, subscripts, comparisons, huge powers, division by zero) raises
-    ValueError. Input is parsed with `ast` and only whitelisted nodes are evaluated.
+    else (names, calls, attributes, subscripts, comparisons, huge powers, division by zero, a value
+    over `MAX_BITS` bits, a walk over `MAX_SECONDS`) raises ValueError. Input is parsed with `ast`
+    and only whitelisted nodes are evaluated.
     """
     if not isinstance(expr, str):
         raise ValueError(f"expected a string expression, got {type(expr).__name__}")
@@ -131,7 +167,7 @@ def safe_eval(expr: str) -> Fraction:
     except (SyntaxError, RecursionError, MemoryError) as e:
         raise ValueError(f"not an arithmetic expression: {expr!r:.80}") from e
     try:
-        return _walk(tree, source)
+        return _walk(tree, source, time.monotonic() + MAX_SECONDS)
     except RecursionError as e:
         raise ValueError("expression nested too deeply") from e
 
@@ -178,10 +214,12 @@ def _parse_number(text: str) -> Fraction:
     try:
         if "/" in cleaned:  # a plain fraction a/b, as in `<<3/4=3/4>>3/4`
             num, den = cleaned.split("/")
-            return Fraction(Decimal(num)) / Fraction(Decimal(den))
-        return Fraction(Decimal(cleaned))
-    except Exception as e:  # decimal.InvalidOperation, ZeroDivisionError, unpacking errors
-        raise ValueError(f"not a number: {text!r}") from e
+            return _bounded(_decimal(num) / _decimal(den))
+        return _decimal(cleaned)
+    except ValueError:
+        raise
+    except Exception as e:  # ZeroDivisionError, unpacking errors
+        raise ValueError(f"not a number: {text!r:.40}") from e
 
 
 def matches(value: Fraction, stated: str) -> bool:
@@ -226,8 +264,11 @@ def check_annotation(inner: str, after: str = "") -> AnnotationCheck:
         return AnnotationCheck(expr, annotated, value, written, False,
                                f"{expr} = {_show(value)}, not {annotated}")
     if written is not None:
-        written_ok = (matches(annotated_value, written) or matches(_parse_number(written), annotated)
-                      or (percent and matches(annotated_value * 100, written)))
+        try:
+            written_ok = (matches(annotated_value, written) or matches(_parse_number(written), annotated)
+                          or (percent and matches(annotated_value * 100, written)))
+        except ValueError as e:  # a written number beyond the bounds
+            return AnnotationCheck(expr, annotated, value, written, None, f"cannot read the written value: {e}")
         if not written_ok:
             return AnnotationCheck(expr, annotated, value, written, False,
                                    f"annotated {annotated} but wrote {written}")

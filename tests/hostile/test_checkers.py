@@ -1,0 +1,191 @@
+"""Hostile step text: every checker answers "unknown" (or, for the exact gym checker, "wrong") within
+2 s — never a crash, a hang or Python's int-digit limit — and invalid gym prompts are refused at the
+boundary with an error naming the problem. Expected values come from plain Python arithmetic
+(`int`, `Fraction`) or the brute-force gym reference, never from the checker under test."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+
+from prmkit.errors import InputError
+from prmkit.gym.task import MAX_DIGITS, check_prompts, first_error, parse_prompt, step_is_correct
+from prmkit.label.equations import check_equation_text
+from prmkit.label.verify import label_verify
+from prmkit.rewards.base import GymCheckerRM
+from prmkit.schema import Problem, Trace
+from prmkit.tasks import calculator
+from prmkit.tasks.calculator import check_step, safe_eval
+from tests.unit.test_gym import brute_force_first_error
+
+HOSTILE_ANNOTATIONS = [
+    "<<1e99999999=1>>",  # a 100-million-digit integer if expanded (was: label --method verify busy > 90 s)
+    "<<1e999999=1>>",  # past Python's 4,300-digit str limit (was: the run died printing it)
+    "<<1e-99999999=1>>",
+    "<<1=1e999999>>",  # the annotated value
+    "<<2=2>>2." + "0" * 5000,  # the written value
+    "<<(9**100)**100=1>>",
+    "<<" + "*".join(["9**100"] * 40) + "=1>>",  # 12,680 bits, reached through products
+    "<<1/3=0." + "3" * 5000 + ">>",
+]
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+@pytest.mark.parametrize("step", HOSTILE_ANNOTATIONS)
+def test_calculator_hostile_annotation_is_unknown_within_2s(step):
+    check, elapsed = _timed(check_step, step)
+    assert check.ok is None and check.covered, check.reason
+    assert elapsed < 2.0
+    assert label_verify([Trace("p", "Q", [step])], checker="calculator")[0].labels.values == [None]
+
+
+def test_calculator_bounds_are_exact_at_the_edge():
+    """Values up to MAX_BITS bits are still checked exactly (reference: Python ints); one bit more,
+    or one digit more in a literal, is unknown."""
+    assert calculator.MAX_BITS == 10_000 and calculator.MAX_DIGITS == len(str(2 ** 10_000 - 1))
+    top = "(2**100)**99*2**99"  # 2**9999: 10,000 bits
+    assert safe_eval(top) == 2 ** 9999
+    assert check_step(f"<<{top}-1={2 ** 9999 - 1}>>").ok is True
+    assert check_step(f"<<{top}-1={2 ** 9999}>>").ok is False
+    with pytest.raises(ValueError, match="bits"):
+        safe_eval(top + "*2")  # 10,001 bits: refused by the product's bound
+    assert check_step(f"<<{top}*2=1>>").ok is None
+    assert safe_eval("1e3010") == 10 ** 3010
+    with pytest.raises(ValueError, match="digits"):
+        safe_eval("1e3011")
+
+
+def test_calculator_wall_clock_bound(monkeypatch):
+    monkeypatch.setattr(calculator, "MAX_SECONDS", -1.0)  # any walk is already late
+    assert check_step("<<2+3=5>>").ok is None
+
+
+# ---------------------------------------------------------------------------------------------
+# sympy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sympy_imported():
+    check_equation_text("1 + 1 = 2")  # import sympy (about a second) outside the timed calls
+
+
+@pytest.mark.parametrize("step", [
+    "((9**999)**999)**999 = 1",  # was: hangs (the power bound was checked per operation only)
+    "9**(9**9) = 1",
+    "(x+1)**1000 = 1",
+    "(x+y+z)**60 = 1",
+    "1e99999999 = 1",
+    "x/0 = 1",
+    "0**(-1) = 1",
+    "(x^(1/2)+y^(1/3)+z^(1/5))^20 = x",  # within the size bounds but slow to simplify: the deadline stops it
+])
+def test_sympy_hostile_step_is_unknown_within_2s(step):
+    verdict, elapsed = _timed(check_equation_text, step)
+    assert verdict is None
+    assert elapsed < 2.0
+
+
+def test_sympy_deadline_works_in_a_worker_thread():
+    """A server scores in worker threads: the deadline (a per-thread profile hook) must work there too,
+    and leave the thread's own profiler as it was."""
+    got = {}
+
+    def work():
+        before = sys.getprofile()
+        got["verdict"], got["elapsed"] = _timed(check_equation_text, "(x^(1/2)+y^(1/3)+z^(1/5))^20 = x")
+        got["restored"] = sys.getprofile() is before
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(10)
+    assert got == {"verdict": None, "elapsed": got["elapsed"], "restored": True} and got["elapsed"] < 2.0
+
+
+def test_sympy_big_but_bounded_numbers_stay_exact():
+    n = 3 ** 400  # reference: Python ints (191 digits: a side is at most 200 characters)
+    assert check_equation_text(f"3**400 = {n}") is True
+    assert check_equation_text(f"3**400 = {n + 1}") is False
+
+
+@pytest.mark.parametrize("a,b,c,v", [(2, 3, 12, 18), (2, 3, 12, 17), (3, 4, 9, 12), (5, 2, 10, 4), (5, 2, 10, 5)])
+def test_sympy_reads_an_equation_solved_in_the_step(a, b, c, v):
+    """`a/b * x = c, so x = v` holds iff a/b * v == c (reference: Fraction); the chained form
+    `x = c * b/a = v` is also checked link by link."""
+    want = Fraction(a, b) * v == c
+    assert check_equation_text(f"{a}/{b} * x = {c}, so x = {v}") is want
+    assert check_equation_text(f"{a}/{b} * x = {c} => x = {v}") is want
+    chain_ok = Fraction(c) * Fraction(b, a) == v
+    assert check_equation_text(f"{a}/{b} * x = {c}, so x = {c} * {b}/{a} = {v}") is (chain_ok and want)
+
+
+def test_sympy_chains_and_definitions_by_hand():
+    assert check_equation_text("x = 12 * 3/2 = 18") is True  # the definition's chain is checked
+    assert check_equation_text("x = 12 * 3/2 = 17") is False
+    assert check_equation_text("Let x = 3. Then 2x + 1 = 7") is True
+    assert check_equation_text("Let x = 3. Then 2x + 1 = 8") is False
+    assert check_equation_text("x = 3 and x = 4, so x + 1 = 4") is False  # two values: x is a variable again
+    assert check_equation_text("y = 2x + 1") is None  # a symbolic definition: nothing to check
+
+
+# ---------------------------------------------------------------------------------------------
+# gym
+
+
+def test_gym_step_of_5000_digits_is_wrong_within_2s():
+    """The gym checker is exact: a step number longer than any true value cannot be right (the
+    brute-force reference agrees) and is read without int()'s 4,300-digit limit."""
+    chain = parse_prompt("Q:7,+3,*2\n")
+    huge = "9" * 5000
+    for k, step in [(0, f"{huge}+3=10"), (1, f"10*2={huge}"), (2, f"A:{huge}")]:
+        ok, elapsed = _timed(step_is_correct, step, k, chain)
+        assert ok is False and elapsed < 2.0
+    steps = ["7+3=10", f"10*2={huge}", "A:20"]
+    assert first_error(steps, chain) == brute_force_first_error("Q:7,+3,*2\n", steps) == 1
+    assert GymCheckerRM().score(["Q:7,+3,*2\n"], [steps]) == [[1.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("prompt,why", [
+    ("Q:6,/0,+3\n", "divides by zero"),  # was: TypeError in apply_op, killing label and search
+    ("Q:7,/2\n", "does not divide 7 exactly"),
+    ("Q:" + "9" * (MAX_DIGITS + 1) + ",+1\n", "digits"),
+    ("Q:9" + ",*" + "9" * 400 + ",*" + "9" * 400 + ",*" + "9" * 400 + "\n", "digits"),
+])
+def test_invalid_gym_prompt_is_refused(prompt, why):
+    with pytest.raises(InputError, match=why):
+        parse_prompt(prompt)
+    with pytest.raises(InputError, match=why):
+        GymCheckerRM().score([prompt], [["6/0=0"]])
+    with pytest.raises(InputError, match=f"problem 'bad'.*{why}"):
+        check_prompts([Problem("ok", "Q:7,+3\n", "10"), Problem("bad", prompt, "0")], "problems.jsonl")
+    check_prompts([Problem("bad", prompt, "0", task="math")])  # not a gym problem: not the gym's to judge
+
+
+def test_label_run_on_hostile_steps_and_prompts(tmp_path):
+    """`prmkit label --method verify` (its run function, as the CLI calls it): hostile calculator
+    steps come out unknown and the run finishes; a gym problem that divides by zero is refused
+    before anything is written, naming the problem."""
+    from prmkit.label.run import LabelConfig, run
+    from prmkit.schema import read_traces, write_records
+
+    write_records(tmp_path / "t.jsonl", [Trace("g", "Q", ["<<1e99999999=1>>", "<<1e999999=1>>", "<<2+3=5>>"])])
+    (_, elapsed) = _timed(run, LabelConfig(method="verify", checker="calculator", traces=str(tmp_path / "t.jsonl"),
+                                           out=str(tmp_path / "run")))
+    assert read_traces(tmp_path / "run" / "labels.jsonl")[0].labels.values == [None, None, 1.0]
+    assert elapsed < 10.0
+
+    write_records(tmp_path / "p.jsonl", [Problem("z", "Q:6,/0,+3\n", "9")])
+    write_records(tmp_path / "g.jsonl", [Trace("z", "Q:6,/0,+3\n", ["6/0=0", "0+3=3", "A:3"])])
+    with pytest.raises(InputError, match="problem 'z'.*divides by zero") as e:
+        run(LabelConfig(method="verify", traces=str(tmp_path / "g.jsonl"), problems=str(tmp_path / "p.jsonl"),
+                        out=str(tmp_path / "bad")))
+    assert "p.jsonl" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "bad").exists()
