@@ -230,6 +230,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def finite_or_null(obj: Any) -> Any:
+    """`obj` with every non-finite float (NaN, +-inf) replaced by None, recursively through dicts,
+    lists and tuples, so it serialises as strict JSON (`json.dumps(..., allow_nan=False)`)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
+def dumps_strict_json(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON text (no bare NaN/Infinity: non-finite numbers become null), newline-terminated."""
+    return json.dumps(finite_or_null(obj), indent=indent, allow_nan=False) + "\n"
+
+
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 

@@ -16,7 +16,7 @@ def demo_stage(out_dir: Path, seed: int) -> dict:
     from prmkit.evaluate.report import build_sections
     from prmkit.rewards import default_gym_prm, load_reward_model
     from prmkit.rewards.base import score_traces
-    from prmkit.schema import atomic_write_text, write_records
+    from prmkit.schema import atomic_write_text, dumps_strict_json, write_records
     from prmkit.train.data import gym_traces
     from prmkit.train.implicit import TrainImplicitConfig
     from prmkit.train.implicit import run as train_implicit
@@ -28,7 +28,7 @@ def demo_stage(out_dir: Path, seed: int) -> dict:
     scores = score_traces(rm, test)
     pb = evaluate_scores(scores, [t.first_error for t in test], rm.threshold, [t.outcome for t in test])
     (ev / "test_prm").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(ev / "test_prm" / "processbench.json", json.dumps(pb, indent=2) + "\n")
+    atomic_write_text(ev / "test_prm" / "processbench.json", dumps_strict_json(pb))
     write_scored(ev / "test_prm" / "scored.jsonl", test, scores, rm)
 
     train = gym_traces("train", 40, 4, seed + 12, desc="sample train")

@@ -152,7 +152,7 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
     from prmkit.config import save_config
     from prmkit.rewards import default_gym_prm, load_options, load_reward_model
     from prmkit.rewards.base import score_traces
-    from prmkit.schema import atomic_write_text
+    from prmkit.schema import atomic_write_text, dumps_strict_json
 
     out = Path(cfg.out)
     kw = {"batch_size": cfg.batch_size, "device": cfg.device}
@@ -174,7 +174,7 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
                 ("--fit-data" if fit else "stored with the model"), "threshold_fit": fit or rm.meta.get("threshold_fit")})
     save_config(out, cfg)
     write_scored(out / "scored.jsonl", traces, scores, rm)
-    atomic_write_text(out / "processbench.json", json.dumps(res, indent=2) + "\n")
+    atomic_write_text(out / "processbench.json", dumps_strict_json(res))  # NaN (e.g. no AUROC) -> null
     print(f"ProcessBench F1 {res['f1']:.3f} (acc_error {res['acc_error']:.3f}, acc_correct {res['acc_correct']:.3f}; "
           f"τ={tau:.4f}, {res['traces']} traces); step AUROC {res['step_auroc']:.3f}, ECE {res['step_ece']:.3f}")
     return res

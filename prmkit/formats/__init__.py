@@ -6,7 +6,10 @@
 Every converter module (`trl`, `prm800k`, `math_shepherd`, `processbench`, `gsm8k`) exposes
 `record_to_trace`, `trace_to_record` and the list-level `records_to_traces` / `traces_to_records`.
 Whatever a format holds that the Trace schema has no field for is kept under `trace.meta[<format>]`,
-so record -> Trace -> record is the identity. `prmkit` names the schema's own Trace JSONL.
+so record -> Trace -> record is the identity. `prmkit` (alias `internal`) names the schema's own
+Trace JSONL. Two conversions are not 1 record : 1 trace: `convert_problems` (datasets -> Problem
+records, `formats/problems.py`) and `convert_prm800k_trl_rows` (TRL's own PRM800K mapping, one row
+per alternative completion). No conversion writes over its input.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 from prmkit.errors import InputError
@@ -64,9 +68,18 @@ FORMATS: dict[str, Format] = {
 }
 
 
+ALIASES = {"internal": "prmkit"}  # `prmkit convert`'s documented name for the schema's own JSONL
+
+
 def get_format(name: str) -> Format:
+    name = ALIASES.get(name, name)
     if name not in FORMATS:
-        raise InputError(f"unknown format {name!r}; expected one of {sorted(FORMATS)}", field="format")
+        hint = ""
+        from prmkit.formats.problems import SOURCES
+
+        if name in SOURCES:
+            hint = f" ({name!r} is a problem source: convert it with target 'problems')"
+        raise InputError(f"unknown format {name!r}; expected one of {sorted(FORMATS)}{hint}", field="format")
     return FORMATS[name]
 
 
@@ -78,6 +91,10 @@ def read_json_records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]
     """(position, object) pairs from a JSONL file, or from a JSON array file (as the ProcessBench
     hub files are). Positions are file line numbers for JSONL and 1-based element numbers for an
     array, so errors can name them."""
+    if str(path).endswith(".parquet"):  # e.g. a Hugging Face dataset's parquet shard
+        import pyarrow.parquet as pq
+
+        return list(enumerate(pq.read_table(path).to_pylist(), 1))
     with open(path, encoding="utf-8") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith("["):
@@ -97,6 +114,14 @@ def write_json_records(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) 
         atomic_write_text(path, json.dumps(list(rows), ensure_ascii=False, indent=1) + "\n")
     else:
         atomic_write_text(path, dumps_jsonl(rows))
+
+
+def refuse_same_path(in_path: str | os.PathLike, out_path: str | os.PathLike) -> None:
+    """InputError when the output would overwrite the input (compared after resolving links and `..`)."""
+    src, dst = Path(in_path).resolve(), Path(out_path).resolve()
+    if src == dst or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
+        raise InputError(f"the output is the input file ({src}); write to another path", file=str(out_path),
+                         field="output")
 
 
 def _split_options(options: dict[str, Any], *fns: Callable[..., Any]) -> list[dict[str, Any]]:
@@ -138,6 +163,7 @@ def convert(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathL
     any error no (partial) file is left. Errors name the input file and line. Returns the number of
     records written.
     """
+    refuse_same_path(in_path, out_path)
     source, target = get_format(in_format), get_format(out_format)
     in_opts, out_opts = _split_options(options, source.to_traces, target.from_traces)
     pairs = read_json_records(in_path)
@@ -151,6 +177,40 @@ def convert(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathL
     return len(rows)
 
 
-__all__ = ["FORMATS", "Format", "convert", "get_format", "load_traces", "save_traces", "read_json_records",
+def convert_problems(in_path: str | os.PathLike, source: str, out_path: str | os.PathLike,
+                     **fields: str) -> tuple[int, int]:
+    """Problem records from a dataset file (`formats/problems.py`); returns (written, skipped)."""
+    from prmkit.formats.problems import problems_from_records
+    from prmkit.schema import write_records
+
+    refuse_same_path(in_path, out_path)
+    pairs = read_json_records(in_path)
+    try:
+        problems, skipped = problems_from_records(source, [r for _, r in pairs], [n for n, _ in pairs], **fields)
+    except InputError as e:
+        raise _located(e, file=str(in_path)) from None
+    if not problems:
+        raise InputError("no problems to write (every problem was skipped or the file is empty)",
+                         file=str(in_path))
+    write_records(out_path, problems)
+    return len(problems), skipped
+
+
+def convert_prm800k_trl_rows(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                             neutral: str = "unknown") -> int:
+    """TRL stepwise rows from a PRM800K file by TRL's own mapping (`prm800k.trl_rows`); returns the
+    number of rows written."""
+    refuse_same_path(in_path, out_path)
+    pairs = read_json_records(in_path)
+    try:
+        rows = prm800k.records_to_trl_rows([r for _, r in pairs], lines=[n for n, _ in pairs], neutral=neutral)
+    except InputError as e:
+        raise _located(e, file=str(in_path)) from None
+    write_json_records(out_path, rows)
+    return len(rows)
+
+
+__all__ = ["FORMATS", "Format", "convert", "convert_problems", "convert_prm800k_trl_rows", "get_format",
+           "refuse_same_path", "load_traces", "save_traces", "read_json_records",
            "write_json_records",
            "gsm8k", "math_shepherd", "prm800k", "processbench", "trl"]

@@ -4,11 +4,12 @@
 #   lines are the solution steps, with calculator annotations "<<48/2=24>>" inline, and its last
 #   line is "#### <final answer>".
 
-Steps are the non-blank lines before the "####" line, verbatim (annotations included); the final
-answer is the text after "####", stripped. A reference solution is right (`outcome` 1.0), but which
-step first goes wrong is not a GSM8K notion, so `first_error` stays None. Blank lines, a non-standard
-"####" line, lines after it and extra fields are kept in `meta["gsm8k"]`, so record -> Trace ->
-record is the identity.
+Steps are the non-blank lines up to and including the "####" line, verbatim (annotations
+included): the "#### <answer>" line is the trace's last step, as a sampled trace keeps the line that
+states its answer (the gym's "A:<n>", a GSM8K-style policy's "#### <n>"). The final answer is the
+text after "####", stripped. A reference solution is right (`outcome` 1.0), but which step first
+goes wrong is not a GSM8K notion, so `first_error` stays None. Blank lines, lines after the "####"
+line and extra fields are kept in `meta["gsm8k"]`, so record -> Trace -> record is the identity.
 """
 
 from __future__ import annotations
@@ -36,12 +37,11 @@ def record_to_trace(record: dict[str, Any], *, line: int | None = None, problem_
     if not steps:
         raise InputError(f"expected at least one solution line before '{FINAL}'", line=line, field="answer")
     final = final_line[len(FINAL):].strip()
+    steps.append(final_line)
     meta: dict[str, Any] = {}
     blank = [[i, text] for i, text in enumerate(body) if not text.strip()]
     if blank:
         meta["blank_lines"] = blank
-    if final_line != f"{FINAL} {final}":
-        meta["final_line"] = final_line
     if after:
         meta["after"] = after
     extra = extra_fields(record, ("question", "answer"))
@@ -58,7 +58,8 @@ def record_to_trace(record: dict[str, Any], *, line: int | None = None, problem_
 
 
 def trace_to_record(trace: Trace, *, line: int | None = None) -> dict[str, Any]:
-    """{"question", "answer"}: the steps one per line, then "#### <final_answer>"."""
+    """{"question", "answer"}: the steps one per line, ending in "#### <final_answer>" (the last
+    step when it is that line, else appended)."""
     check_trace(trace, line)
     if trace.final_answer is None:
         raise InputError(f"GSM8K ends the answer with '{FINAL} <final answer>'; this trace has none",
@@ -67,13 +68,16 @@ def trace_to_record(trace: Trace, *, line: int | None = None) -> dict[str, Any]:
         if "\n" in step or not step.strip():
             raise InputError("expected a single non-blank line per GSM8K step", line=line, field=f"steps[{i}]")
     kept = trace.meta.get(NAME, {})
-    body, blank = list(trace.steps), kept.get("blank_lines", [])
+    body = list(trace.steps)
+    final_line = f"{FINAL} {trace.final_answer}"
+    if body[-1].startswith(FINAL):
+        last = body.pop()
+        if last[len(FINAL):].strip() == trace.final_answer:  # else the final step is stale
+            final_line = last
+    blank = kept.get("blank_lines", [])
     if all(i < len(body) + len(blank) for i, _ in blank):  # else the kept layout is stale
         for i, text in blank:
             body.insert(i, text)
-    final_line = kept.get("final_line", f"{FINAL} {trace.final_answer}")
-    if final_line[len(FINAL):].strip() != trace.final_answer:  # the kept line is stale
-        final_line = f"{FINAL} {trace.final_answer}"
     record = {"question": trace.prompt, "answer": "\n".join(body + [final_line] + kept.get("after", []))}
     record.update(kept.get("extra", {}))
     return record

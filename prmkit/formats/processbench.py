@@ -4,7 +4,9 @@
 #   {"id": "gsm8k-0", "generator": "Qwen2-7B-Instruct", "problem": str, "steps": [str, ...],
 #    "final_answer_correct": bool, "label": int}   # label: index of the first wrong step, -1 if none
 
-`label` -> `first_error`, `final_answer_correct` -> `outcome` (1.0 / 0.0), `id` -> `problem_id`;
+`label` -> `first_error`, `final_answer_correct` -> `outcome` (1.0 / 0.0), `id` -> `problem_id`; the
+gold step labels that follow from `label` go to `labels` (`gold_step_values`: steps before it right,
+step `label` wrong, later steps unknown; -1: every step right);
 `id`, `generator` and any other field are kept in `meta["processbench"]`, so record -> Trace -> record
 is the identity.
 """
@@ -15,7 +17,7 @@ from typing import Any, Sequence
 
 from prmkit.errors import InputError
 from prmkit.formats._fields import check_trace, extra_fields, get_field, map_records
-from prmkit.schema import Trace
+from prmkit.schema import StepLabels, Trace
 
 NAME = "processbench"
 FIELDS = ("id", "generator", "problem", "steps", "final_answer_correct", "label")
@@ -41,7 +43,16 @@ def record_to_trace(record: dict[str, Any], *, line: int | None = None) -> Trace
     if extra:
         meta["extra"] = extra
     return Trace(problem_id=sample_id, prompt=problem, steps=list(steps), outcome=1.0 if correct else 0.0,
-                 first_error=label, meta={NAME: meta})
+                 first_error=label, labels=StepLabels(gold_step_values(label, len(steps)), method=NAME),
+                 meta={NAME: meta})
+
+
+def gold_step_values(label: int, num_steps: int) -> list[float | None]:
+    """Step labels implied by ProcessBench's `label` (the index of the earliest wrong step, -1 if
+    none): 1.0 before it, 0.0 at it, None (unknown) after it."""
+    if label == -1:
+        return [1.0] * num_steps
+    return [1.0] * label + [0.0] + [None] * (num_steps - label - 1)
 
 
 def trace_to_record(trace: Trace, *, line: int | None = None, generator: str | None = None) -> dict[str, Any]:

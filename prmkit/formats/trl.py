@@ -10,6 +10,7 @@ record -> Trace -> record is the identity. Columns other than the three above go
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 from prmkit.errors import InputError
@@ -58,19 +59,36 @@ def _parse_labels(labels: list[Any], line: int | None) -> tuple[list[float], str
     return values, "int" if all(isinstance(v, int) for v in labels) else "float"
 
 
-def trace_to_record(trace: Trace, *, line: int | None = None, label_type: str = "auto") -> dict[str, Any]:
+TRAILING_UNKNOWN = ("refuse", "drop")
+
+
+def trace_to_record(trace: Trace, *, line: int | None = None, label_type: str = "auto",
+                    trailing_unknown: str = "refuse") -> dict[str, Any]:
     """A TRL row; every step needs a known label.
 
     `label_type`: "bool" or "float" force the type; "auto" writes the type the labels came with
     from TRL, else bools when every label is exactly 0 or 1 (TRL's documented type), else floats.
+    `trailing_unknown="drop"` ends the row at its last known label when every later label is
+    unknown (ProcessBench labels nothing after the first error); an unknown label before a known
+    one is refused either way.
     """
     check_trace(trace, line)
     if trace.labels is None:
         raise InputError("TRL needs one label per step; this trace has no labels", line=line, field="labels")
+    if trailing_unknown not in TRAILING_UNKNOWN:
+        raise InputError(f"expected one of {TRAILING_UNKNOWN}, got {trailing_unknown!r}", field="trailing_unknown")
     values = trace.labels.values
-    for i, v in enumerate(values):
+    keep = len(values)
+    if trailing_unknown == "drop":
+        while keep > 1 and values[keep - 1] is None:
+            keep -= 1
+    for i, v in enumerate(values[:keep]):
         if v is None:
-            raise InputError("TRL labels cannot be unknown (null)", line=line, field=f"labels.values[{i}]")
+            hint = "" if trailing_unknown == "drop" else " (trailing_unknown='drop' ends the row before them)"
+            raise InputError(f"TRL labels cannot be unknown (null){hint}", line=line, field=f"labels.values[{i}]")
+    if keep < len(values):
+        trace = replace(trace, steps=trace.steps[:keep], labels=replace(trace.labels, values=values[:keep]))
+        values = values[:keep]
     kind = resolve_label_type(trace, label_type, line)
     if kind == "bool":
         labels: list[Any] = [v == 1.0 for v in values]
@@ -105,8 +123,8 @@ def records_to_traces(records: Sequence[dict[str, Any]], *, lines: Sequence[int]
 
 
 def traces_to_records(traces: Sequence[Trace], *, lines: Sequence[int] | None = None,
-                      label_type: str = "auto") -> list[dict[str, Any]]:
-    return map_records(trace_to_record, traces, lines, label_type=label_type)
+                      label_type: str = "auto", trailing_unknown: str = "refuse") -> list[dict[str, Any]]:
+    return map_records(trace_to_record, traces, lines, label_type=label_type, trailing_unknown=trailing_unknown)
 
 
 def to_trl_dataset(traces: Sequence[Trace], *, label_type: str = "auto"):

@@ -82,7 +82,8 @@ def test_convert_gsm8k_to_trl_like(tmp_path):
     invoke("convert", "--input", str(src), "--source", "gsm8k", "--output", str(tmp_path / "t.jsonl"),
            "--target", "prmkit")
     rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and rows[0]["final_answer"] == "18" and len(rows[0]["steps"]) == 2
+    assert len(rows) == 3 and rows[0]["final_answer"] == "18" and len(rows[0]["steps"]) == 3
+    assert rows[0]["steps"][-1] == "#### 18"  # the answer line stays the last step, as in sampled traces
 
 
 def test_bad_input_exits_2_with_location(tmp_path):

@@ -302,21 +302,23 @@ def test_gsm8k_every_test_line():
     traces = gsm8k.records_to_traces(copy.deepcopy(records))
     for i, (record, trace) in enumerate(zip(records, traces)):
         head, _, final = record["answer"].partition("\n####")  # counted independently of the converter
-        expected_steps = sum(1 for line in head.split("\n") if line.strip())
+        expected_steps = sum(1 for line in head.split("\n") if line.strip()) + 1  # + the "#### N" line
         assert trace.num_steps == expected_steps, i
         assert trace.final_answer == final.strip(), i
+        assert trace.steps[-1] == "####" + final, i  # the answer line is the last step, as sampled traces keep it
         assert trace.problem_id == f"gsm8k-{i}"
         assert gsm8k.trace_to_record(trace) == record, i
         assert grader.is_correct(trace.final_answer, trace.final_answer), i
     assert traces[0].steps == ["Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.",
-                               "She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer\u2019s market."]
+                               "She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer\u2019s market.",
+                               "#### 18"]
     assert (traces[0].final_answer, traces[0].outcome, traces[0].first_error) == ("18", 1.0, None)
 
 
 def test_gsm8k_blank_lines_and_missing_final():
     record = {"question": "q", "answer": "a = <<1+1=2>>2\n\nb\n#### 2"}
     trace = gsm8k.record_to_trace(record)
-    assert trace.steps == ["a = <<1+1=2>>2", "b"]
+    assert trace.steps == ["a = <<1+1=2>>2", "b", "#### 2"]
     assert gsm8k.trace_to_record(trace) == record
     with pytest.raises(InputError, match="line 9, field 'answer'"):
         gsm8k.record_to_trace({"question": "q", "answer": "a\nb"}, line=9)
