@@ -1,0 +1,79 @@
+"""The one small interface an agent environment implements, and the multi-turn episode record.
+
+An environment is made per episode from a problem (`make_env(problem)`), so rollouts of many
+episodes never share state. The policy writes one action (a line of text); the environment
+answers with an observation, until the action finishes the episode or a turn budget runs out.
+A user's own tool environment (a real search index, an API) implements the same two methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from prmkit.schema import Problem
+
+
+@dataclass
+class Observation:
+    """What the environment answers to one action."""
+
+    text: str
+    """the observation line appended to the context ('' when the episode ended)"""
+    done: bool
+    """True when the action finished the episode"""
+
+
+class Environment(Protocol):
+    """One episode of a tool environment."""
+
+    def reset(self) -> str:
+        """The text the policy sees before its first action (the prompt)."""
+
+    def step(self, action: str) -> Observation:
+        """Apply one action (one line, without its newline) and answer it."""
+
+
+EnvFactory = Callable[[Problem], Environment]
+
+
+@dataclass
+class Turn:
+    """One turn of an episode: the policy's action, the environment's observation, gold where known."""
+
+    action: str
+    observation: str
+    gold: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Episode:
+    """A finished (or budget-cut) multi-turn episode."""
+
+    problem_id: str
+    prompt: str
+    turns: list[Turn]
+    finished: bool
+    answer: str | None = None
+    outcome: float | None = None
+    first_error: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The whole context as the policy saw it: prompt, then each action and observation line."""
+        out = self.prompt
+        for t in self.turns:
+            out += t.action + "\n" + (t.observation + "\n" if t.observation else "")
+        return out
+
+
+def run_episode(env: Environment, actions: list[str], max_turns: int = 0) -> tuple[str, list[Turn], bool]:
+    """Play a fixed list of actions in `env` (oracle or recorded trajectories): (prompt, turns, finished).
+    Actions after the one that finishes the episode are not played."""
+    prompt, turns = env.reset(), []
+    for action in actions[: max_turns or None]:
+        obs = env.step(action)
+        turns.append(Turn(action=action, observation=obs.text))
+        if obs.done:
+            return prompt, turns, True
+    return prompt, turns, False
