@@ -1,0 +1,176 @@
+"""`prmkit agent train-policy`: a tiny char-level agent policy for hopgym, trained from scratch.
+
+It imitates oracle trajectories into which wrong, redundant and hallucinated calls were injected
+(`noisy_actions`), so the trained policy makes errors of every kind at every turn position. The
+loss is on action tokens only: the prompt and every observation are masked. Batch `s` is drawn
+from its own seed `(seed, s)`, so a resumed run sees the same data as an uninterrupted one; the
+checkpoint holds tensors and plain numbers only (loaded with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prmkit.agents.env import run_episode
+from prmkit.agents.hopgym.task import make_env, make_problem, noisy_actions, world_of
+
+AGENT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz" + "ACKOPQS" + "()+-*/:= \n"
+
+
+@dataclass
+class AgentPolicyConfig:
+    """Train hopgym's tiny agent policy (a Llama-style char LM) on noisy oracle trajectories."""
+
+    out: str = "runs/agent-policy"
+    """output directory (model, tokenizer, train_log.jsonl); rerunning with the same --out resumes"""
+    seed: int = 0
+    """seed of the weights and of every batch"""
+    steps: int = 800
+    """optimizer steps"""
+    batch_size: int = 48
+    """episodes per step"""
+    lr: float = 3e-3
+    """peak learning rate (AdamW, linear warmup, cosine decay)"""
+    warmup: int = 80
+    """warmup steps"""
+    hidden_size: int = 96
+    """model width"""
+    num_layers: int = 3
+    """transformer layers"""
+    num_heads: int = 4
+    """attention heads"""
+    p_error: float = 0.25
+    """per-hop probability of an injected wrong, redundant or hallucinated call in the training trajectories"""
+    save_every: int = 200
+    """steps between resumable checkpoints"""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default)"""
+
+
+def episode_text(problem, actions: list[str]) -> tuple[str, list[tuple[str, bool]]]:
+    """(prompt, [(piece, is_action)]) of an episode played in its environment: each action with its
+    newline is an action piece, each observation with its newline is not."""
+    prompt, turns, _ = run_episode(make_env(problem), actions)
+    pieces = []
+    for t in turns:
+        pieces.append((t.action + "\n", True))
+        if t.observation:
+            pieces.append((t.observation + "\n", False))
+    return prompt, pieces
+
+
+def _example(tokenizer, rng: random.Random, p_error: float) -> tuple[list[int], list[int]]:
+    problem = make_problem("train", rng.randrange(10 ** 7))
+    world, question = world_of(problem)
+    prompt, pieces = episode_text(problem, noisy_actions(world, question, rng, p_error))
+    ids = list(tokenizer(prompt)["input_ids"])
+    mask = [0] * len(ids)
+    for text, is_action in pieces:
+        piece = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids += piece
+        mask += [int(is_action)] * len(piece)
+    return ids, mask
+
+
+def batch(tokenizer, seed: int, step: int, size: int, p_error: float):
+    """Batch `step`: (ids, attention, loss mask), each (B, T), right-padded; a pure function of its arguments."""
+    import torch
+
+    rng = random.Random(seed * 1_000_003 + step)
+    rows = [_example(tokenizer, rng, p_error) for _ in range(size)]
+    T = max(len(ids) for ids, _ in rows)
+    ids = torch.full((size, T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
+    attn = torch.zeros((size, T), dtype=torch.long)  # (B, T)
+    loss_mask = torch.zeros((size, T), dtype=torch.bool)  # (B, T)
+    for i, (s, m) in enumerate(rows):
+        ids[i, : len(s)] = torch.tensor(s)
+        attn[i, : len(s)] = 1
+        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
+    return ids, attn, loss_mask
+
+
+def _lr_at(cfg: AgentPolicyConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _save_state(path: Path, model, opt, step: int) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_state(path: Path, model, opt) -> int:
+    import pickle
+
+    import torch
+
+    from prmkit.errors import InputError
+
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise InputError(f"not a prmkit checkpoint (holds objects other than tensors and numbers): {e}",
+                         file=str(path)) from None
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    return int(state["step"])
+
+
+def run(cfg: AgentPolicyConfig) -> Path:
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    from prmkit.gym.tokenizer import build_char_tokenizer
+    from prmkit.gym.train_policy import model_config
+    from prmkit.progress import progress
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "train_state.pt"
+    tokenizer = build_char_tokenizer(AGENT_CHARS)
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, 1024))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    start = _load_state(ckpt, model, opt) if ckpt.exists() else 0
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    model.train()
+    with open(out / "train_log.jsonl", "a") as log:
+        bar = progress(range(start, cfg.steps), desc="train agent policy", initial=start, total=cfg.steps)
+        for step in bar:
+            ids, attn, loss_mask = batch(tokenizer, cfg.seed, step, cfg.batch_size, cfg.p_error)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(cfg, step)
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
+            targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # (B, T-1)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % 50 == 0 or step == cfg.steps - 1:
+                log.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": _lr_at(cfg, step)}) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+                _save_state(ckpt, model, opt, step + 1)
+    model.eval()
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if ckpt.exists():
+        ckpt.unlink()
+    return out

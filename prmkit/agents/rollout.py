@@ -1,0 +1,154 @@
+"""Multi-turn rollouts: K episodes per problem, in batches, with any sampler and any environment.
+
+Each turn, every unfinished episode's context is sampled once up to the end of its action line
+(stop string `\\n`); the environment answers; the observation is appended; until the action
+finishes the episode or a turn or token budget runs out. Every episode draws from its own seed
+stream `(seed, problem, k, turn)`, so an episode's text does not depend on which others share
+its batch.
+
+With a local sampler that takes token ids (`HFSampler.sample_ids`) the context is kept as token
+ids: the generated action tokens exactly as sampled, then the observation's tokens; with the
+sampler's key/value prefix cache on (`set_kv_cache`), a turn prefills only the new observation
+tokens. With a text sampler (an OpenAI-compatible server) the context is kept as text and the
+tool loop runs here, on the client side. `EpisodeTokens.action_mask` marks the tokens the policy
+generated: observation and prompt tokens get zero weight in every policy loss.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from prmkit.agents.env import EnvFactory, Episode, Turn
+from prmkit.policy.base import SamplingParams
+from prmkit.schema import Problem
+
+
+@dataclass
+class RolloutParams:
+    """How episodes are sampled."""
+
+    k: int = 8
+    """episodes per problem"""
+    max_turns: int = 12
+    """most actions per episode"""
+    max_action_tokens: int = 32
+    """most tokens of one action line"""
+    max_tokens: int = 1024
+    """most tokens of a whole episode (prompt, actions and observations)"""
+    temperature: float = 1.0
+    """sampling temperature (0 = greedy)"""
+    top_p: float = 1.0
+    """nucleus mass"""
+    seed: int = 0
+    """base seed of every episode's stream"""
+
+
+@dataclass
+class EpisodeTokens:
+    """An episode as token ids, with which tokens the policy generated (and their log-probabilities)."""
+
+    ids: list[int] = field(default_factory=list)
+    action_mask: list[int] = field(default_factory=list)  # 1 on generated action tokens
+    logprobs: list[float] = field(default_factory=list)  # the sampler's log-probability of each generated token, else 0
+    turn_ends: list[int] = field(default_factory=list)  # index in `ids` of each action's last token
+    prompt_len: int = 0
+
+    def extend(self, ids: Sequence[int], generated: bool, logprobs: Sequence[float] | None = None) -> None:
+        self.ids += list(ids)
+        self.action_mask += [int(generated)] * len(ids)
+        self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
+
+
+def episode_seed(seed: int, problem_id: str, k: int, turn: int) -> int:
+    """The seed of one turn of one episode: independent of batching and of the problem's position in the list."""
+    key = zlib.crc32(problem_id.encode("utf-8"))
+    return (((seed * 1_000_003 + key) * 1_009 + k) * 101 + turn) % 2**63
+
+
+@dataclass
+class _Live:
+    index: int
+    k: int
+    problem: Problem
+    env: Any
+    text: str
+    tokens: EpisodeTokens
+    turns: list[Turn] = field(default_factory=list)
+    finished: bool = False
+    stopped: bool = False
+
+
+def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: RolloutParams) -> list[_Live]:
+    live = []
+    for i, problem in enumerate(problems):
+        for k in range(params.k):
+            env = make_env(problem)
+            prompt = env.reset()
+            toks = EpisodeTokens()
+            if hasattr(sampler, "sample_ids"):
+                toks.extend(sampler.encode_prompt(prompt), generated=False)
+            toks.prompt_len = len(toks.ids)
+            live.append(_Live(i, k, problem, env, prompt, toks))
+    return live
+
+
+def _sample_turn(sampler, rows: list[_Live], params: RolloutParams, turn: int):
+    sp = SamplingParams(n=1, max_new_tokens=params.max_action_tokens, temperature=params.temperature,
+                        top_p=params.top_p, stop=["\n"])
+    seeds = [episode_seed(params.seed, r.problem.id, r.k, turn) for r in rows]
+    if not hasattr(sampler, "sample_ids"):
+        return [c[0] for c in sampler.sample([r.text for r in rows], sp, seeds=seeds)]
+    out, size = [], max(1, getattr(sampler, "batch_size", 64))
+    for c in range(0, len(rows), size):
+        chunk = rows[c:c + size]
+        out += [g[0] for g in sampler.sample_ids([r.tokens.ids for r in chunk], sp, seeds[c:c + size])]
+    return out
+
+
+def _apply(sampler, row: _Live, completion, params: RolloutParams) -> None:
+    """Record one sampled action and the environment's answer in `row`."""
+    action = completion.text
+    ended_by_eos = completion.finish_reason == "stop" and completion.stop is None
+    row.tokens.extend(completion.token_ids, generated=True, logprobs=completion.logprobs)
+    row.tokens.turn_ends.append(len(row.tokens.ids) - 1)
+    newline_missing = completion.stop != "\n"
+    if ended_by_eos:  # the policy ended the episode without a finish action
+        row.turns.append(Turn(action=action, observation=""))
+        row.stopped = True
+        return
+    obs = row.env.step(action)
+    row.turns.append(Turn(action=action, observation=obs.text))
+    observed = obs.text + "\n" if obs.text else ""
+    row.text += action + "\n" + observed
+    tail = ("\n" if newline_missing else "") + observed  # what the context gets beyond the generated tokens
+    if hasattr(sampler, "sample_ids") and tail:
+        row.tokens.extend(sampler.tokenizer(tail, add_special_tokens=False)["input_ids"], generated=False)
+    row.finished = obs.done
+    if len(row.tokens.ids) >= params.max_tokens:
+        row.stopped = True
+
+
+def rollout(sampler, problems: Sequence[Problem], make_env: EnvFactory,
+            params: RolloutParams) -> list[tuple[Episode, EpisodeTokens]]:
+    """`params.k` episodes for each problem, in problem-major order (problem 0's k episodes first)."""
+    from prmkit.progress import progress
+
+    live = _start(sampler, problems, make_env, params)
+    bar = progress(total=params.max_turns, desc="episodes: turns", leave=False)
+    for turn in range(params.max_turns):
+        rows = [r for r in live if not r.finished and not r.stopped]
+        if not rows:
+            break
+        for row, completion in zip(rows, _sample_turn(sampler, rows, params, turn)):
+            _apply(sampler, row, completion, params)
+        bar.update(1)
+    bar.close()
+    out = []
+    for r in live:
+        last = r.turns[-1].action if r.finished and r.turns else None
+        answer = last[2:] if last and last.startswith("A:") else None
+        out.append((Episode(problem_id=r.problem.id, prompt=r.problem.prompt, turns=r.turns, finished=r.finished,
+                            answer=answer, meta={"k": r.k}), r.tokens))
+    return out
