@@ -53,6 +53,7 @@ class EpisodeTokens:
     action_mask: list[int] = field(default_factory=list)  # 1 on generated action tokens
     logprobs: list[float] = field(default_factory=list)  # the sampler's log-probability of each generated token, else 0
     turn_ends: list[int] = field(default_factory=list)  # index in `ids` of each action's last token
+    context_ends: list[int] = field(default_factory=list)  # len(ids) once each turn's observation is appended
     prompt_len: int = 0
 
     def extend(self, ids: Sequence[int], generated: bool, logprobs: Sequence[float] | None = None) -> None:
@@ -116,6 +117,7 @@ def _apply(sampler, row: _Live, completion, params: RolloutParams) -> None:
     newline_missing = completion.stop != "\n"
     if ended_by_eos:  # the policy ended the episode without a finish action
         row.turns.append(Turn(action=action, observation=""))
+        row.tokens.context_ends.append(len(row.tokens.ids))
         row.stopped = True
         return
     obs = row.env.step(action)
@@ -125,6 +127,7 @@ def _apply(sampler, row: _Live, completion, params: RolloutParams) -> None:
     tail = ("\n" if newline_missing else "") + observed  # what the context gets beyond the generated tokens
     if hasattr(sampler, "sample_ids") and tail:
         row.tokens.extend(sampler.tokenizer(tail, add_special_tokens=False)["input_ids"], generated=False)
+    row.tokens.context_ends.append(len(row.tokens.ids))
     row.finished = obs.done
     if len(row.tokens.ids) >= params.max_tokens:
         row.stopped = True
