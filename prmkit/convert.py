@@ -11,7 +11,7 @@ TRAILING_UNKNOWN = ("auto", "refuse", "drop")
 
 @dataclass
 class ConvertConfig:
-    """Convert between step-level formats (prmkit, trl, prm800k, math_shepherd, processbench, gsm8k), or a dataset into problems."""
+    """Convert step-level formats (prmkit, trl, prm800k, math_shepherd, processbench, gsm8k); datasets to problems."""
 
     input: str = ""
     """input file (JSONL, a JSON array as ProcessBench ships, or a .parquet dataset shard)"""

@@ -116,6 +116,15 @@ def write_json_records(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) 
         atomic_write_text(path, dumps_jsonl(rows))
 
 
+def _records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """`read_json_records`, refusing an input with no records (an empty conversion is never the intent)."""
+    pairs = read_json_records(path)
+    if not pairs:
+        raise InputError("the input holds no records (expected JSONL lines or a non-empty JSON array)",
+                         file=str(path))
+    return pairs
+
+
 def refuse_same_path(in_path: str | os.PathLike, out_path: str | os.PathLike) -> None:
     """InputError when the output would overwrite the input (compared after resolving links and `..`)."""
     src, dst = Path(in_path).resolve(), Path(out_path).resolve()
@@ -166,7 +175,7 @@ def convert(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathL
     refuse_same_path(in_path, out_path)
     source, target = get_format(in_format), get_format(out_format)
     in_opts, out_opts = _split_options(options, source.to_traces, target.from_traces)
-    pairs = read_json_records(in_path)
+    pairs = _records(in_path)
     lines = [line for line, _ in pairs]
     try:
         traces = source.to_traces([r for _, r in pairs], lines=lines, **in_opts)
@@ -184,7 +193,7 @@ def convert_problems(in_path: str | os.PathLike, source: str, out_path: str | os
     from prmkit.schema import write_records
 
     refuse_same_path(in_path, out_path)
-    pairs = read_json_records(in_path)
+    pairs = _records(in_path)
     try:
         problems, skipped = problems_from_records(source, [r for _, r in pairs], [n for n, _ in pairs], **fields)
     except InputError as e:
@@ -201,7 +210,7 @@ def convert_prm800k_trl_rows(in_path: str | os.PathLike, out_path: str | os.Path
     """TRL stepwise rows from a PRM800K file by TRL's own mapping (`prm800k.trl_rows`); returns the
     number of rows written."""
     refuse_same_path(in_path, out_path)
-    pairs = read_json_records(in_path)
+    pairs = _records(in_path)
     try:
         rows = prm800k.records_to_trl_rows([r for _, r in pairs], lines=[n for n, _ in pairs], neutral=neutral)
     except InputError as e:

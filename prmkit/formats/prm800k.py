@@ -102,12 +102,15 @@ def _human_step(human: str | dict[str, Any], where: str, line: int | None) -> tu
 
 
 def _stop_step(completions: list[dict[str, Any]], pre_generated: Any) -> int | None:
-    """Index of the completion kept at the step that ends the path: the pre-generated step when one
-    of the completions is it (phase 2), else the only completion; None keeps nothing."""
+    """Index of the completion kept at the step that ends the path: in phase 2 (a pre-generated
+    step exists) the completion equal to it, else `completions[0]` when rated -1 (README: the
+    pre-generated step comes first); otherwise the only completion; None keeps nothing."""
     if isinstance(pre_generated, str):
         for k, c in enumerate(completions):
             if c["text"] == pre_generated:
                 return k
+        if completions and completions[0]["rating"] == -1:
+            return 0
     return 0 if len(completions) == 1 else None
 
 

@@ -99,6 +99,24 @@ def test_phase2_lines_by_hand():
                                                                              "give_up")
 
 
+def test_phase2_error_step_whose_text_differs_from_the_pre_generated_one():
+    record = lines_of(PHASE2)[4]
+    record["question"]["pre_generated_steps"][3] += " "  # e.g. whitespace lost on one side
+    t = prm800k.record_to_trace(record)
+    assert t.first_error == 3 and t.steps[3] == record["label"]["steps"][3]["completions"][0]["text"]
+
+
+def test_prm800k_problems(tmp_path):
+    records = lines_of(PHASE2)
+    src = tmp_path / "p2.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records + records[:1]))  # one problem twice
+    problems = read_problems(cli(tmp_path, input=str(src), source="prm800k", target="problems"))
+    assert [(p.prompt, p.answer, p.task) for p in problems] == [
+        (r["question"]["problem"], r["question"]["ground_truth_answer"], "math") for r in records]
+    traces = prm800k.records_to_traces(records)
+    assert [p.id for p in problems] == [t.problem_id for t in traces]  # problems and traces share ids
+
+
 def test_phase1_lines_by_hand():
     records = lines_of(PHASE1)
     t = prm800k.record_to_trace(records[0])  # a human step where both completions were rated -1
@@ -226,7 +244,7 @@ def test_processbench_to_trl_uses_the_gold_labels(tmp_path):
         k = record["label"]
         n = len(record["steps"]) if k == -1 else k + 1  # rows end at the first wrong step
         assert row["completions"] == record["steps"][:n]
-        assert row["labels"] == [True] * n if k == -1 else row["labels"] == [True] * k + [False]
+        assert row["labels"] == ([True] * n if k == -1 else [True] * k + [False])
     trace = processbench.record_to_trace(records[5])  # label 1 of 3 steps: the last one is unknown
     assert trace.labels.values == [1.0, 0.0, None]
     with pytest.raises(InputError, match="unknown"):
@@ -283,11 +301,22 @@ def test_output_equal_to_input_is_refused(tmp_path):
     assert src.read_bytes() == before
 
 
+def test_empty_input_is_an_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for target in ("trl", "problems"):
+        with pytest.raises(InputError, match=r"empty.jsonl.*no records"):
+            convert_cli(ConvertConfig(input=str(empty), source="gsm8k", output=str(tmp_path / "o.jsonl"),
+                                      target=target))
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_options_the_conversion_would_not_use_are_errors(tmp_path):
     src = tmp_path / "traces.jsonl"
     write_records(src, gym_traces())
     out = str(tmp_path / "o.jsonl")
-    bad = [dict(source="prmkit", target="trl", rows="alternatives"), dict(source="prmkit", target="trl", neutral="positive"),
+    bad = [dict(source="prmkit", target="trl", rows="alternatives"),
+           dict(source="prmkit", target="trl", neutral="positive"),
            dict(source="gsm8k", target="problems", task="gsm8k"), dict(source="math", target="prmkit"),
            dict(source="prmkit", target="prm800k", trailing_unknown="drop")]
     for kw in bad:
@@ -354,6 +383,15 @@ def test_columns_problems(tmp_path):
                                  answer_field="gold", id_field="uid", task="gsm8k"))
     assert [(p.id, p.prompt, p.answer, p.task, p.meta) for p in problems] == [
         ("a1", "What is 2+2?", "4", "gsm8k", {"src": "x"}), ("a2", "What is 3*3?", "9", "gsm8k", {})]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shard = tmp_path / "train-00000-of-00001.parquet"  # how a Hugging Face dataset ships its rows
+    pq.write_table(pa.Table.from_pylist([{"uid": "a1", "q": "What is 2+2?", "gold": "4"}]), shard)
+    from_parquet = read_problems(cli(tmp_path, input=str(shard), source="columns", target="problems",
+                                     problem_field="q", answer_field="gold", task="gsm8k", out_name="pq.jsonl"))
+    assert [(p.id, p.prompt, p.answer, p.meta) for p in from_parquet] == [
+        ("gsm8k-0", "What is 2+2?", "4", {"uid": "a1"})]
     with pytest.raises(InputError, match="--task"):
         cli(tmp_path, input=str(src), source="columns", target="problems", problem_field="q", answer_field="gold",
             out_name="x.jsonl")
