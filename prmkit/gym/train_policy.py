@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -98,12 +97,13 @@ def run(cfg: TrainPolicyConfig) -> Path:
 
     from prmkit.gym.tokenizer import build_char_tokenizer
     from prmkit.progress import progress
+    from prmkit.rundir import check_resume, load_checkpoint, record_config, rng_state, save_checkpoint, set_rng_state
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "train_state.pt"
+    check_resume(out, cfg, has_work=ckpt.exists(), ignore=("out", "save_every"), name="train_config.json")
     tokenizer = build_char_tokenizer()
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads))
@@ -112,14 +112,14 @@ def run(cfg: TrainPolicyConfig) -> Path:
     gym = split_config("train", min_ops=cfg.min_ops, max_ops=cfg.max_ops, operand_max=cfg.operand_max,
                        max_value=cfg.max_value, ops=cfg.ops)
     start = 0
-    if ckpt.exists():  # resume: model, optimizer, data stream and step counter
-        state = torch.load(ckpt, weights_only=False)
+    if ckpt.exists():  # resume: model, optimizer, data stream, global RNGs and step counter
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+        rng.setstate((state["data_rng"]["version"], tuple(state["data_rng"]["state"]), state["data_rng"]["gauss"]))
+        set_rng_state(state["rng"])
         start = state["step"]
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    record_config(out, cfg, name="train_config.json")
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -150,10 +150,10 @@ def run(cfg: TrainPolicyConfig) -> Path:
             log.flush()
             bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{rate:.0f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(),
-                        "torch_rng": torch.get_rng_state(), "step": step + 1}, tmp)
-            os.replace(tmp, ckpt)
+            version, internal, gauss = rng.getstate()
+            save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state(),
+                             "data_rng": {"version": version, "state": list(internal), "gauss": gauss},
+                             "step": step + 1}, ckpt)
     log.close()
     model.eval()
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,

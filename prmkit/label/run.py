@@ -146,6 +146,17 @@ class Worker:
                 raise InputError(f"unknown judge {c.judge!r}; expected rule or lm", field="judge")
         return self._judge
 
+    def load(self) -> "Worker":
+        """Load the models this method uses now (so that a missing model fails before anything is written)."""
+        m = self.cfg.method
+        if m in ("mc", "omega", "scan", "consensus"):
+            _ = self.sampler
+        if m == "progress":
+            _ = self.prover
+        if m in ("judge", "consensus"):
+            _ = self.judge
+        return self
+
     def rc(self):
         from prmkit.label.rollouts import RolloutConfig
 
@@ -268,16 +279,12 @@ def resume_point(path: Path, traces: Sequence[Trace]) -> int:
     return n
 
 
-def _check_config(out: Path, cfg: LabelConfig) -> None:
-    path = out / "config.json"
+def _has_records(path: Path) -> bool:
+    """Whether `path` holds at least one finished record (read only: a torn line is cut by `resume_point`)."""
     if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = dataclasses.asdict(cfg)
-    diff = [k for k in new if k not in _RUNTIME_FIELDS and k in old and old[k] != new[k]]
-    if diff:
-        raise InputError(f"{out} holds a run made with different options ({', '.join(diff)}); rerun with the "
-                         "same options to resume, or use a new --out", file=str(path), field=diff[0])
+        return False
+    with open(path, "rb") as fh:
+        return b"\n" in fh.read(1 << 20) or b"\n" in fh.read()
 
 
 def _chunks(start: int, traces: Sequence[Trace], size: int) -> list[list[tuple[int, Trace]]]:
@@ -347,13 +354,15 @@ def dropped_line(dropped: dict[str, int], cfg: LabelConfig) -> str:
 
 
 def run(cfg: LabelConfig) -> Path:
-    from prmkit.config import save_config
     from prmkit.progress import progress
+    from prmkit.rundir import check_resume, record_config
     from prmkit.schema import read_problems, read_traces
 
     _validate(cfg)
     t0 = time.perf_counter()
     out = Path(cfg.out)
+    path = out / "labels.jsonl"
+    check_resume(out, cfg, has_work=_has_records(path), ignore=_RUNTIME_FIELDS)
     traces = read_traces(cfg.traces)
     problems = {p.id: p for p in read_problems(cfg.problems)} if cfg.problems else None
     if problems:
@@ -365,11 +374,12 @@ def run(cfg: LabelConfig) -> Path:
         from prmkit.label.scan import self_confidence_by_problem
 
         sc_map = self_confidence_by_problem(traces, problems)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, cfg)
-    save_config(out, cfg)
-    path = out / "labels.jsonl"
-    done = resume_point(path, traces)
+    done = resume_point(path, traces)  # (cuts a torn last line of earlier work; writes nothing else)
+    worker = Worker(cfg, problems, sc_map) if cfg.backend == "local" else None
+    if worker is not None and done < len(traces):
+        worker.load()
+    # inputs and models have loaded: from here on the run directory is written
+    record_config(out, cfg)
     chunks = _chunks(done, traces, cfg.chunk)
     bar = progress(total=len(traces), desc=f"label {cfg.method}", initial=done)
     with open(path, "ab") as fh:
@@ -379,8 +389,7 @@ def run(cfg: LabelConfig) -> Path:
             os.fsync(fh.fileno())
             bar.update(len(lines))
 
-        if cfg.backend == "local" or not chunks:
-            worker = Worker(cfg, problems, sc_map)
+        if worker is not None or not chunks:
             for ch in chunks:
                 write(worker.label(ch))
         else:

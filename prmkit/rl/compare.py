@@ -192,6 +192,7 @@ def finished_records(rc: RLConfig) -> list[dict] | None:
     """The metrics of a run that already reached its last step with these settings (read from its
     files, no models loaded; e.g. runs made on another machine without their checkpoints), else None."""
     from prmkit.rl.loop import RLRun
+    from prmkit.rundir import config_differences
 
     out = Path(rc.out)
     metrics, saved = out / "metrics.jsonl", out / "config.json"
@@ -200,10 +201,8 @@ def finished_records(rc: RLConfig) -> list[dict] | None:
     records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
     if not records or records[-1].get("step") != rc.steps:
         return None
-    old = json.loads(saved.read_text())
-    now = {"config": type(rc).__name__, **dataclasses.asdict(rc)}
     ignore = RLRun.RESUMABLE_CHANGES | ({"prm"} if not METHODS[rc.reward][1] else set())
-    if any(old.get(k) != now.get(k) for k in set(old) | set(now) if k not in ignore):
+    if config_differences(json.loads(saved.read_text()), rc, ignore):
         return None
     return records
 

@@ -22,7 +22,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -491,28 +491,27 @@ class RLRun:
     # -------------------------------------------------------------------- checkpoints
 
     def save_checkpoint(self) -> None:
+        """Policy, optimizer, scheduler, implicit PRM, monitor, counters and every RNG (tensors and plain data)."""
+        from prmkit.rundir import rng_state, save_checkpoint
+
         state = {"step": self.step, "sampled_tokens": self.sampled_tokens,
                  "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "monitor": self.monitor.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "python_rng": random.getstate(),
+                 "scheduler": self.scheduler.state_dict(), "monitor": self.monitor.state_dict(), "rng": rng_state(),
                  "implicit": self.implicit.state_dict() if self.implicit else None}
-        path = self.out / "checkpoint" / "state.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(state, self.out / "checkpoint" / "state.pt")
 
     def load_checkpoint(self) -> bool:
+        from prmkit.rundir import load_checkpoint, set_rng_state
+
         path = self.out / "checkpoint" / "state.pt"
         if not path.exists():
             return False
-        state = torch.load(path, weights_only=False, map_location=self.device)
+        state = load_checkpoint(path, map_location=self.device)
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.monitor.load_state_dict(state["monitor"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        set_rng_state(state["rng"])
         if self.implicit and state["implicit"]:
             self.implicit.load_state_dict(state["implicit"])
         self.step, self.sampled_tokens = state["step"], state["sampled_tokens"]
@@ -524,19 +523,9 @@ class RLRun:
     # options that may change between a run and its resumption
     RESUMABLE_CHANGES = frozenset({"config", "out", "stop_after", "threads", "tensorboard", "save_policy", "device"})
 
-    def _check_resume_config(self) -> None:
-        """A resumed run must use the settings of the run it continues (InputError naming the fields)."""
-        saved_path = self.out / "config.json"
-        if not (self.out / "checkpoint" / "state.pt").exists() or not saved_path.exists():
-            return
-        saved = json.loads(saved_path.read_text())
-        now = {"config": type(self.cfg).__name__, **asdict(self.cfg)}
-        ignore = self.RESUMABLE_CHANGES | ({"prm"} if not METHODS[self.cfg.reward][1] else set())
-        diff = sorted(k for k in set(saved) | set(now) if k not in ignore and saved.get(k) != now.get(k))
-        if diff:
-            raise InputError(f"resuming with different settings: {', '.join(diff)} (saved run: "
-                             f"{[saved.get(k) for k in diff]}, now: {[now.get(k) for k in diff]}); "
-                             "use another --out or the saved settings", file=str(saved_path), field=diff[0])
+    def resume_ignores(self) -> frozenset:
+        """Fields a resumed run may change (the reward model too when the method uses none)."""
+        return self.RESUMABLE_CHANGES | ({"prm"} if not METHODS[self.cfg.reward][1] else set())
 
     def _log(self, record: dict) -> None:
         from prmkit.schema import atomic_write_text
@@ -683,13 +672,14 @@ class RLRun:
         return rec
 
     def train(self) -> list[dict]:
-        from prmkit.config import save_config
         from prmkit.progress import progress
+        from prmkit.rundir import check_resume, record_config
 
         cfg = self.cfg
+        check_resume(self.out, cfg, has_work=(self.out / "checkpoint" / "state.pt").exists(),
+                     ignore=self.resume_ignores())
         self.out.mkdir(parents=True, exist_ok=True)
-        self._check_resume_config()
-        save_config(self.out, cfg)
+        record_config(self.out, cfg)
         resumed = self.load_checkpoint()
         self.tb = None
         if cfg.tensorboard:

@@ -93,7 +93,9 @@ def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> 
     if rm.ref_model is None:
         return [torch.zeros(len(k) - 1) for k in keys]
     if cache.exists():
-        saved = torch.load(cache, weights_only=False)
+        from prmkit.rundir import load_checkpoint
+
+        saved = load_checkpoint(cache)
         if saved.get("keys") == keys:
             return saved["logprobs"]
     res: list = [None] * len(encs)
@@ -106,9 +108,9 @@ def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> 
                 res[i] = lp[row, : len(keys[i]) - 1].clone()
             bar.update(len(batch))
     bar.close()
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"keys": keys, "logprobs": res}, tmp)
-    tmp.replace(cache)
+    from prmkit.rundir import save_checkpoint
+
+    save_checkpoint({"keys": keys, "logprobs": res}, cache)
     return res
 
 
@@ -204,18 +206,22 @@ def run(cfg: TrainImplicitConfig) -> Path:
     from prmkit.errors import InputError
     from prmkit.train.data import outcome_target
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import apply_lora, fit_and_save, fit_traces_for, loop_settings, set_threads
+    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, loop_settings,
+                                  record_train_config, set_threads)
 
     if cfg.loss not in LOSSES:
         raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
     started = time.perf_counter()
     set_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_train_resume(cfg, out)
+    if not cfg.data:
+        record_train_config(cfg, out)  # the gym recipe's sampled traces are cached in out/
     traces = _traces(cfg, out)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
+    record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written
     refs = cached_ref_logprobs(rm, encs, out)
     if cfg.loss == "ce":
         examples = [(e, r, y) for e, r, y in zip(encs, refs, labels)]
@@ -230,7 +236,7 @@ def run(cfg: TrainImplicitConfig) -> Path:
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
     last = train_loop(rm.model, examples, loss_fn, loop_settings(cfg, f"train implicit ({cfg.loss})"),
-                      lengths=lengths)
+                      lengths=lengths, keep_state=True)
     info = {"train_traces": len(traces), "train_examples": len(examples), "loss": cfg.loss,
             "labels": "outcome only", "final_train": last}
     path = fit_and_save(rm, cfg, info, out, fit_traces_for(cfg), started)

@@ -5,16 +5,19 @@ An optimizer step takes `batch_size * grad_accum` examples in `grad_accum` micro
 divided by the item count of the whole optimizer batch, so the accumulated gradient equals the
 gradient of the full-batch mean: 4 micro-batches of 2 give the same update as 1 of 8.
 
-Every `save_every` steps the model, optimizer and step counter go to `train_state.pt` (temp file +
-rename); rerunning with the same `out` resumes there. Metrics go to `train_log.jsonl` and
-TensorBoard (`tb/`), and a progress bar shows loss and examples/s.
+Every `save_every` steps the model, optimizer, step counter and every RNG (dropout's included) go to
+`train_state.pt` (tensors and plain data only, temp file + rename); rerunning with the same `out`
+resumes there and ends bit-identical to an uninterrupted run. With `keep_state`, the finished
+weights are written there too (step = total) and the file stays until the caller has saved its
+model, so a kill after training (e.g. during a threshold fit) never loses the training: the rerun
+runs no step. Metrics go to `train_log.jsonl` and TensorBoard (`tb/`), and a progress bar shows
+loss and examples/s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -91,14 +94,47 @@ def _keep_log_before(path: Path, start: int) -> None:
     atomic_write_text(path, "".join(x + "\n" for x in kept))
 
 
+STATE_FILE = "train_state.pt"
+
+
+def _resume(state_file: Path, model, opt, total: int, n_examples: int) -> tuple[int, dict]:
+    """Load a checkpoint into model and optimizer, restore the RNGs; returns the step to start at and
+    the last logged metrics."""
+    from prmkit.errors import InputError
+    from prmkit.rundir import load_checkpoint, set_rng_state
+
+    state = load_checkpoint(state_file)
+    if (state.get("total"), state.get("n_examples")) != (total, n_examples):
+        raise InputError(f"this checkpoint is of a run with {state.get('n_examples')} examples and "
+                         f"{state.get('total')} steps, not {n_examples} and {total}; use a new --out",
+                         file=str(state_file))
+    model.load_state_dict(state["model"])
+    if "opt" in state:
+        opt.load_state_dict(state["opt"])
+    set_rng_state(state["rng"])
+    return int(state["step"]), dict(state.get("last", {}))
+
+
+def _checkpoint(state_file: Path, model, opt, step: int, total: int, n_examples: int, last: dict) -> None:
+    from prmkit.rundir import rng_state, save_checkpoint
+
+    state = {"model": model.state_dict(), "step": step, "total": total, "n_examples": n_examples,
+             "rng": rng_state(), "last": last}
+    if opt is not None:
+        state["opt"] = opt.state_dict()
+    save_checkpoint(state, state_file)
+
+
 def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSettings,
-               items: Callable[[Any], int] = lambda ex: 1, lengths: Sequence[int] | None = None) -> dict:
+               items: Callable[[Any], int] = lambda ex: 1, lengths: Sequence[int] | None = None,
+               keep_state: bool = False) -> dict:
     """Train `model` on `examples`; returns the last logged metrics.
 
     loss_fn(micro_examples) -> (loss_sum: scalar tensor, metrics: dict of floats) where loss_sum is
     summed over the micro-batch's items; items(example) counts an example's items (e.g. labelled
     steps), used to turn sums into the optimizer batch's mean; `lengths` (tokens per example)
-    turns on length-grouped batches.
+    turns on length-grouped batches. With `keep_state`, the finished weights stay in
+    `out/train_state.pt` (the caller removes it once its model is saved); else the file is removed.
     """
     import torch
 
@@ -110,18 +146,13 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     total, per_epoch = num_steps(len(examples), s), steps_per_epoch(len(examples), s)
     cached: dict[int, list[list[int]]] = {}
-    state_file = out / "train_state.pt"
-    start = 0
-    if state_file.exists():
-        state = torch.load(state_file, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
+    state_file = out / STATE_FILE
+    start, last = _resume(state_file, model, opt, total, len(examples)) if state_file.exists() else (0, {})
     writer = _tensorboard(out)
     _keep_log_before(out / "train_log.jsonl", start)          # a resumed run logs its steps again from `start`
     log = open(out / "train_log.jsonl", "a")
     bar = progress(range(start, total), desc=s.desc, initial=start, total=total)
-    t0, seen, last = time.perf_counter(), 0, {}
+    t0, seen = time.perf_counter(), 0
     model.train()
     for step in bar:
         epoch = step // per_epoch
@@ -157,15 +188,16 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
                         writer.add_scalar(f"train/{k}", v, step)
             bar.set_postfix(loss=f"{last['loss']:.4f}")
         if s.save_every and (step + 1) % s.save_every == 0 and step + 1 < total:
-            tmp = state_file.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}, tmp)
-            os.replace(tmp, state_file)
+            _checkpoint(state_file, model, opt, step + 1, total, len(examples), last)
     bar.close()
     log.close()
     if writer is not None:
         writer.close()
     model.eval()
-    if state_file.exists():
+    if keep_state:
+        if start < total:                                     # the trained weights, before anything else can fail
+            _checkpoint(state_file, model, None, total, total, len(examples), last)
+    elif state_file.exists():
         state_file.unlink()
     return last
 

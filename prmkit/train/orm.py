@@ -70,13 +70,16 @@ def run(cfg: TrainORMConfig) -> Path:
     from prmkit.train.data import outcome_target
     from prmkit.train.implicit import _traces
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import (apply_lora, fit_and_save, fit_traces_for, load_backbone, loop_settings, n_known,
-                                  set_threads, step_examples, step_loss_fn)
+    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, load_backbone,
+                                  loop_settings, n_known, record_train_config, set_threads, step_examples,
+                                  step_loss_fn)
 
     started = time.perf_counter()
     set_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_train_resume(cfg, out)
+    if not cfg.data:
+        record_train_config(cfg, out)  # the gym recipe's sampled traces are cached in out/
     traces = _traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
@@ -86,8 +89,9 @@ def run(cfg: TrainORMConfig) -> Path:
     examples = step_examples(rm, traces, targets)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
+    record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written
     last = train_loop(rm.model, examples, step_loss_fn(rm), loop_settings(cfg, "train orm"), items=n_known,
-                      lengths=[len(e.input_ids) for e, _ in examples])
+                      lengths=[len(e.input_ids) for e, _ in examples], keep_state=True)
     info = {"train_traces": len(traces), "train_examples": len(examples), "labels": "outcome only",
             "final_train": last}
     path = fit_and_save(rm, cfg, info, out, fit_traces_for(cfg), started)

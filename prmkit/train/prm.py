@@ -235,9 +235,32 @@ def apply_lora(rm, r: int, alpha: int):
     return lora_rm(rm, r, alpha)
 
 
+TRAIN_CONFIG = "train_config.json"
+# options a resumed training run may change: where and how fast it runs, and the threshold fit (after training)
+RESUME_MAY_CHANGE = ("out", "device", "threads", "workers", "save_every", "fit_data", "fit_split", "fit_problems")
+WORK = ("train_state.pt", "work", "train_traces.jsonl", "ref_logprobs.pt")  # what a rerun continues from
+
+
+def check_train_resume(cfg, out: Path) -> None:
+    """Refuse to continue the work in `out` (checkpoint, labelled data, caches) with other data or settings."""
+    from prmkit.rundir import check_resume
+
+    check_resume(out, cfg, has_work=any((out / w).exists() for w in WORK), ignore=RESUME_MAY_CHANGE,
+                 name=TRAIN_CONFIG)
+
+
+def record_train_config(cfg, out: Path) -> None:
+    from prmkit.rundir import record_config
+
+    record_config(out, cfg, name=TRAIN_CONFIG)
+
+
 def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Trace] | None, started: float) -> Path:
-    """Merge LoRA, fit the ProcessBench threshold on held-out traces, save model + config + metadata."""
-    from prmkit.config import save_config
+    """Merge LoRA, fit the ProcessBench threshold on held-out traces, save model + config + metadata,
+    then remove the checkpoint: the trained weights stay in `out/train_state.pt` until the model is
+    saved, so a failed or killed fit loses no training (a rerun runs no training step, only the fit)."""
+    from prmkit.errors import InputError
+    from prmkit.train.loop import STATE_FILE
 
     if hasattr(rm.model, "merge_and_unload"):
         rm.model = rm.model.merge_and_unload()
@@ -245,9 +268,18 @@ def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Tra
     if fit_traces:
         from prmkit.evaluate.processbench import fit_model_threshold
 
-        meta["threshold_fit"] = fit_model_threshold(rm, fit_traces, source=cfg.fit_data or f"gym:{cfg.fit_split}")
+        how = (f"the trained weights are kept in {out / STATE_FILE}: rerun the same command to fit the threshold "
+               "and save (training is not repeated; --fit-data/--fit-split may change), or pass --fit-data '' "
+               "--fit-split '' to save without a threshold")
+        try:
+            meta["threshold_fit"] = fit_model_threshold(rm, fit_traces, source=cfg.fit_data or f"gym:{cfg.fit_split}")
+        except InputError as e:
+            raise InputError(f"{e}; {how}") from e
+        except Exception as e:
+            raise RuntimeError(f"fitting the threshold failed ({type(e).__name__}: {e}); {how}") from e
     rm.save_pretrained(out, extra=meta)
-    save_config(out, cfg, name="train_config.json")
+    record_train_config(cfg, out)
+    (out / STATE_FILE).unlink(missing_ok=True)
     return out
 
 
@@ -303,7 +335,9 @@ def run(cfg: TrainPRMConfig) -> Path:
     started = time.perf_counter()
     set_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_train_resume(cfg, out)
+    if not cfg.data:
+        record_train_config(cfg, out)  # the gym recipe's labelled data in out/work/ is part of the run
     traces = read_training_traces(cfg.data) if cfg.data else gym_recipe_traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
@@ -318,8 +352,9 @@ def run(cfg: TrainPRMConfig) -> Path:
     fuse_fit = fit_loglik_fuse(rm, examples) if rm.fuse is not None else None
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
+    record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written
     last = train_loop(rm.trainable(), examples, step_loss_fn(rm), loop_settings(cfg, "train prm"), items=n_known,
-                      lengths=[len(e.input_ids) for e, _ in examples])
+                      lengths=[len(e.input_ids) for e, _ in examples], keep_state=True)
     info = {"train_traces": len(traces), "train_examples": len(examples),
             "train_steps_labelled": sum(n_known(e) for e in examples),
             "labels": _label_method(traces), "final_train": last, "loglik_fuse_init": fuse_fit}
@@ -331,7 +366,8 @@ def run(cfg: TrainPRMConfig) -> Path:
 
 
 def _remove_work(out: Path) -> None:
-    """The labelled data of a finished run is not part of the model dir (rerun to rebuild it)."""
+    """The labelled data of a finished run is not part of the model dir (rerun to rebuild it); removed
+    only after the model and its threshold are saved."""
     import shutil
 
     shutil.rmtree(out / "work", ignore_errors=True)
