@@ -30,7 +30,7 @@ class TrainPRMConfig:
     """Train a discriminative PRM on step labels (hard or soft BCE at each step end)."""
 
     out: str = "runs/prm"
-    """output dir: the model (HF dir + prmkit_rm.json), train_log.jsonl, tb/, config.json"""
+    """output dir: the model (HF dir + prmkit_rm.json), train_log.jsonl, tb/, train_config.json"""
     data: str = ""
     """labelled traces: prmkit JSONL, TRL stepwise JSONL, a datasets dir or hub id (empty: the gym recipe below)"""
     model: str = ""
