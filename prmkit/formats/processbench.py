@@ -55,13 +55,29 @@ def gold_step_values(label: int, num_steps: int) -> list[float | None]:
     return [1.0] * label + [0.0] + [None] * (num_steps - label - 1)
 
 
+def first_error_from_labels(trace: Trace) -> int | None:
+    """The first step labelled exactly 0.0 when every step before it is labelled exactly 1.0; -1 when
+    every step is 1.0; None when a soft or unknown label comes first (nothing is thresholded)."""
+    if trace.labels is None:
+        return None
+    for k, v in enumerate(trace.labels.values):
+        if v == 0.0:
+            return k
+        if v != 1.0:
+            return None
+    return -1
+
+
 def trace_to_record(trace: Trace, *, line: int | None = None, generator: str | None = None) -> dict[str, Any]:
-    """A ProcessBench sample; the trace needs a graded `outcome` and a known `first_error`.
+    """A ProcessBench sample; the trace needs a graded `outcome` and a known first error: its
+    `first_error`, else the one its hard step labels give (`first_error_from_labels`).
     `generator` defaults to the kept one, else "unknown"."""
     check_trace(trace, line)
-    if trace.first_error is None:
-        raise InputError("ProcessBench needs the first wrong step (-1 if none); this trace's is unknown",
-                         line=line, field="first_error")
+    label = trace.first_error if trace.first_error is not None else first_error_from_labels(trace)
+    if label is None:
+        raise InputError("ProcessBench needs the first wrong step (-1 if none); this trace's is unknown "
+                         "(no first_error, and no hard 0/1 step labels that decide it)", line=line,
+                         field="first_error")
     if trace.outcome not in (0.0, 1.0):
         raise InputError(f"ProcessBench needs a graded outcome of 0 or 1, got {trace.outcome!r}", line=line,
                          field="outcome")
@@ -72,7 +88,7 @@ def trace_to_record(trace: Trace, *, line: int | None = None, generator: str | N
         "problem": trace.prompt,
         "steps": list(trace.steps),
         "final_answer_correct": trace.outcome == 1.0,
-        "label": trace.first_error,
+        "label": label,
     }
     record.update(kept.get("extra", {}))
     return record

@@ -254,6 +254,20 @@ def test_processbench_to_trl_uses_the_gold_labels(tmp_path):
     assert json.loads(back.read_text()) == records  # processbench -> prmkit -> processbench is the identity
 
 
+def test_step_labels_to_processbench(tmp_path):
+    """TRL-style hard labels decide ProcessBench's label (first 0 after 1s; all 1s: -1); soft or unknown
+    labels before any 0 do not."""
+    def labelled(values):
+        return Trace("p", "q", [f"s{i}" for i in range(len(values))], outcome=0.0,
+                     labels=StepLabels(values, method="trl"))
+
+    assert [processbench.trace_to_record(labelled(v))["label"] for v in
+            ([1.0, 0.0, None], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0, 1.0])] == [1, -1, 0, 1]
+    for v in ([1.0, 0.5, 0.0], [None, 0.0]):
+        with pytest.raises(InputError, match="first wrong step"):
+            processbench.trace_to_record(labelled(v))
+
+
 def test_strict_json_has_no_bare_nan():
     res = {"f1": float("nan"), "auroc": [0.5, float("inf")], "n": 2, "nested": {"x": float("-inf")}}
     text = dumps_strict_json(res)
