@@ -28,13 +28,17 @@ STRONG_VERIFIER_DIR = Path(__file__).resolve().parents[2] / "bench" / "models" /
 def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw: Any):
     """A reward model from a saved dir or hub id: its kind, readout, aggregation and fitted threshold
     come from `prmkit_rm.json`; without that file, `kind` (default "prm") and e.g. `readout=` say how
-    to read an external PRM. Keyword arguments override the saved settings (e.g. `aggregation=`)."""
+    to read an external PRM (`readout="skywork"`, `"math-shepherd"`, ...; `readout="eurus-prm"` loads
+    EurusPRM as an implicit PRM with the card's reference model and beta, `ref_model=` to point
+    elsewhere). Keyword arguments override the saved settings (e.g. `aggregation=`)."""
     from prmkit.errors import InputError
     from prmkit.rewards.discriminative import _read_rm_config
+    from prmkit.rewards.public_prms import IMPLICIT_PRESETS
 
     path = str(path_or_hub_id)
     saved = _read_rm_config(path) if Path(path).is_dir() else _hub_rm_config(path)
-    kind = kind or saved.get("kind", "prm")
+    # a public implicit PRM named by its readout (e.g. "eurus-prm") is an implicit reward model
+    kind = kind or saved.get("kind") or ("implicit" if kw.get("readout") in IMPLICIT_PRESETS else "prm")
     if kind not in REWARD_MODELS:
         raise InputError(f"unknown reward-model kind {kind!r}; expected one of {sorted(REWARD_MODELS)}",
                          file=str(Path(path) / "prmkit_rm.json"), field="kind")

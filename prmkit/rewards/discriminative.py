@@ -148,6 +148,10 @@ class DiscriminativePRM:
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, output_loading_info=True)
         if r.head == "lm_tokens":
             model, info = AutoModelForCausalLM.from_pretrained(path, **load)
+        elif r.head == "value_head":   # Skywork: stock decoder + the v_head.summary tensors
+            from prmkit.rewards.value_head import load_value_head_model
+
+            model, info = load_value_head_model(path, dtype=load["dtype"])
         else:
             auto_map = getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), "auto_map",
                                None) or {}

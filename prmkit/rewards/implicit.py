@@ -7,7 +7,12 @@ model is trained from outcome labels only (`prmkit train implicit`, CE or DPO lo
 `score` returns sigmoid(q^{t_k}) per step ("q", default: the cumulative value, as ImplicitPRM's
 ProcessBench evaluation reads it, METHODS §1.5.7) or sigmoid of the single step reward ("step").
 Both models see the trace once (one forward pass each); the reference's log-probs are cached by
-token ids (METHODS §1.7: the reference forward doubles the cost), so a rescored trace costs one forward.
+token ids (the reference forward doubles the cost), so a rescored trace costs one forward.
+
+Layouts: "plain" (prompt, then the steps joined by `sep`, as prmkit trains them) or "eurus_chat"
+(EurusPRM's card: the chat template, "\\n\\n" steps, and the tokens its cumulative q sums;
+`rewards.public_prms.encode_eurus_chat`). A public implicit PRM is loaded by its preset name
+(`readout="eurus-prm"`: its reference model, beta 0.001, layout and q, `public_prms.IMPLICIT_PRESETS`).
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from typing import Any, Sequence
 
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
 from prmkit.rewards.discriminative import _read_rm_config, length_sorted_batches, pad_batch, write_rm_config
+from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
 from prmkit.rewards.readout import CachedTokenizer
 from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
 
 STEP_SCORES = ("q", "step")
+LAYOUTS = ("plain", "eurus_chat")
 GYM_POLICY = "gym-policy"   # saved in place of the shipped policy's absolute path
 NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (METHODS §1.5.5): log pi only
 
@@ -31,13 +38,17 @@ class ImplicitPRM:
 
     def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, sep: str = DEFAULT_SEP,
                  aggregation: str = "min", threshold: float | None = None, batch_size: int = 64,
-                 step_score: str = "q", ref_name: str = "", meta: dict | None = None, cache_size: int = 20000):
+                 step_score: str = "q", ref_name: str = "", meta: dict | None = None, cache_size: int = 20000,
+                 layout: str = "plain"):
         from prmkit.rewards.aggregate import AGGREGATIONS
 
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
         if step_score not in STEP_SCORES:
             raise ValueError(f"unknown step_score {step_score!r}; expected one of {STEP_SCORES}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+        self.layout = layout
         self.model, self.tokenizer = model.eval(), tokenizer
         self.ref_model = ref_model.eval() if ref_model is not None else None
         for p in (self.ref_model.parameters() if self.ref_model is not None else []):
@@ -53,23 +64,29 @@ class ImplicitPRM:
         self._cache_size = cache_size
 
     @classmethod
-    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", *,
+    def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", *, readout: str | None = None,
                         trust_remote_code: bool = False, dtype: str = "float32", **kw) -> "ImplicitPRM":
+        """A saved implicit PRM (its prmkit_rm.json), or a public one by preset name (`readout`, e.g.
+        "eurus-prm": the card's reference model, beta, layout and q); explicit keywords win."""
         import torch
 
+        from prmkit.errors import InputError
         from prmkit.lm import resolve_device
 
         device = resolve_device(device)
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        saved = _read_rm_config(path)
+        if readout and readout not in IMPLICIT_PRESETS:
+            raise InputError(f"unknown implicit-PRM readout {readout!r}; expected one of {sorted(IMPLICIT_PRESETS)}",
+                             field="readout")
+        saved = {**(IMPLICIT_PRESETS[readout].options() if readout else {}), **_read_rm_config(path)}
         ref = ref_model or saved.get("ref_model") or path
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, **load).to(device)
         ref_lm = (None if ref == NO_REF else AutoModelForCausalLM.from_pretrained(resolve_ref(ref), **load).to(device))
-        for key in ("beta", "sep", "aggregation", "threshold", "step_score"):
+        for key in ("beta", "sep", "aggregation", "threshold", "step_score", "layout"):
             if key in saved and key not in kw:
                 kw[key] = saved[key]
         kw.setdefault("meta", saved.get("meta", {}))
@@ -82,7 +99,8 @@ class ImplicitPRM:
         self.tokenizer.save_pretrained(out)
         write_rm_config(out, {"kind": self.kind, "ref_model": self.ref_name, "beta": self.beta, "sep": self.sep,
                               "aggregation": self.aggregation, "threshold": self.threshold,
-                              "step_score": self.step_score, "meta": {**self.meta, **(extra or {})}})
+                              "step_score": self.step_score, "layout": self.layout,
+                              "meta": {**self.meta, **(extra or {})}})
         return out
 
     @property
@@ -96,10 +114,13 @@ class ImplicitPRM:
         return next(self.model.parameters()).device
 
     def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        if self.layout == "eurus_chat":
+            return encode_eurus_chat(self.tokenizer, prompt, steps, sep=self.sep)
         return encode_steps(self._pieces, prompt, steps, sep=self.sep)
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
-        self._pieces.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep])
+        if self.layout == "plain":
+            self._pieces.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep])
         return [self.encode(p, s) for p, s in zip(prompts, steps)]
 
     def ref_logprobs(self, encs: Sequence[StepEncoding], ids, attn):

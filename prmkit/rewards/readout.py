@@ -1,4 +1,4 @@
-"""Readouts: where a discriminative reward model reads each step's score, and how (METHODS §0.2, §17.1).
+"""Readouts: where a discriminative reward model reads each step's score, and how.
 
 A `Readout` declares, for one family of PRMs, how a (prompt, steps) pair becomes token ids and
 which positions and outputs give the step scores:
@@ -8,17 +8,23 @@ which positions and outputs give the step scores:
 * `head="lm_tokens"`: the causal-LM head restricted to two tokens; the score is
   softmax(logits[good], logits[bad])[good] at the read position (the logits there predict the
   token that follows, e.g. the `+`/`-` after Math-Shepherd's `ки` tag).
+* `head="value_head"`: a decoder plus a one-logit linear head stored as `v_head.summary.*`
+  (Skywork-o1-Open-PRM, `rewards.value_head`); the score is sigmoid(logit) at the read position.
 
-Layouts (how the text is built; every layout goes through `prmkit.steps.encode_steps`):
+Layouts (how the text is built):
 
-* `segment`: prompt, then each step followed by `step_tag` (if any) and `sep`; the read position is
-  the tag's last token, or the step's last token without a tag; with `read_at_sep` (TRL's
-  PRMTrainer), every step including the last is followed by `sep` and the separator's last token
-  is read.
-* `qwen_chat`: the prompt is rendered by the tokenizer's chat template (system + user, generation
-  prompt), then the steps follow as in `segment`.
-* `chat_turns` (RLHFlow): every step is a user turn answered by the assistant with `good`; the read
-  position is the last token before each assistant answer.
+* `segment`: prompt, then each step followed by `step_tag` (if any) and `sep`, each piece tokenized
+  on its own (`prmkit.steps.encode_steps`); the read position is the tag's last token, or the step's
+  last token without a tag; with `read_at_sep` (TRL's PRMTrainer), every step including the last is
+  followed by `sep` and the separator's last token is read.
+* `tagged_text` (Math-Shepherd's card): `prompt + prompt_sep + sep.join(step + step_tag)` tokenized
+  once, read where the id is the tag's (`rewards.public_prms.encode_tagged_text`).
+* `bos_lines` (Skywork's `prepare_input`): `bos + prompt + sep`, then each step followed by the id
+  of `sep`, read at that id (`encode_bos_lines`).
+* `qwen_chat` (Qwen2.5-Math-PRM's card): system + user + assistant turn of the steps each closed by
+  `step_tag`, rendered by the tokenizer's chat template and tokenized once (`encode_chat_tagged`).
+* `chat_turns` (RLHFlow's card): every step is a user turn answered by the assistant with `good`;
+  the read position is the last token before each assistant answer.
 
 A step score is always P(step is good); `step_logit` is the matching log-odds
 (log p_good - log p_bad), so training uses one BCE-with-logits for every head.
@@ -30,10 +36,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from prmkit.errors import InputError
+from prmkit.rewards.public_prms import encode_bos_lines, encode_chat_tagged, encode_tagged_text
 from prmkit.steps import StepEncoding, encode_steps
 
-HEADS = ("classifier", "lm_tokens")
-LAYOUTS = ("segment", "qwen_chat", "chat_turns")
+HEADS = ("classifier", "lm_tokens", "value_head")
+LAYOUTS = ("segment", "tagged_text", "bos_lines", "qwen_chat", "chat_turns")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Readout:
     bad_token: str | None = None
     system_prompt: str | None = None
     read_at_sep: bool = False
+    prompt_sep: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -59,6 +67,8 @@ class Readout:
             raise InputError(f"expected a layout in {LAYOUTS}, got {self.layout!r}", field="readout.layout")
         if self.head == "lm_tokens" and not (self.good_token and self.bad_token):
             raise InputError("an lm_tokens readout needs good_token and bad_token", field="readout.good_token")
+        if self.layout in ("tagged_text", "qwen_chat") and not (self.step_tag or "").strip():
+            raise InputError(f"a {self.layout} readout needs a step_tag", field="readout.step_tag")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +90,14 @@ class Readout:
             return encode_steps(tokenizer, prompt, steps, sep="", step_tag=self.sep)
         if self.layout == "segment":
             return encode_steps(tokenizer, prompt, steps, sep=self.sep, step_tag=self.step_tag)
+        if self.layout == "tagged_text":
+            return encode_tagged_text(tokenizer, prompt, steps, prompt_sep=self.prompt_sep,
+                                      step_tag=self.step_tag or "", sep=self.sep)
+        if self.layout == "bos_lines":
+            return encode_bos_lines(tokenizer, prompt, steps, sep=self.sep)
         if self.layout == "qwen_chat":
-            messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
-            messages.append({"role": "user", "content": prompt})
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return encode_steps(tokenizer, text, steps, sep=self.sep, step_tag=self.step_tag, add_bos=False)
+            return encode_chat_tagged(tokenizer, prompt, steps, step_tag=self.step_tag or "",
+                                      system_prompt=self.system_prompt)
         return self._encode_chat_turns(tokenizer, prompt, steps)
 
     def encode_many(self, tokenizer: Any, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
@@ -175,7 +188,8 @@ class CachedTokenizer:
         return {"input_ids": self._cache[key]}
 
 
-# name -> readout of a PRM family (METHODS §0.2). External PRMs are entries here, not if-chains.
+# name -> readout of a PRM family. External PRMs are entries here, not if-chains; each public one cites
+# where its card documents the layout (details in `rewards.public_prms`).
 READOUTS: dict[str, Readout] = {r.name: r for r in [
     Readout("trl", head="classifier", sep="\n", read_at_sep=True, positive_class=1,
             description="TRL PRMTrainer layout (<=1.13): each step followed by the separator, label and "
@@ -184,12 +198,21 @@ READOUTS: dict[str, Readout] = {r.name: r for r in [
     Readout("token-classification", head="classifier", sep="\n", step_tag=None, positive_class=1,
             description="2-class token classification read at each step's own last token (separator "
                         "between steps only)"),
-    Readout("math-shepherd", head="lm_tokens", sep="\n", step_tag=" ки", good_token="+", bad_token="-",
-            description="Math-Shepherd: ' ки' after each step; LM logits of '+' vs '-' at the tag"),
+    # huggingface.co/peiyi9979/math-shepherd-mistral-7b-prm, "Usage" (arXiv 2312.08935)
+    Readout("math-shepherd", head="lm_tokens", layout="tagged_text", prompt_sep=" ", sep="\n", step_tag=" ки",
+            good_token="+", bad_token="-",
+            description="Math-Shepherd: question + ' ' + steps each ending ' ки', joined by newlines, tokenized "
+                        "once; LM logits of '+' vs '-' where the id is the tag's"),
+    # github.com/SkyworkAI/skywork-o1-prm-inference, model_utils/io_utils.py and prm_model.py
+    Readout("skywork", head="value_head", layout="bos_lines", sep="\n",
+            description="Skywork-o1-Open-PRM: bos + problem + newline, each step followed by the newline id; "
+                        "sigmoid of the value head (v_head.summary) at each newline"),
+    # huggingface.co/Qwen/Qwen2.5-Math-PRM-7B, "Hugging Face Transformers" (arXiv 2501.07301)
     Readout("qwen2.5-math-prm", head="classifier", layout="qwen_chat", sep="", step_tag="<extra_0>",
             positive_class=1,
             system_prompt="Please reason step by step, and put your final answer within \\boxed{}.",
             description="Qwen2.5-Math-PRM: chat template, <extra_0> after each step, 2-class head, class 1 = good"),
+    # huggingface.co/RLHFlow/Llama3.1-8B-PRM-Deepseek-Data (and -Mistral-Data), "How to use"
     Readout("rlhflow", head="lm_tokens", layout="chat_turns", good_token="+", bad_token="-",
             description="RLHFlow PRMs: each step a user turn, the assistant answers '+'; '+' vs '-' logits "
                         "where the answer is predicted"),
