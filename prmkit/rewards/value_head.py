@@ -29,9 +29,13 @@ class ValueHeadModel(torch.nn.Module):
         self.config = backbone.config
         self.summary = torch.nn.Linear(backbone.config.hidden_size, 1, dtype=torch.float32)
 
-    def forward(self, input_ids=None, attention_mask=None, **kw):
+    def forward(self, input_ids=None, attention_mask=None, cache=None, **kw):
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
+        from prmkit.rewards.kv_prefix import cache_kwarg
+
+        if cache is not None:   # the key/value cache, under the backbone's own argument name
+            kw[cache_kwarg(self.model)] = cache
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kw)
         logits = self.summary(out.last_hidden_state.to(self.summary.weight.dtype))      # (B,T,1)
         return CausalLMOutputWithPast(logits=logits, past_key_values=getattr(out, "past_key_values", None))
