@@ -96,6 +96,7 @@ class DiscriminativePRM:
                 self.fuse.bias.fill_(self.loglik["bias"])
             tag = self.readout.sep if (self.readout.layout == "segment" and self.readout.read_at_sep) else \
                 (self.readout.step_tag or "")
+            tag = tag.strip() if self.readout.layout == "tagged_text" else tag   # in context: the tag's own id
             self._n_tag = len(tokenizer(tag, add_special_tokens=False)["input_ids"]) if tag else 0
 
     def set_kv_cache(self, max_tokens: int) -> None:
