@@ -55,9 +55,10 @@ def run(cfg: ConvertConfig) -> int:
     if cfg.rows == "alternatives":
         from prmkit.formats import convert_prm800k_trl_rows
 
-        n = convert_prm800k_trl_rows(cfg.input, cfg.output, neutral=cfg.neutral)
+        n, empty = convert_prm800k_trl_rows(cfg.input, cfg.output, neutral=cfg.neutral)
+        note = f"; {empty} path rows have no steps (the line's first step ended it), as TRL writes them" * bool(empty)
         print(f"converted {cfg.source} -> {n} TRL rows (TRL's PRM800K mapping: alternatives and the path; "
-              f"0 ratings -> {cfg.neutral}): {cfg.output}")
+              f"0 ratings -> {cfg.neutral}{note}): {cfg.output}")
         return n
     options: dict = {"neutral": cfg.neutral} if cfg.source == "prm800k" else {}
     if cfg.target == "trl":

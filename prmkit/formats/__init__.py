@@ -206,9 +206,10 @@ def convert_problems(in_path: str | os.PathLike, source: str, out_path: str | os
 
 
 def convert_prm800k_trl_rows(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
-                             neutral: str = "unknown") -> int:
-    """TRL stepwise rows from a PRM800K file by TRL's own mapping (`prm800k.trl_rows`); returns the
-    number of rows written."""
+                             neutral: str = "unknown") -> tuple[int, int]:
+    """TRL stepwise rows from a PRM800K file by TRL's own mapping (`prm800k.trl_rows`); returns
+    (rows written, rows with no steps: the path row of a line whose first step ended it, as TRL
+    writes it)."""
     refuse_same_path(in_path, out_path)
     pairs = _records(in_path)
     try:
@@ -216,7 +217,7 @@ def convert_prm800k_trl_rows(in_path: str | os.PathLike, out_path: str | os.Path
     except InputError as e:
         raise _located(e, file=str(in_path)) from None
     write_json_records(out_path, rows)
-    return len(rows)
+    return len(rows), sum(1 for row in rows if not row["completions"])
 
 
 __all__ = ["FORMATS", "Format", "convert", "convert_problems", "convert_prm800k_trl_rows", "get_format",

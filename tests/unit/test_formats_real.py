@@ -186,7 +186,7 @@ def trl_reference(record: dict, zero_is_good: bool = False) -> list[dict]:
 
 
 @pytest.mark.parametrize("neutral", ["negative", "positive"])
-def test_trl_export_equals_trls_mapping_row_for_row(tmp_path, neutral):
+def test_trl_export_equals_trls_mapping_row_for_row(tmp_path, neutral, capsys):
     records = lines_of(PHASE1) + lines_of(PHASE2)
     src = tmp_path / "all.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -197,6 +197,8 @@ def test_trl_export_equals_trls_mapping_row_for_row(tmp_path, neutral):
     # phase 1: (2+2+1)+1, (1+2)+1, 0+1, 1+1; phase 2: 4+1, 3+1 (empty path), 0+1, 1+1 (empty path), 5+1, 0+1
     assert [len(trl_reference(r)) for r in records] == [6, 4, 1, 2, 5, 4, 1, 2, 6, 1]
     assert sum(1 for row in expected if not row["completions"]) == 2  # TRL writes empty path rows too
+    printed = capsys.readouterr().out
+    assert "32 TRL rows" in printed and "2 path rows have no steps" in printed  # said, not silent
 
 
 def test_trl_export_keeps_the_minus_one_step_as_a_terminal_row():
