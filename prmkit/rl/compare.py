@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prmkit.errors import InputError
-from prmkit.rl.loop import METHODS, RLConfig, RLRun
+from prmkit.rl.loop import METHODS, RLConfig, RLRun, resume_ignores
 
 MONITOR_KEYS = ("mon/steps_per_solution", "mon/length", "mon/empty_step_frac", "mon/repeated_step_frac",
                 "process_reward", "mon/divergence")
@@ -191,7 +191,6 @@ def run_config(cfg: RLCompareConfig, method: str, seed: int, run_root: Path | No
 def finished_records(rc: RLConfig) -> list[dict] | None:
     """The metrics of a run that already reached its last step with these settings (read from its
     files, no models loaded; e.g. runs made on another machine without their checkpoints), else None."""
-    from prmkit.rl.loop import RLRun
     from prmkit.rundir import config_differences
 
     out = Path(rc.out)
@@ -201,8 +200,7 @@ def finished_records(rc: RLConfig) -> list[dict] | None:
     records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
     if not records or records[-1].get("step") != rc.steps:
         return None
-    ignore = RLRun.RESUMABLE_CHANGES | ({"prm"} if not METHODS[rc.reward][1] else set())
-    if config_differences(json.loads(saved.read_text()), rc, ignore):
+    if config_differences(json.loads(saved.read_text()), rc, resume_ignores(rc)):
         return None
     return records
 

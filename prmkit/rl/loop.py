@@ -411,6 +411,15 @@ def _seed_for(*parts: int) -> int:
     return h
 
 
+# options that may change between a run and its resumption
+RESUMABLE_CHANGES = frozenset({"config", "out", "stop_after", "threads", "tensorboard", "save_policy", "device"})
+
+
+def resume_ignores(cfg: RLConfig) -> frozenset:
+    """Fields a resumed run may change (the reward model too when the method uses none)."""
+    return RESUMABLE_CHANGES | ({"prm"} if not METHODS[cfg.reward][1] else set())
+
+
 def _problems(path: str, split: str, n: int, max_ops: int = 0):
     from prmkit.gym.task import SPLITS, check_prompts, make_split
     from prmkit.schema import read_problems
@@ -519,13 +528,6 @@ class RLRun:
         if metrics.exists():
             self.records = [r for r in map(json.loads, metrics.read_text().splitlines()) if r["step"] <= self.step]
         return True
-
-    # options that may change between a run and its resumption
-    RESUMABLE_CHANGES = frozenset({"config", "out", "stop_after", "threads", "tensorboard", "save_policy", "device"})
-
-    def resume_ignores(self) -> frozenset:
-        """Fields a resumed run may change (the reward model too when the method uses none)."""
-        return self.RESUMABLE_CHANGES | ({"prm"} if not METHODS[self.cfg.reward][1] else set())
 
     def _log(self, record: dict) -> None:
         from prmkit.schema import atomic_write_text
@@ -677,7 +679,7 @@ class RLRun:
 
         cfg = self.cfg
         check_resume(self.out, cfg, has_work=(self.out / "checkpoint" / "state.pt").exists(),
-                     ignore=self.resume_ignores())
+                     ignore=resume_ignores(cfg))
         self.out.mkdir(parents=True, exist_ok=True)
         record_config(self.out, cfg)
         resumed = self.load_checkpoint()
