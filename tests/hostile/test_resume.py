@@ -271,6 +271,40 @@ def test_train_prm_killed_at_a_checkpoint_resumes_bit_identical(tmp_path, data, 
     assert not (out / "train_state.pt").exists()
 
 
+def test_train_prm_sigkilled_after_a_checkpoint_resumes_bit_identical(tmp_path, data, loss_calls):
+    """A real SIGKILL of `prmkit train prm` once its first checkpoint is on disk, then the same command."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prmkit.rundir import load_checkpoint
+    from prmkit.train.prm import run
+
+    long = dict(epochs=5.0, save_every=2)                 # 20 steps: the kill lands well before the end
+    ref = tmp_path / "ref"
+    run(_prm_cfg(ref, data, **long))
+    loss_calls[0].clear()
+    out = tmp_path / "killed"
+    args = ["train", "prm", "--out", str(out), "--data", str(data), "--fit-data", str(data), "--epochs", "5",
+            "--batch-size", "4", "--lr", "1e-3", "--save-every", "2", "--threads", "1"]
+    env = {**os.environ, "PRMKIT_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from prmkit.cli import main; main()", *args],
+                            cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    state, deadline = out / "train_state.pt", time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not state.exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = load_checkpoint(state)["step"]
+    assert 2 <= done < 20
+    run(_prm_cfg(out, data, **long))
+    assert len(loss_calls[0]) == 20 - done
+    _assert_same_model(ref, out)
+
+
 def test_train_prm_killed_during_the_threshold_fit_loses_no_training(tmp_path, data, loss_calls, reference,
                                                                     monkeypatch):
     import prmkit.evaluate.processbench as pb
