@@ -77,3 +77,38 @@ def run_episode(env: Environment, actions: list[str], max_turns: int = 0) -> tup
         if obs.done:
             return prompt, turns, True
     return prompt, turns, False
+
+
+@dataclass
+class EnvTask:
+    """An environment as prmkit uses it: how to start an episode, how to grade a finished one, and
+    (optionally) exact per-turn gold for a list of actions."""
+
+    name: str
+    make_env: EnvFactory
+    outcome: Callable[[Problem, Episode], float]
+    """the episode's reward (1 right, 0 wrong for a graded task)"""
+    gold: Callable[[Problem, list[str]], list[dict[str, Any]]] | None = None
+    """per-turn gold fields (`valid`, `useful`, `redundant`, `hallucinated`, `wrong`, `info_gain`, ...)"""
+
+
+ENV_TASKS: dict[str, Callable[[], EnvTask]] = {}
+
+
+def register_env(name: str):
+    """Register a factory of an `EnvTask` under `name` (a problem's `task` field names it)."""
+    def wrap(fn):
+        ENV_TASKS[name] = fn
+        return fn
+    return wrap
+
+
+def get_env_task(name: str) -> EnvTask:
+    from prmkit.errors import InputError
+
+    if name not in ENV_TASKS:
+        import prmkit.agents.hopgym  # noqa: F401  (registers the built-in environment)
+    if name not in ENV_TASKS:
+        raise InputError(f"unknown environment {name!r}; expected one of {', '.join(sorted(ENV_TASKS))}",
+                         field="task")
+    return ENV_TASKS[name]()

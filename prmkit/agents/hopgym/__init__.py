@@ -8,3 +8,23 @@ from prmkit.agents.hopgym.world import HopConfig, Question, World, make_question
 __all__ = ["TASK", "HopConfig", "Question", "TurnGold", "World", "consistent_answers", "episode_gold", "grade",
            "label_turns", "make_env", "make_problem", "make_question", "make_split", "make_world",
            "noisy_actions", "oracle_actions", "world_of"]
+
+
+def _hopgym_task():
+    from dataclasses import asdict as _asdict
+
+    from prmkit.agents.env import EnvTask
+
+    def outcome(problem, episode) -> float:
+        return float(episode.finished and episode.answer == problem.answer)
+
+    def gold(problem, actions):
+        world, question = world_of(problem)
+        return [_asdict(g) for g in label_turns(world, question, actions)]
+
+    return EnvTask(name=TASK, make_env=make_env, outcome=outcome, gold=gold)
+
+
+from prmkit.agents.env import register_env as _register_env  # noqa: E402
+
+_register_env(TASK)(_hopgym_task)
