@@ -18,9 +18,11 @@ gym_app = typer.Typer(no_args_is_help=True, help="The arithmetic gym: problems, 
 app.add_typer(gym_app, name="gym")
 train_app = typer.Typer(no_args_is_help=True, help="Train reward models: prm, implicit, orm.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate reward models: processbench, bon.")
+agent_app = typer.Typer(no_args_is_help=True, help="Multi-turn agents: hopgym, agent policies, turn-level RL.")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
-GROUPS = {"": app, "gym": gym_app, "train": train_app, "eval": eval_app}
+app.add_typer(agent_app, name="agent")
+GROUPS = {"": app, "gym": gym_app, "train": train_app, "eval": eval_app, "agent": agent_app}
 
 # command name -> (typer app, "module:ConfigClass"); the module's run(cfg) does the work
 COMMANDS = {
@@ -47,6 +49,9 @@ COMMANDS = {
     ("eval", "search"): "prmkit.search.sweep:EvalSearchConfig",  # the issue's spelling of eval-search
     ("", "rl"): "prmkit.rl.loop:RLConfig",
     ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
+    ("agent", "train-policy"): "prmkit.agents.hopgym.train_policy:AgentPolicyConfig",
+    ("agent", "stats"): "prmkit.agents.stats:AgentStatsConfig",
+    ("agent", "rl"): "prmkit.agents.rl:AgentRLConfig",
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from prmkit.agents.credit import TURN_METHODS, compute_turn_advantages
 from prmkit.agents.env import Episode, get_env_task
 from prmkit.agents.rollout import RolloutParams, rollout
 from prmkit.errors import InputError
+from prmkit.rundir import check_resume, load_checkpoint, record_config, save_checkpoint
 
 SHIPPED_AGENT = Path(__file__).resolve().parent / "hopgym" / "policy"
 
@@ -161,25 +162,15 @@ class AgentRLRun:
 
     # -------------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
-        tmp = self.out / "checkpoint.tmp"
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": step,
-                    **self.models.state_dict()}, tmp)
-        tmp.replace(self.out / "checkpoint.pt")
+        save_checkpoint({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": step,
+                         **self.models.state_dict()}, self.out / "checkpoint.pt")
 
     def resume(self) -> None:
         path = self.out / "checkpoint.pt"
+        check_resume(self.out, self.cfg, has_work=path.exists(), ignore=("threads",))
         if not path.exists():
             return
-        import pickle
-
-        try:
-            state = torch.load(path, weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise InputError(f"not a prmkit checkpoint (holds more than tensors and numbers): {e}",
-                             file=str(path)) from None
-        saved = json.loads((self.out / "config.json").read_text())
-        if {k: v for k, v in saved.items() if k != "config"} != asdict(self.cfg):
-            raise InputError("this run directory was made with other options; use a new --out", file=str(self.out))
+        state = load_checkpoint(path)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.models.load_state_dict(state)
@@ -218,12 +209,11 @@ class AgentRLRun:
         return record
 
     def train(self) -> list[dict]:
-        from prmkit.config import save_config
         from prmkit.progress import progress
 
         self.out.mkdir(parents=True, exist_ok=True)
         self.resume()
-        save_config(self.out, self.cfg)
+        record_config(self.out, self.cfg)
         records = []
         log = open(self.out / "metrics.jsonl", "a")
         if self.start == 0:

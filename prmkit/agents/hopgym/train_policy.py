@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,25 +101,15 @@ def _lr_at(cfg: AgentPolicyConfig, step: int) -> float:
 
 
 def _save_state(path: Path, model, opt, step: int) -> None:
-    import torch
+    from prmkit.rundir import save_checkpoint
 
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
-    os.replace(tmp, path)
+    save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, path)
 
 
 def _load_state(path: Path, model, opt) -> int:
-    import pickle
+    from prmkit.rundir import load_checkpoint
 
-    import torch
-
-    from prmkit.errors import InputError
-
-    try:
-        state = torch.load(path, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise InputError(f"not a prmkit checkpoint (holds objects other than tensors and numbers): {e}",
-                         file=str(path)) from None
+    state = load_checkpoint(path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     return int(state["step"])
