@@ -146,6 +146,7 @@ class DiscriminativePRM:
         saved = _read_rm_config(path)
         r = get_readout(readout or saved.get("readout", "trl"))
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        r.check_tokenizer(tok, source=str(path))   # before the weights load
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, output_loading_info=True)
         if r.head == "lm_tokens":
             model, info = AutoModelForCausalLM.from_pretrained(path, **load)

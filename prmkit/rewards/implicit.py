@@ -84,6 +84,9 @@ class ImplicitPRM:
         ref = ref_model or saved.get("ref_model") or path
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if kw.get("layout", saved.get("layout")) == "eurus_chat" and not getattr(tok, "chat_template", None):
+            raise InputError("the eurus_chat layout renders a chat, but this tokenizer has no chat template",
+                             file=str(path), field="chat_template")
         model = AutoModelForCausalLM.from_pretrained(path, **load).to(device)
         ref_lm = (None if ref == NO_REF else AutoModelForCausalLM.from_pretrained(resolve_ref(ref), **load).to(device))
         for key in ("beta", "sep", "aggregation", "threshold", "step_score", "layout"):

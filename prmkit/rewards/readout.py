@@ -125,6 +125,17 @@ class Readout:
         ends = [len(p) - 1 for p in prefixes]
         return StepEncoding(ids, ends, ends[0])
 
+    def check_tokenizer(self, tokenizer: Any, source: str | None = None) -> None:
+        """Fail before a model loads when the tokenizer lacks what this readout reads: a bos_token
+        (bos_lines), a chat template (qwen_chat, chat_turns), single-token good/bad answers (lm_tokens)."""
+        if self.layout == "bos_lines" and tokenizer.bos_token is None:
+            raise InputError(f"the {self.name!r} readout starts every input with the tokenizer's bos_token, but this "
+                             "tokenizer has none", file=source, field="bos_token")
+        if self.layout in ("qwen_chat", "chat_turns") and not getattr(tokenizer, "chat_template", None):
+            raise InputError(f"the {self.name!r} readout renders a chat, but this tokenizer has no chat template",
+                             file=source, field="chat_template")
+        self.token_ids(tokenizer)
+
     # ------------------------------------------------------------------------------- reading
 
     def token_ids(self, tokenizer: Any) -> tuple[int, int] | None:

@@ -406,3 +406,18 @@ def test_eurus_prm_scores_within_1e5_at_a_large_beta(eurus_dirs):
     _, _, q = card_eurus(policy, ref, AutoTokenizer.from_pretrained(path), QUESTION, STEPS, coef=1.0)
     assert rm.score([QUESTION], [STEPS])[0] == pytest.approx([1 / (1 + math.exp(-x)) for x in q], abs=1e-5)
     assert len({round(x, 3) for x in q}) == len(q)                           # distinct per-step q values
+
+
+@pytest.mark.parametrize("readout,missing", [("skywork", "bos_token"), ("qwen2.5-math-prm", "chat_template"),
+                                             ("rlhflow", "chat_template"), ("eurus-prm", "chat_template")])
+def test_a_tokenizer_without_what_the_card_needs_fails_before_any_weights_load(tmp_path, readout, missing):
+    """The dir holds only a tokenizer (no bos token, no chat template): the error names what is missing,
+    so it came before the (absent) weights were read."""
+    from prmkit.errors import InputError
+
+    tok = build_bpe_tokenizer(special=["<extra_0>"])
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(InputError, match=missing) as e:
+        load_reward_model(str(tmp_path), readout=readout, device="cpu",
+                          **({"ref_model": "none"} if readout == "eurus-prm" else {}))
+    assert str(tmp_path) in str(e.value)
