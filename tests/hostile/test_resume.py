@@ -446,3 +446,12 @@ def test_label_run_dir_of_a_failed_start_is_not_locked(tmp_path):
         run(LabelConfig(method="mc", traces=str(traces), out=str(out), k=5))
     rel = os.path.relpath(traces)
     run(LabelConfig(method="verify", traces=rel, out=str(out)))            # the same file, spelled relative
+
+
+def test_train_prm_with_a_missing_model_writes_nothing(tmp_path, data):
+    from prmkit.train.prm import run
+
+    out = tmp_path / "prm"
+    with pytest.raises(Exception):
+        run(_prm_cfg(out, data, model=str(tmp_path / "missing")))
+    assert not out.exists()
