@@ -132,8 +132,10 @@ def encode_eurus_chat(tokenizer: Any, prompt: str, steps: Sequence[str], *, sep:
         if 0 < k < len(steps):
             text += sep
         last.append(len(_encode(tokenizer, text, add_special_tokens=False)) - 2)
+    # the card's cumsum column step_last_tokens[k] sums the tokens up to position step_last_tokens[k] + 1
     ends = [t + 1 for t in last[1:]]
-    if last[0] < 1 or any(b <= a for a, b in zip([last[0] - 1] + ends, ends)) or ends[-1] >= len(ids):
+    ordered = last[0] <= ends[0] and all(a < b for a, b in zip(ends, ends[1:]))
+    if last[0] < 1 or not ordered or ends[-1] >= len(ids):
         raise InputError(f"the chat template does not render the steps as EurusPRM's card expects (first summed "
                          f"token {last[0]}, step ends {ends}, {len(ids)} tokens)", field="tokenizer.chat_template")
     return StepEncoding(ids, ends, last[0])

@@ -90,13 +90,15 @@ class Readout:
             return encode_steps(tokenizer, prompt, steps, sep="", step_tag=self.sep)
         if self.layout == "segment":
             return encode_steps(tokenizer, prompt, steps, sep=self.sep, step_tag=self.step_tag)
-        if self.layout == "tagged_text":
-            return encode_tagged_text(tokenizer, prompt, steps, prompt_sep=self.prompt_sep,
-                                      step_tag=self.step_tag or "", sep=self.sep)
         if self.layout == "bos_lines":
             return encode_bos_lines(tokenizer, prompt, steps, sep=self.sep)
+        # whole texts tokenized once: nothing to share between traces, so past the piece cache
+        whole = tokenizer.tokenizer if isinstance(tokenizer, CachedTokenizer) else tokenizer
+        if self.layout == "tagged_text":
+            return encode_tagged_text(whole, prompt, steps, prompt_sep=self.prompt_sep,
+                                      step_tag=self.step_tag or "", sep=self.sep)
         if self.layout == "qwen_chat":
-            return encode_chat_tagged(tokenizer, prompt, steps, step_tag=self.step_tag or "",
+            return encode_chat_tagged(whole, prompt, steps, step_tag=self.step_tag or "",
                                       system_prompt=self.system_prompt)
         return self._encode_chat_turns(tokenizer, prompt, steps)
 
