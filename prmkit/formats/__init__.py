@@ -88,9 +88,11 @@ def get_format(name: str) -> Format:
 
 
 def read_json_records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
-    """(position, object) pairs from a JSONL file, or from a JSON array file (as the ProcessBench
-    hub files are). Positions are file line numbers for JSONL and 1-based element numbers for an
-    array, so errors can name them."""
+    """(position, object) pairs from a JSONL file, a JSON array file (as the ProcessBench hub files
+    are), a `.parquet` file or a `save_to_disk` directory (Hugging Face datasets). Positions are file
+    line numbers for JSONL and 1-based row numbers otherwise, so errors can name them."""
+    if Path(path).is_dir():
+        return _saved_dataset_records(path)
     if str(path).endswith(".parquet"):  # e.g. a Hugging Face dataset's parquet shard
         import pyarrow.parquet as pq
 
@@ -106,6 +108,20 @@ def read_json_records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]
                                  file=str(path)) from None
         return list(enumerate(data, 1))
     return list(iter_jsonl(path))
+
+
+def _saved_dataset_records(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of a Hugging Face dataset saved with `save_to_disk` (one split's directory)."""
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise InputError("expected a file, or a directory written by datasets' save_to_disk", file=str(path)) from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise InputError(f"a dataset with splits {sorted(ds)}: pass one split's directory, e.g. {Path(path) / 'train'}",
+                         file=str(path))
+    return list(enumerate(ds.to_list(), 1))
 
 
 def write_json_records(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:

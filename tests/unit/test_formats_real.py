@@ -346,15 +346,19 @@ def test_options_the_conversion_would_not_use_are_errors(tmp_path):
 
 
 def test_gsm8k_problems_every_test_line(tmp_path):
+    from prmkit.tasks import get_grader
+
     out = cli(tmp_path, input=str(gsm8k_test_path()), source="gsm8k", target="problems")
     problems = read_problems(out)
     records = lines_of(gsm8k_test_path())
     assert len(problems) == len(records) == 1319
     traces = gsm8k.records_to_traces(copy.deepcopy(records))
+    grader = get_grader("gsm8k")
     for i, (p, r, t) in enumerate(zip(problems, records, traces)):
         m = re.search(r"####\s*([^\n]*?)\s*$", r["answer"])  # the last line's answer, parsed here
         assert (p.id, p.prompt, p.answer, p.task) == (f"gsm8k-{i}", r["question"], m.group(1), "gsm8k"), i
         assert t.problem_id == p.id  # converted gold traces and problems share ids
+        assert grader.is_correct(t.final_answer, p.answer), i
     assert problems[0].answer == "18"
 
 
@@ -408,6 +412,16 @@ def test_columns_problems(tmp_path):
                                      problem_field="q", answer_field="gold", task="gsm8k", out_name="pq.jsonl"))
     assert [(p.id, p.prompt, p.answer, p.meta) for p in from_parquet] == [
         ("gsm8k-0", "What is 2+2?", "4", {"uid": "a1"})]
+    import datasets
+
+    datasets.Dataset.from_list(rows[1:]).save_to_disk(str(tmp_path / "saved"))
+    saved = read_problems(cli(tmp_path, input=str(tmp_path / "saved"), source="columns", target="problems",
+                              problem_field="q", answer_field="gold", id_field="uid", task="gsm8k", out_name="s.jsonl"))
+    assert [(p.id, p.prompt, p.answer) for p in saved] == [("a2", "What is 3*3?", "9")]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[1:])}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(InputError, match="pass one split"):
+        cli(tmp_path, input=str(tmp_path / "dd"), source="columns", target="problems", problem_field="q",
+            answer_field="gold", task="gsm8k", out_name="dd.jsonl")
     with pytest.raises(InputError, match="--task"):
         cli(tmp_path, input=str(src), source="columns", target="problems", problem_field="q", answer_field="gold",
             out_name="x.jsonl")
