@@ -43,7 +43,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "label": ("Step labels without humans (mc, omega, verify) against gold", "prmkit.label.demo:demo_stage"),
     "reward_models": ("Reward models: shipped PRM (ProcessBench F1, Best-of-N), implicit PRM",
                       "prmkit.evaluate.demo:demo_stage"),
-    "serve": ("Reward server and TRL adapter", "prmkit.serve.reward_server:demo_stage"),
+    "serve": ("Reward server and TRL adapter", "prmkit.serve.demo:demo_stage"),
     "search": ("PRM-guided search: accuracy vs policy tokens", "prmkit.search.sweep:demo_stage"),
     "rl": ("RL: outcome GRPO and PRIME (held-out accuracy)", "prmkit.rl.demo:demo_stage"),
 }

@@ -213,12 +213,31 @@ def read_problems(path: str | os.PathLike) -> list[Problem]:
     return read_records(path, Problem)
 
 
+def _new_file_mode(path: Path) -> int:
+    """The mode a plain `open(path, "w")` would leave: an existing file's own, else 0o666 less the
+    umask (read from /proc where it can be, so the process umask is never changed, even briefly)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temp file beside `path`, then rename: readers never see half a file."""
+    """Write to a temp file beside `path`, then rename: readers never see half a file. The file
+    gets the permissions a plain write would give it (mkstemp's own are 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

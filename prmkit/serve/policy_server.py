@@ -5,6 +5,15 @@ The same wire format vLLM and SGLang serve, so `--sampler openai` code is tested
 labeling can fan out to several policy servers. `logprobs: k` (k <= 20) returns each token's
 log-probability and, for k >= 1, the k most likely tokens at each position plus the sampled one
 (`top_logprobs`, OpenAI's legacy layout), which GenPRM-style verdict scoring reads.
+
+Limits (`CompletionLimits`, each an option), checked before any generation, every refusal naming
+the field: the front door (`prmkit.serve.guard`) answers 401 for a missing or wrong key before
+reading the body, 413 for a body over `max_body_bytes`, 408 for one not received in time; then 413
+when prompts x n x max_tokens is over `max_request_tokens` or there are more than `max_prompts`
+prompts, 422 when a prompt's tokens plus `max_tokens` pass the model's context, for a seed outside
+64 bits and for a NaN or infinite temperature/top_p, and 429 when the work already admitted passes
+`max_queued_tokens` (so one client cannot queue unbounded work ahead of the others). `/health` names
+the model only to an authenticated client.
 """
 
 
@@ -14,9 +23,29 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from prmkit.serve.guard import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, GuardMiddleware, validation_handler
+
+SEED_MIN, SEED_MAX = -(2 ** 63), 2 ** 64 - 1  # what torch.Generator.manual_seed accepts
+
 
 @dataclass
-class ServePolicyConfig:
+class CompletionLimits:
+    """What one /v1/completions request may ask for (every refusal names the field)."""
+
+    max_prompts: int = 256
+    """most prompts in one request (more: 413)"""
+    max_request_tokens: int = 262_144
+    """most new tokens one request may ask for: prompts x n x max_tokens (more: 413)"""
+    max_queued_tokens: int = 1_048_576
+    """admission limit: new tokens asked for by requests not yet answered; a request past it gets 429"""
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    """largest accepted request body in bytes (larger: 413)"""
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    """a body not received within this many seconds gets 408 and its connection closed"""
+
+
+@dataclass
+class ServePolicyConfig(CompletionLimits):
     """Serve a policy over the OpenAI-compatible /v1/completions API."""
 
     model: str = ""
@@ -39,8 +68,42 @@ class ServePolicyConfig:
     """require this bearer token (empty: no auth)"""
 
 
-def make_app(sampler, model_name: str, api_key: str = ""):
-    from fastapi import Depends, FastAPI, HTTPException, Request
+def context_length(sampler) -> Optional[int]:
+    """The policy's context in tokens (`max_position_embeddings`), None when unknown."""
+    n = getattr(getattr(getattr(sampler, "model", None), "config", None), "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
+
+
+def check_request(req, prompts: list, seeds: list, limits: CompletionLimits, prompt_tokens: list,
+                  context: Optional[int]) -> int:
+    """The new tokens a request asks for; HTTPException (413/422, naming the field) when refused."""
+    from fastapi import HTTPException
+
+    if len(prompts) > limits.max_prompts:
+        raise HTTPException(413, f"field 'prompt': {len(prompts)} prompts is over the limit of {limits.max_prompts}")
+    if len(seeds) != len(prompts):
+        raise HTTPException(422, f"field 'prompt_seeds': expected {len(prompts)} seeds, got {len(seeds)}")
+    bad = next((s for s in seeds if not SEED_MIN <= s <= SEED_MAX), None)
+    if bad is not None:
+        name = "prompt_seeds" if req.prompt_seeds else "seed"
+        raise HTTPException(422, f"field '{name}': seed {bad} (per prompt: seed x 1000003 + index) is outside "
+                                 "64 bits; use a smaller seed")
+    if context is not None:
+        for i, n in enumerate(prompt_tokens):
+            if n + req.max_tokens > context:
+                raise HTTPException(422, f"field 'max_tokens': prompt {i} has {n} tokens, and {n} + "
+                                         f"{req.max_tokens} new tokens is over the model's context of {context}; "
+                                         f"ask for at most {max(0, context - n)}")
+    asked = len(prompts) * req.n * req.max_tokens
+    if asked > limits.max_request_tokens:
+        raise HTTPException(413, f"field 'max_tokens': prompts x n x max_tokens = {len(prompts)} x {req.n} x "
+                                 f"{req.max_tokens} = {asked} is over the limit of {limits.max_request_tokens} "
+                                 "per request")
+    return asked
+
+
+def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[CompletionLimits] = None):
+    from fastapi import FastAPI, HTTPException, Request
     from pydantic import BaseModel, Field
 
     from prmkit.policy.base import SamplingParams
@@ -50,33 +113,41 @@ def make_app(sampler, model_name: str, api_key: str = ""):
         prompt: Union[str, list[str]]
         n: int = Field(1, ge=1, le=256)
         max_tokens: int = Field(16, ge=1, le=4096)
-        temperature: float = Field(1.0, ge=0.0)
-        top_p: float = Field(1.0, gt=0.0, le=1.0)
+        temperature: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
         logprobs: Optional[int] = Field(None, ge=0, le=20)  # top-k per token, as vLLM (at most 20)
-        seed: Optional[int] = None
+        seed: Optional[int] = Field(None, ge=SEED_MIN, le=SEED_MAX)
         stop: Optional[Union[str, list[str]]] = None
         echo: bool = False
         ignore_eos: bool = False  # vLLM extension
         return_tokens_as_token_ids: bool = False  # vLLM extension
         prompt_seeds: Optional[list[int]] = None  # prmkit extension: one seed per prompt
 
+    limits = limits or CompletionLimits()
     app = FastAPI(title="prmkit policy server")
-    lock = threading.Lock()  # one generation at a time: the model and its counters are shared
-    tok = sampler.tokenizer
+    app.add_middleware(GuardMiddleware, max_bytes=limits.max_body_bytes, token=api_key or None,
+                       body_timeout_s=limits.body_timeout_s)
+    from fastapi.exceptions import RequestValidationError
 
-    def check_auth(request: Request) -> None:
-        if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    lock = threading.Lock()  # one generation at a time: the model and its counters are shared
+    admission = threading.Lock()
+    queue = {"tokens": 0}  # new tokens asked for by admitted requests not yet answered
+    tok = sampler.tokenizer
+    context = context_length(sampler)
+    encode = getattr(sampler, "encode_prompt", None) or (lambda p: tok(p)["input_ids"])
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "model": model_name}
+    def health(request: Request) -> dict:
+        if not getattr(request.state, "authenticated", True):
+            return {"status": "ok"}
+        return {"status": "ok", "model": model_name, "context_length": context, "queued_tokens": queue["tokens"]}
 
-    @app.get("/v1/models", dependencies=[Depends(check_auth)])
+    @app.get("/v1/models")
     def models() -> dict:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "prmkit"}]}
 
-    @app.post("/v1/completions", dependencies=[Depends(check_auth)])
+    @app.post("/v1/completions")
     def completions(req: CompletionRequest) -> dict:
         if req.echo:
             raise HTTPException(status_code=400, detail="field 'echo': not supported")
@@ -87,11 +158,24 @@ def make_app(sampler, model_name: str, api_key: str = ""):
                                 top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos,
                                 top_logprobs=req.logprobs or 0)
         seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
-        if len(seeds) != len(prompts):
-            raise HTTPException(status_code=422, detail=f"field 'prompt_seeds': expected {len(prompts)} seeds, "
-                                                        f"got {len(seeds)}")
-        with lock:
-            groups = sampler.sample(prompts, params, seeds=seeds)
+        if len(prompts) > limits.max_prompts:  # before tokenizing them
+            raise HTTPException(413, f"field 'prompt': {len(prompts)} prompts is over the limit of {limits.max_prompts}")
+        prompt_ids = [encode(p) for p in prompts]
+        asked = check_request(req, prompts, seeds, limits, [len(ids) for ids in prompt_ids], context)
+        with admission:  # one request alone is always admitted
+            busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
+            queued = queue["tokens"]
+            if not busy:
+                queue["tokens"] += asked
+        if busy:
+            raise HTTPException(429, f"field 'max_tokens': the server is busy ({queued} new tokens queued, "
+                                     f"limit {limits.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
+        try:
+            with lock:
+                groups = sampler.sample(prompts, params, seeds=seeds)
+        finally:
+            with admission:
+                queue["tokens"] -= asked
         choices, completion_tokens = [], 0
         for i, group in enumerate(groups):
             for j, c in enumerate(group):
@@ -118,7 +202,7 @@ def make_app(sampler, model_name: str, api_key: str = ""):
                     choice["logprobs"] = {"tokens": [name(t) for t in c.token_ids],
                                           "token_logprobs": c.logprobs, "top_logprobs": top, "text_offset": offsets}
                 choices.append(choice)
-        prompt_tokens = sum(len(tok(p)["input_ids"]) for p in prompts)
+        prompt_tokens = sum(len(ids) for ids in prompt_ids)
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": model_name, "choices": choices,
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -135,4 +219,7 @@ def run(cfg: ServePolicyConfig) -> None:
     sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device,
                            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     name = cfg.model or "prmkit-gym-policy"
-    uvicorn.run(make_app(sampler, name, cfg.api_key), host=cfg.host, port=cfg.port, log_level="warning")
+    import dataclasses
+
+    limits = CompletionLimits(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(CompletionLimits)})
+    uvicorn.run(make_app(sampler, name, cfg.api_key, limits), host=cfg.host, port=cfg.port, log_level="warning")

@@ -1,5 +1,5 @@
 # no `from __future__ import annotations` here: FastAPI must resolve the endpoint annotations at runtime
-"""`prmkit serve`: any reward model behind an HTTP API, with request batching.
+"""`prmkit serve`: any reward model behind an HTTP API, with fair request batching and limits.
 
     prmkit serve --model runs/prm --port 8001 --token sekret
     curl -H 'Authorization: Bearer sekret' -d '{"prompts": ["Q:7,+3\\n"], "steps": [["7+3=10", "A:10"]]}' \\
@@ -8,32 +8,55 @@
 `POST /score` takes `prompts` (strings) or `problems` (strings or objects with a `prompt` field)
 and `steps` (one list of step strings per prompt); it answers one entry per item with the step
 scores and their aggregate (`aggregation` in the body overrides the model's rule for that
-request). `GET /health` names the model, its aggregation and parameter count, and the server's
-counters.
+request). `GET /health` says the server is up; with the token (or when none is set) it also names
+the model, its aggregation, parameter count, limits and the server's counters.
 
-Concurrent requests are coalesced: each request's items go into one queue, and a worker takes
-what arrives within `batch_wait_ms` (up to `max_batch` items) and scores it with one call of the
-model, in a thread so the server keeps accepting requests. A trace's scores do not depend on its
-batch neighbours (an invariant of every prmkit reward model), so coalescing changes speed only.
+Concurrent requests share model calls round robin (`prmkit.serve.batcher`): a small request is in
+the next model call even behind a 3,000-item one.
 
-Limits: bodies over `max_body_bytes` get 413 (checked on the Content-Length header and on the
-bytes actually received), a missing or wrong bearer token 401 when `token` is set, and a body
-that is not the expected JSON 422 with a message naming the field (`field 'steps[1][0]': ...`).
+Limits (`ScoreLimits`, each an option of `prmkit serve`), checked before any scoring, every refusal
+naming the field: the front door (`prmkit.serve.guard`) answers 401 for a missing or wrong token
+before reading the body, 413 for a body over `max_body_bytes` and 408 for one not received within
+`body_timeout_s`; then 413 for too many items or steps, a step or item over its character limit, or
+a sequence over the model's context in tokens; 429 when the steps already queued pass
+`max_queued_steps`; 422 for a body that is not the expected JSON (`field 'steps[1][0]': ...`).
 `prmkit.rewards.remote.RemoteRM` is the client; it implements the RewardModel protocol.
 """
 
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
 from typing import Optional, Union
 
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
+from prmkit.serve.batcher import Batcher  # noqa: F401 - the batcher of this server
+from prmkit.serve.guard import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, GuardMiddleware, validation_handler
 
 
 @dataclass
-class ServeConfig:
+class ScoreLimits:
+    """What one /score request may ask for (every refusal names the field)."""
+
+    max_items: int = 1024
+    """most items (prompt + steps) in one request (more: 413)"""
+    max_steps: int = 4096
+    """most steps in one request, all items together (more: 413)"""
+    max_step_chars: int = 8192
+    """most characters in one step (more: 413)"""
+    max_item_chars: int = 65536
+    """most characters in one item, prompt and steps together (more: 413)"""
+    max_tokens: int = 0
+    """most tokens in one item's sequence (0: the model's context length when it has one; -1: no check)"""
+    max_queued_steps: int = 65536
+    """admission limit: steps of requests not yet answered; a request past it gets 429 (one request alone always runs)"""
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    """largest accepted request body in bytes (larger: 413)"""
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    """a body not received within this many seconds gets 408 and its connection closed"""
+
+
+@dataclass
+class ServeConfig(ScoreLimits):
     """Serve a reward model over HTTP (POST /score, GET /health)."""
 
     model: str = "gym-checker"
@@ -47,8 +70,6 @@ class ServeConfig:
     """step-score aggregation (min, prod, last, mean, sum); empty: the model's own"""
     token: str = ""
     """require this bearer token (empty: no auth)"""
-    max_body_bytes: int = DEFAULT_MAX_BODY
-    """largest accepted request body in bytes (larger: 413)"""
     max_batch: int = 64
     """most items (prompt + steps) scored in one model call"""
     batch_wait_ms: float = 5.0
@@ -62,152 +83,64 @@ class ServeConfig:
     trust_remote_code: bool = False
     """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
 
+    def limits(self) -> ScoreLimits:
+        import dataclasses
 
-# ---------------------------------------------------------------------------------------------
-# request-size limit (a pure ASGI middleware: it sees the raw bytes before anything parses them)
-
-
-class BodyLimitMiddleware:
-    """413 for a body longer than `max_bytes`, whether or not the client sent Content-Length."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await self._reject(send, int(length))
-        body, more = b"", True
-        while more:  # buffer up to the limit, then replay the body to the app
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                return await self._reject(send, len(body))
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-    async def _reject(self, send, size: int) -> None:
-        import json
-
-        payload = json.dumps({"detail": f"request body: {size} bytes is over the limit of "
-                                        f"{self.max_bytes} bytes; send fewer items per request"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+        return ScoreLimits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ScoreLimits)})
 
 
 # ---------------------------------------------------------------------------------------------
-# request batching
+# limits
 
 
-class Batcher:
-    """Coalesces concurrent score requests into model calls of up to `max_batch` items.
+class Refused(Exception):
+    """A request the limits refuse: HTTP `status` and a message naming the field."""
 
-    The queue and its worker belong to the event loop that first uses them (test clients may run
-    a fresh loop per request, so they are rebuilt when the loop changes). Model calls run one at a
-    time in a worker thread: the model and its counters are shared.
-    """
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(f"field '{field}': {message}")
+        self.status = status
 
-    def __init__(self, rm, max_batch: int = 64, wait_s: float = 0.005):
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.rm, self.max_batch, self.wait_s = rm, max_batch, wait_s
-        self.requests = 0
-        self.batches = 0
-        self.model_calls = 0
-        self._loop = None
-        self._queue: Optional[asyncio.Queue] = None
-        self._worker: Optional[asyncio.Task] = None
 
-    async def score(self, prompts: list, steps: list) -> list:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._worker is None or self._worker.done():
-            self._loop, self._queue = loop, asyncio.Queue()
-            self._worker = loop.create_task(self._run())
-        future = loop.create_future()
-        self.requests += 1
-        await self._queue.put((prompts, steps, future))
-        return await future
+def context_length(rm) -> Optional[int]:
+    """The model's context in tokens (`max_position_embeddings`), None when it has none (a checker)."""
+    config = getattr(getattr(rm, "model", None), "config", None)
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = [await self._queue.get()]
-            count = len(items[0][0])
-            deadline = loop.time() + self.wait_s
-            while count < self.max_batch:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), left)
-                except asyncio.TimeoutError:
-                    break
-                items.append(item)
-                count += len(item[0])
-            prompts = [p for item in items for p in item[0]]
-            steps = [s for item in items for s in item[1]]
-            self.batches += 1
-            try:
-                scores = await loop.run_in_executor(None, self._score_all, prompts, steps)
-            except Exception as batch_error:  # noqa: BLE001 - one bad request must not fail its neighbours
-                for p, s, future in items:
-                    try:
-                        if len(items) == 1:
-                            raise batch_error
-                        rows = await loop.run_in_executor(None, self._score_all, p, s)
-                    except Exception as e:  # noqa: BLE001 - handed to this request only
-                        if not future.done():
-                            future.set_exception(e)
-                    else:
-                        if not future.done():
-                            future.set_result(rows)
-                continue
-            start = 0
-            for p, _, future in items:
-                if not future.done():
-                    future.set_result(scores[start:start + len(p)])
-                start += len(p)
 
-    def _score_all(self, prompts: list, steps: list) -> list:
-        # items with no steps have no scores; the rest go to the model in chunks of max_batch
-        keep = [i for i, s in enumerate(steps) if len(s) > 0]
-        out: list = [[] for _ in prompts]
-        for c in range(0, len(keep), self.max_batch):
-            idx = keep[c:c + self.max_batch]
-            self.model_calls += 1
-            rows = self.rm.score([prompts[i] for i in idx], [steps[i] for i in idx])
-            if len(rows) != len(idx):
-                raise RuntimeError(f"reward model returned {len(rows)} rows for {len(idx)} items")
-            for i, row in zip(idx, rows):
-                out[i] = [float(v) for v in row]
-        return out
+def check_sizes(prompts: list, steps: list, key: str, limits: ScoreLimits) -> None:
+    """Refused (413) for a request over a count or character limit."""
+    if len(prompts) > limits.max_items:
+        raise Refused(413, key, f"{len(prompts)} items is over the limit of {limits.max_items} per request")
+    total = sum(len(s) for s in steps)
+    if total > limits.max_steps:
+        raise Refused(413, "steps", f"{total} steps is over the limit of {limits.max_steps} per request")
+    for i, (p, ss) in enumerate(zip(prompts, steps)):
+        chars = len(p)
+        for j, step in enumerate(ss):
+            if len(step) > limits.max_step_chars:
+                raise Refused(413, f"steps[{i}][{j}]", f"a step of {len(step)} characters is over the limit "
+                                                        f"of {limits.max_step_chars}")
+            chars += len(step)
+        if chars > limits.max_item_chars:
+            raise Refused(413, f"steps[{i}]", f"an item of {chars} characters (prompt and steps) is over the "
+                                              f"limit of {limits.max_item_chars}")
+
+
+def check_tokens(rm, prompts: list, steps: list, limit: int) -> None:
+    """Refused (413) for an item whose sequence, as the model encodes it, is over `limit` tokens."""
+    encode = getattr(rm, "encode_many", None)
+    keep = [i for i, s in enumerate(steps) if s]
+    if encode is None or not keep:
+        return
+    encs = encode([prompts[i] for i in keep], [steps[i] for i in keep])
+    for i, e in zip(keep, encs):
+        if len(e.input_ids) > limit:
+            raise Refused(413, f"steps[{i}]", f"a sequence of {len(e.input_ids)} tokens is over the model's "
+                                              f"limit of {limit} tokens; send shorter items")
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _field_name(loc) -> str:
-    """('body', 'steps', 1, 0) -> 'steps[1][0]'."""
-    parts = [p for p in loc if p != "body"]
-    name = ""
-    for p in parts:
-        name += f"[{p}]" if isinstance(p, int) else (f".{p}" if name else str(p))
-    return name or "body"
 
 
 def _finite(x: float):
@@ -216,11 +149,12 @@ def _finite(x: float):
 
 def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Optional[str] = None,
                max_batch: int = 64, batch_wait_ms: float = 5.0, model_name: str = "reward-model",
-               aggregation: Optional[str] = None):
-    """The FastAPI app serving `reward_model` (anything implementing the RewardModel protocol)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request
+               aggregation: Optional[str] = None, limits: Optional[ScoreLimits] = None):
+    """The FastAPI app serving `reward_model` (anything implementing the RewardModel protocol);
+    `limits` (default `ScoreLimits()`) bound each request, its `max_body_bytes` replaced by the
+    argument when `limits` is not given."""
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict
 
     from prmkit.rewards.aggregate import AGGREGATIONS, aggregate
@@ -228,6 +162,9 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
     default_how = aggregation or reward_model.aggregation
     if default_how not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {default_how!r}; expected one of {sorted(AGGREGATIONS)}")
+    limits = limits or ScoreLimits(max_body_bytes=max_body_bytes)
+    context = context_length(reward_model)
+    token_limit = (context or 0) if limits.max_tokens == 0 else max(0, limits.max_tokens)
 
     class ProblemIn(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -241,42 +178,37 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
         aggregation: Optional[str] = None
 
     app = FastAPI(title="prmkit reward server")
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(GuardMiddleware, max_bytes=limits.max_body_bytes, token=token,
+                       body_timeout_s=limits.body_timeout_s)
     batcher = Batcher(reward_model, max_batch=max_batch, wait_s=batch_wait_ms / 1000.0)
     app.state.batcher = batcher
     app.state.reward_model = reward_model
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        errors = exc.errors()
-        msgs = []
-        for e in errors[:5]:
-            name = _field_name(e.get("loc", ()))
-            msg = e.get("msg", "invalid")
-            if e.get("type") == "json_invalid":
-                msg = f"body is not valid JSON ({e.get('ctx', {}).get('error', msg)})"
-                name = "body"
-            msgs.append(f"field '{name}': {msg}")
-        return JSONResponse(status_code=422, content={
-            "detail": "; ".join(msgs),
-            "errors": [{"field": _field_name(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-                       for e in errors]})
-
-    def check_auth(request: Request) -> None:
-        if token and request.headers.get("authorization") != f"Bearer {token}":
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+    app.add_exception_handler(RequestValidationError, validation_handler)
 
     @app.get("/health")
-    def health() -> dict:
+    def health(request: Request) -> dict:
+        if not getattr(request.state, "authenticated", True):
+            return {"status": "ok"}
         stats = getattr(reward_model, "stats", None)
         return {"status": "ok", "model": model_name, "aggregation": default_how,
                 "num_parameters": int(getattr(reward_model, "num_parameters", 0)),
-                "max_batch": max_batch, "max_body_bytes": max_body_bytes,
+                "max_batch": max_batch, "max_body_bytes": limits.max_body_bytes, "context_length": context,
+                "limits": {"max_items": limits.max_items, "max_steps": limits.max_steps,
+                           "max_step_chars": limits.max_step_chars, "max_item_chars": limits.max_item_chars,
+                           "max_tokens": token_limit or None, "max_queued_steps": limits.max_queued_steps},
                 "requests": batcher.requests, "batches": batcher.batches, "model_calls": batcher.model_calls,
-                "tokens_scored": int(getattr(stats, "tokens_scored", 0))}
+                "queued_steps": batcher.queued_steps, "tokens_scored": int(getattr(stats, "tokens_scored", 0))}
 
-    @app.post("/score", dependencies=[Depends(check_auth)])
+    async def admit(prompts: list, steps: list, key: str) -> None:
+        check_sizes(prompts, steps, key, limits)
+        total = sum(len(s) for s in steps)
+        if batcher.queued_steps and batcher.queued_steps + total > limits.max_queued_steps:
+            raise Refused(429, "steps", f"the server is busy ({batcher.queued_steps} steps queued, limit "
+                                        f"{limits.max_queued_steps}); retry later")
+        if token_limit:
+            await batcher.run(check_tokens, reward_model, prompts, steps, token_limit)
+
+    @app.post("/score")
     async def score(req: ScoreRequest) -> dict:
         if (req.prompts is None) == (req.problems is None):
             raise HTTPException(status_code=422, detail="field 'prompts': give exactly one of 'prompts' "
@@ -292,8 +224,13 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
             raise HTTPException(status_code=422, detail=f"field 'aggregation': expected one of "
                                                         f"{sorted(AGGREGATIONS)}, got {how!r}")
         t0 = time.perf_counter()
+        steps = [list(s) for s in req.steps]
         try:
-            rows = await batcher.score(list(prompts), [list(s) for s in req.steps])
+            await admit(list(prompts), steps, key)
+            rows = await batcher.score(list(prompts), steps)
+        except Refused as e:
+            raise HTTPException(status_code=e.status, detail=str(e),
+                                headers={"Retry-After": "1"} if e.status == 429 else None) from None
         except ValueError as e:  # InputError included: the model refused this input
             raise HTTPException(status_code=422, detail=str(e)) from None
         results = []
@@ -340,144 +277,6 @@ def run(cfg: ServeConfig) -> None:
     import uvicorn
 
     rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
-    app = create_app(rm, max_body_bytes=cfg.max_body_bytes, token=cfg.token or None, max_batch=cfg.max_batch,
-                     batch_wait_ms=cfg.batch_wait_ms, model_name=cfg.model or "gym-checker",
-                     aggregation=cfg.aggregation or None)
+    app = create_app(rm, token=cfg.token or None, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,
+                     model_name=cfg.model or "gym-checker", aggregation=cfg.aggregation or None, limits=cfg.limits())
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
-
-
-# ---------------------------------------------------------------------------------------------
-# the README's main job: this stage on the gym
-
-
-def _start_in_thread(app, port: int):
-    import threading
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            return server, thread
-        time.sleep(0.01)
-    raise RuntimeError("the reward server did not start within 5 s")
-
-
-def demo_stage(out_dir, seed: int) -> dict:
-    """Serve a reward model over HTTP and use it as a remote client and as a TRL reward function.
-
-    Samples 4 solutions for each of 48 gym test problems (shipped policy, T=1), starts the reward
-    server in-process on the shipped gym PRM (the gym's exact checker when that is missing),
-    scores every solution over HTTP from 4 client threads (requests of 8 solutions, coalesced by
-    the server's batcher), checks the remote scores equal direct scoring, then ranks each problem's 4 solutions with the TRL adapter over the remote
-    model (Best-of-4) beside majority-of-4. Writes a latency histogram.
-    """
-    from pathlib import Path
-
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: one thread is fastest on a shared machine
-    try:
-        return _demo(Path(out_dir), seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _demo(out_dir, seed: int) -> dict:
-    import socket
-    import statistics
-    from concurrent.futures import ThreadPoolExecutor
-
-    from prmkit.evaluate.metrics import majority_vote, select_argmax
-    from prmkit.gym.task import GymGrader, make_split
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
-    from prmkit.rewards.base import GymCheckerRM
-    from prmkit.rewards.remote import RemoteRM
-    from prmkit.serve.trl_adapter import TRLRewardFunction
-    from prmkit.steps import split_steps
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    problems = make_split("test", 48)
-    sampler = HFSampler.from_pretrained(default_policy())
-    groups = sampler.sample([p.prompt for p in problems],
-                            SamplingParams(n=4, max_new_tokens=96, temperature=1.0, seed=seed))
-    prompts = [p.prompt for p, g in zip(problems, groups) for _ in g]
-    texts = [c.text for g in groups for c in g]
-    steps = [split_steps(t) for t in texts]
-    keep = [i for i, s in enumerate(steps) if s]
-
-    try:  # the shipped gym PRM when it is there, else the exact checker
-        from prmkit.rewards import default_gym_prm
-
-        rm, model_name = default_gym_prm(), "gym-prm"
-    except Exception:  # noqa: BLE001 - any reason it cannot load: fall back, and say so in the result
-        rm, model_name = GymCheckerRM(aggregation="min"), "gym-checker"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server, thread = _start_in_thread(create_app(rm, max_batch=64, batch_wait_ms=5.0, model_name=model_name),
-                                      port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        chunks = [keep[c:c + 8] for c in range(0, len(keep), 8)]
-        clients = [RemoteRM(url) for _ in range(4)]
-        latencies: list[float] = []
-
-        def one(j: int) -> list:
-            idx = chunks[j]
-            t = time.perf_counter()
-            rows = clients[j % 4].score([prompts[i] for i in idx], [steps[i] for i in idx])
-            latencies.append(time.perf_counter() - t)
-            return rows
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            remote = [row for rows in pool.map(one, range(len(chunks))) for row in rows]
-        wall = time.perf_counter() - t0
-        direct = rm.score([prompts[i] for i in keep], [steps[i] for i in keep])
-        max_diff = max((abs(a - b) for r, d in zip(remote, direct) for a, b in zip(r, d)), default=0.0)
-        health = clients[0].health()
-        reward = TRLRewardFunction(RemoteRM(url))  # the served model's own aggregation
-        rewards = reward(prompts, texts)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    grader = GymGrader()
-    bon = maj = 0
-    for g, p in enumerate(problems):
-        lo = 4 * g
-        answers = [grader.extract_answer(texts[lo + j]) for j in range(4)]
-        best = select_argmax(rewards[lo:lo + 4])
-        bon += bool(answers[best] is not None and grader.is_correct(answers[best], p.answer))
-        voted = majority_vote(answers)
-        maj += bool(voted is not None and grader.is_correct(voted, p.answer))
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist([1000 * x for x in latencies], bins=20)
-    ax.set_xlabel("request latency (ms), 8 solutions per request, 4 client threads")
-    ax.set_ylabel("requests")
-    ax.set_title(f"prmkit serve ({model_name})")
-    fig.tight_layout()
-    plot = out_dir / "serve_latency.png"
-    fig.savefig(plot, dpi=100)
-    plt.close(fig)
-    return {
-        "model": model_name, "aggregation": rm.aggregation, "problems": len(problems), "solutions": len(texts), "requests": len(chunks),
-        "server_batches": int(health["batches"]), "server_model_calls": int(health["model_calls"]),
-        "latency_p50_ms": 1000 * statistics.median(latencies),
-        "latency_p95_ms": 1000 * sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)],
-        "solutions_per_s": len(keep) / wall, "max_abs_diff_remote_vs_direct": float(max_diff),
-        "bon4_accuracy_trl_adapter": bon / len(problems), "majority4_accuracy": maj / len(problems),
-        "plots": [str(plot)],
-    }

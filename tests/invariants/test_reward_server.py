@@ -84,7 +84,7 @@ def test_score_equals_the_model_called_directly(client):
     assert [res["aggregate"] for res in r.json()["results"]] == [min(d) for d in direct]
     assert r.json()["aggregation"] == "min"
     # max_batch=4: six items are scored in two model calls
-    assert c.get("/health").json()["model_calls"] >= 2
+    assert c.get("/health", headers=AUTH).json()["model_calls"] >= 2
 
 
 def test_item_without_steps_has_no_aggregate(client):
