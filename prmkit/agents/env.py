@@ -104,10 +104,21 @@ def register_env(name: str):
 
 
 def get_env_task(name: str) -> EnvTask:
+    """A registered environment by name (`hopgym`, `calc`), or a user's `package.module:factory` (a
+    function returning an `EnvTask`)."""
+    import importlib
+
     from prmkit.errors import InputError
 
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)()
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"cannot load environment {name!r}: {e}", field="env") from None
     if name not in ENV_TASKS:
-        import prmkit.agents.hopgym  # noqa: F401  (registers the built-in environment)
+        import prmkit.agents.calc_env  # noqa: F401  (register the built-in environments)
+        import prmkit.agents.hopgym  # noqa: F401
     if name not in ENV_TASKS:
         raise InputError(f"unknown environment {name!r}; expected one of {', '.join(sorted(ENV_TASKS))}",
                          field="task")

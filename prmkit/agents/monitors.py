@@ -69,12 +69,11 @@ def turn_shares(episodes: list[Episode]) -> dict[str, float]:
 
 
 def reward_agreement(turn_rewards: torch.Tensor, episodes: list[Episode], turn_mask: torch.Tensor) -> dict:
-    """Spearman of a method's per-turn rewards with the exact information gain, and with `useful`."""
-    r, ig, useful = [], [], []
-    for b, e in enumerate(episodes):
-        for k, t in enumerate(e.turns):
-            if turn_mask[b, k] and t.gold:
-                r.append(float(turn_rewards[b, k]))
-                ig.append(float(t.gold["info_gain"]))
-                useful.append(float(t.gold["useful"]))
-    return {"spearman_info_gain": spearman(r, ig), "spearman_useful": spearman(r, useful)}
+    """Spearman of a method's per-turn rewards with the exact information gain and with `useful`, over the
+    turns whose gold has that field (None where the environment gives none)."""
+    out = {}
+    for key in ("info_gain", "useful"):
+        pairs = [(float(turn_rewards[b, k]), float(t.gold[key])) for b, e in enumerate(episodes)
+                 for k, t in enumerate(e.turns) if turn_mask[b, k] and key in t.gold]
+        out[f"spearman_{key}"] = spearman([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+    return out

@@ -38,7 +38,11 @@ class AgentRLConfig:
     model: str = ""
     """policy: local dir or hub id (empty: hopgym's shipped agent policy)"""
     env: str = "hopgym"
-    """environment (a registered EnvTask)"""
+    """environment: a registered name (hopgym, calc) or package.module:factory returning an EnvTask"""
+    problems: str = ""
+    """training problems JSONL (empty: the environment's built-in train split, hopgym only)"""
+    eval_problems_file: str = ""
+    """held-out problems JSONL (empty: the environment's built-in test split, hopgym only)"""
     steps: int = 30
     """policy steps"""
     prompts_per_step: int = 8
@@ -107,8 +111,18 @@ class AgentRLConfig:
 
 
 def _problems(cfg: AgentRLConfig, split: str, n: int, offset: int = 0):
+    """`n` problems from the split's file (cycled from `offset`) or hopgym's built-in split."""
+    path = cfg.problems if split == "train" else cfg.eval_problems_file
+    if path:
+        from prmkit.schema import read_problems
+
+        pool = read_problems(path)
+        if not pool:
+            raise InputError("expected at least one problem", file=path)
+        return [pool[(offset + i) % len(pool)] for i in range(n if split == "train" else min(n, len(pool)))]
     if cfg.env != "hopgym":
-        raise InputError(f"problems for environment {cfg.env!r} must come from a file (not built in yet)", field="env")
+        flag = "--problems" if split == "train" else "--eval-problems-file"
+        raise InputError(f"environment {cfg.env!r} has no built-in problems: pass {flag}", field=flag[2:])
     from prmkit.agents.hopgym import make_problem
 
     return [make_problem(split, offset + i) for i in range(n)]
@@ -146,6 +160,8 @@ class AgentRLRun:
 
         self.cfg = cfg
         self.task = get_env_task(cfg.env)
+        self.eval_set = _problems(cfg, "test", cfg.eval_problems)  # inputs are checked before any model loads
+        _problems(cfg, "train", 1)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         model = cfg.model or str(SHIPPED_AGENT)
@@ -156,7 +172,6 @@ class AgentRLRun:
         torch.manual_seed(cfg.seed)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.models = rl_step.OnlineModels(cfg, self.model)
-        self.eval_set = _problems(cfg, "test", cfg.eval_problems)
         self.out = Path(cfg.out)
         self.start = 0
 
