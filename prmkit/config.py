@@ -68,7 +68,7 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)  # type: ignore[misc]
         name = "--" + f.name.replace("_", "-")
-        if hints[f.name] is bool:  # a switch both ways: a field that defaults to True can be turned off
+        if _option_type(hints[f.name]) is bool:  # a switch both ways (Optional[bool]: None when not given)
             name = f"{name}/--no-{name[2:]}"
         opt = typer.Option(default, name, help=docs.get(f.name, ""))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,

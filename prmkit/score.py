@@ -20,7 +20,8 @@ class ScoreConfig:
     out: str = "runs/score"
     """run directory (scored.jsonl, config.json)"""
     model: str = ""
-    """reward model dir or hub id (empty: the shipped gym PRM)"""
+    """reward model (`prmkit.resolve`'s grammar): a dir or hub id, http(s)://host:port of `prmkit serve`, 'gym',
+    'checker[:flip_rate]'; empty: the shipped gym PRM, on gym traces only"""
     aggregation: str = ""
     """response-score aggregation (empty: the model's own)"""
     readout: str = ""
@@ -43,17 +44,17 @@ def run(cfg: ScoreConfig) -> Path:
     from prmkit.config import save_config
     from prmkit.errors import InputError
     from prmkit.evaluate.processbench import write_scored
-    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
+    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
     from prmkit.rewards.base import score_traces
     from prmkit.train.prm import set_threads
 
     if not cfg.traces:
         raise InputError("expected a traces file (--traces)", field="traces")
+    traces = _read(check_file(cfg.traces, "traces", "traces to score"))     # read and checked before any model loads
+    spec = parse_rm_spec(cfg.model, "model", all_gym_prompts(t.prompt for t in traces))
     set_threads(cfg.threads)
-    kw = {"batch_size": cfg.batch_size, "device": cfg.device, **({"aggregation": cfg.aggregation} if cfg.aggregation else {})}
-    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code, cfg.dtype)) if cfg.model
-          else default_gym_prm(**kw))
-    traces = _read(cfg.traces)
+    rm = spec.load(cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
+                   **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
     t0 = time.perf_counter()
     scores = score_traces(rm, traces)
     dt = time.perf_counter() - t0

@@ -26,7 +26,8 @@ class EvalBonConfig:
     out: str = "runs/eval-bon"
     """run directory (bon.json, bon_traces.jsonl, config.json)"""
     models: str = ""
-    """comma-separated reward-model dirs or hub ids (empty: the shipped gym PRM)"""
+    """comma-separated reward-model specs (`prmkit.resolve`: dirs, hub ids, http(s)://, gym, checker); empty: the
+    shipped gym PRM, on gym data only"""
     data: str = ""
     """traces JSONL, several per problem_id (empty: sample the gym --split)"""
     split: str = "long"
@@ -136,28 +137,30 @@ def vote_equivalence(cfg: EvalBonConfig):
 
 def run(cfg: EvalBonConfig) -> dict:
     from prmkit.config import save_config
-    from prmkit.rewards import default_gym_prm, load_reward_model
+    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
     from prmkit.rewards.base import score_traces
     from prmkit.schema import atomic_write_text, read_traces, write_records
     from prmkit.train.data import gym_traces
 
     out = Path(cfg.out)
+    data = read_traces(check_file(cfg.data, "data", "graded traces")) if cfg.data else None
+    gym = data is None or all_gym_prompts(t.prompt for t in data)
+    specs = [parse_rm_spec(p, "models", gym) for p in [p for p in cfg.models.split(",") if p] or [""]]
     out.mkdir(parents=True, exist_ok=True)
     equivalent = vote_equivalence(cfg)
-    traces = read_traces(cfg.data) if cfg.data else gym_traces(cfg.split, cfg.num_problems, cfg.n, cfg.seed,
-                                                                desc=f"sample {cfg.split}")
+    traces = data if data is not None else gym_traces(cfg.split, cfg.num_problems, cfg.n, cfg.seed,
+                                                      desc=f"sample {cfg.split}")
     groups = group_by_problem(traces, cfg.n)
     ns = powers_of_two(cfg.n)
     aggs = [a for a in cfg.aggregations.split(",") if a]
     res: dict = {"problems": len(groups), "n": cfg.n, "ns": ns, "resamples": cfg.resamples, "seed": cfg.seed,
                  "data": cfg.data or f"gym:{cfg.split}", **outcome_curves(traces, groups, ns, cfg.resamples, cfg.seed, equivalent),
                  "models": {}}
-    paths = [p for p in cfg.models.split(",") if p] or [""]
-    for path in paths:
-        kw = {"batch_size": cfg.batch_size, "device": cfg.device}
-        rm = load_reward_model(path, **kw) if path else default_gym_prm(**kw)
+    for spec in specs:
+        rm = spec.load("", cfg.device, **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub")
+                                          else {}))
         scores = score_traces(rm, traces)
-        name = model_name(path, rm)
+        name = model_name(spec.target, rm)
         curves = model_curves(traces, groups, scores, sorted(set(aggs) | {rm.aggregation}), ns, cfg.resamples, cfg.seed,
                               equivalent)
         res["models"][name] = {"kind": rm.kind, "aggregation": rm.aggregation, "curves": curves,

@@ -29,7 +29,8 @@ class EvalProcessBenchConfig:
     out: str = "runs/eval-processbench"
     """run directory (processbench.json, scored.jsonl, config.json)"""
     model: str = ""
-    """reward model dir or hub id (empty: the shipped gym PRM)"""
+    """reward model (`prmkit.resolve`'s grammar): a dir or hub id, http(s)://host:port of `prmkit serve`, 'gym',
+    'checker[:flip_rate]'; empty: the shipped gym PRM, on gym data only"""
     readout: str = ""
     """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
     trust_remote_code: bool = False
@@ -150,23 +151,27 @@ def write_scored(path: Path, traces: Sequence[Trace], scores: Sequence[Sequence[
 
 def run(cfg: EvalProcessBenchConfig) -> dict:
     from prmkit.config import save_config
-    from prmkit.rewards import default_gym_prm, load_options, load_reward_model
+    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
     from prmkit.rewards.base import score_traces
     from prmkit.schema import atomic_write_text, dumps_strict_json
 
     out = Path(cfg.out)
-    kw = {"batch_size": cfg.batch_size, "device": cfg.device}
-    rm = (load_reward_model(cfg.model, **kw, **load_options(cfg.readout, cfg.trust_remote_code, cfg.dtype))
-          if cfg.model
-          else default_gym_prm(**kw))
+    # the data, the fit data and the model spec are read and checked before any model loads
+    data = require_gold(read_eval_traces(check_file(cfg.data, "data", "traces with gold first errors")), cfg.data) \
+        if cfg.data else None
+    fit_traces = require_gold(read_eval_traces(check_file(cfg.fit_data, "fit_data", "traces with gold first errors")),
+                              cfg.fit_data) if cfg.fit_data else None
+    spec = parse_rm_spec(cfg.model, "model", data is None or all_gym_prompts(t.prompt for t in data))
+    rm = spec.load("", cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
+                   **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
     fit = None
-    if cfg.fit_data:
-        fit = fit_model_threshold(rm, read_eval_traces(cfg.fit_data), source=cfg.fit_data)
+    if fit_traces:
+        fit = fit_model_threshold(rm, fit_traces, source=cfg.fit_data)
     tau = cfg.threshold if cfg.threshold >= 0 else rm.threshold
     if tau is None or (isinstance(tau, float) and math.isnan(tau)):
         raise InputError("no threshold: the model stores none; pass --threshold or --fit-data (a split you do "
                          "not report)", field="threshold")
-    traces = eval_traces(cfg)
+    traces = data if data is not None else eval_traces(cfg)
     scores = score_traces(rm, traces)
     res = evaluate_scores(scores, [t.first_error for t in traces], tau, [t.outcome for t in traces])
     res.update({"model": cfg.model or "shipped gym PRM", "kind": rm.kind, "aggregation": rm.aggregation,

@@ -307,6 +307,21 @@ def _validate(cfg: LabelConfig) -> None:
         raise InputError("--traces is required (a traces JSONL file)", field="traces")
 
 
+POLICY_METHODS = ("mc", "omega", "scan", "consensus", "progress")   # methods that roll out the --model policy
+
+
+def _check_models(cfg: LabelConfig, traces) -> None:
+    """The policy names, checked before any model loads; the gym policy is a default on gym traces only."""
+    from prmkit.resolve import all_gym_prompts, check_model_name, policy_path
+
+    if cfg.sampler == "hf" and cfg.method in POLICY_METHODS:
+        policy_path(cfg.model, "model", all_gym_prompts(t.prompt for t in traces))
+    for name in ("prover", "judge_model"):
+        value = getattr(cfg, name, "")
+        if value:
+            check_model_name(value, name, "a causal LM")
+
+
 def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:
     """Cost and coverage of a labels file: totals and per-trace means."""
     from prmkit.schema import read_traces
@@ -355,8 +370,9 @@ def dropped_line(dropped: dict[str, int], cfg: LabelConfig) -> str:
 
 def run(cfg: LabelConfig) -> Path:
     from prmkit.progress import progress
+    from prmkit.resolve import read_problems
     from prmkit.rundir import check_resume, record_config
-    from prmkit.schema import read_problems, read_traces
+    from prmkit.schema import read_traces
 
     _validate(cfg)
     t0 = time.perf_counter()
@@ -369,6 +385,7 @@ def run(cfg: LabelConfig) -> Path:
         from prmkit.gym.task import check_prompts
 
         check_prompts(problems.values(), cfg.problems)
+    _check_models(cfg, traces)
     sc_map = None
     if cfg.method == "scan":
         from prmkit.label.scan import self_confidence_by_problem

@@ -124,7 +124,8 @@ def default_policy() -> str:
 def run(cfg: SampleConfig) -> Path:
     from prmkit.config import save_config
     from prmkit.gym.task import check_prompts, make_split
-    from prmkit.schema import read_problems, write_records
+    from prmkit.resolve import policy_path, problems_are_gym, read_problems
+    from prmkit.schema import write_records
 
     out = Path(cfg.out)
     problems = read_problems(cfg.problems) if cfg.problems else make_split(cfg.split, cfg.num_problems)
@@ -135,7 +136,8 @@ def run(cfg: SampleConfig) -> Path:
         check_split_mode(cfg.step_split)
         if any(p.task == "gym" for p in problems):
             print("note: gym traces are split on lines (the gym's step definition); --step-split applies to the others")
-    sampler = make_sampler(cfg.model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
+    model = policy_path(cfg.model, "model", problems_are_gym(problems)) if cfg.sampler == "hf" else cfg.model
+    sampler = make_sampler(model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
                            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p, seed=cfg.seed)

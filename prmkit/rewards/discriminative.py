@@ -172,11 +172,10 @@ class DiscriminativePRM:
         if kw.get("loglik") is not None and kw.get("loglik_lm") is None:
             from prmkit.rewards.implicit import resolve_ref
 
-            lm = kw["loglik"]["lm"]
-            beside = Path(path) / lm if lm and not Path(lm).is_absolute() else None
-            # a relative name of a folder inside the model dir travels with it (e.g. "loglik_lm")
-            lm = str(beside) if beside is not None and beside.is_dir() else resolve_ref(lm)
-            kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(lm, dtype=getattr(torch, dtype)).to(device)
+            # a relative name is a folder inside the model dir (it travels with it, e.g. "loglik_lm")
+            lm = load_path(kw["loglik"]["lm"], path)
+            kw["loglik"] = {**kw["loglik"], "lm": lm}
+            kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(lm), dtype=getattr(torch, dtype)).to(device)
         return cls(model.to(device), tok, readout=r, **kw)
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
@@ -187,7 +186,7 @@ class DiscriminativePRM:
         cfg = {"kind": self.kind, "readout": self.readout.to_dict(), "aggregation": self.aggregation,
                "threshold": self.threshold, "meta": {**self.meta, **(extra or {})}}
         if self.fuse is not None:
-            cfg["loglik"] = {"lm": self.loglik["lm"], "weight": float(self.fuse.weight.item()),
+            cfg["loglik"] = {"lm": stored_path(self.loglik["lm"], out), "weight": float(self.fuse.weight.item()),
                              "bias": float(self.fuse.bias.item())}
         write_rm_config(out, cfg)
         return out
@@ -401,6 +400,29 @@ def _score_cached(rm: "DiscriminativePRM", encs) -> list[list[float]]:
     rm.stats.calls += 1
     rm.stats.sequences += len(encs)
     return out
+
+
+def stored_path(name: str, model_dir: str | Path) -> str:
+    """How a saved model dir names another model (the likelihood LM, an implicit PRM's reference) so the
+    dir works from any directory and after being moved: a local path inside the dir relative to it,
+    another local path absolute; a hub id or a marker (`gym-policy`) as given."""
+    p = Path(name).expanduser() if name else None
+    if p is None or not p.exists():
+        return name
+    p, home = p.resolve(), Path(model_dir).resolve()
+    return str(p.relative_to(home)) if p.is_relative_to(home) else str(p)
+
+
+def load_path(name: str, model_dir: str | Path) -> str:
+    """The inverse of `stored_path`: a relative name is looked up in the model dir (absolute result);
+    dirs saved before names were stored this way may hold a name relative to where they were trained,
+    which is tried next, then the name is taken as a hub id or marker."""
+    if not name or Path(name).is_absolute():
+        return name
+    beside = Path(model_dir) / name
+    if beside.exists():
+        return str(beside.resolve())
+    return str(Path(name).resolve()) if Path(name).exists() else name
 
 
 def _read_rm_config(path: str | Path) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
-from prmkit.rewards.discriminative import _read_rm_config, length_sorted_batches, pad_batch, write_rm_config
+from prmkit.rewards.discriminative import (_read_rm_config, length_sorted_batches, load_path, pad_batch, stored_path,
+                                           write_rm_config)
 from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
 from prmkit.rewards.readout import CachedTokenizer
 from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
@@ -81,7 +82,7 @@ class ImplicitPRM:
             raise InputError(f"unknown implicit-PRM readout {readout!r}; expected one of {sorted(IMPLICIT_PRESETS)}",
                              field="readout")
         saved = {**(IMPLICIT_PRESETS[readout].options() if readout else {}), **_read_rm_config(path)}
-        ref = ref_model or saved.get("ref_model") or path
+        ref = ref_model or load_path(saved.get("ref_model", ""), path) or path
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         if kw.get("layout", saved.get("layout")) == "eurus_chat" and not getattr(tok, "chat_template", None):
@@ -100,7 +101,7 @@ class ImplicitPRM:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        write_rm_config(out, {"kind": self.kind, "ref_model": self.ref_name, "beta": self.beta, "sep": self.sep,
+        write_rm_config(out, {"kind": self.kind, "ref_model": stored_path(self.ref_name, out), "beta": self.beta, "sep": self.sep,
                               "aggregation": self.aggregation, "threshold": self.threshold,
                               "step_score": self.step_score, "layout": self.layout,
                               "meta": {**self.meta, **(extra or {})}})

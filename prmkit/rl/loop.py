@@ -48,9 +48,11 @@ class RLConfig:
     model: str = ""
     """policy to start from: local dir or hub id (empty: the shipped gym policy)"""
     prm: str = ""
-    """frozen reward model for pure/pav/prof/...: a PRM directory, 'checker[:flip_rate]' (gym's exact
-    checker, optionally noisy), an http:// URL of `prmkit serve`, or empty (the shipped gym PRM when
-    available, else checker:0.1)"""
+    """frozen reward model for pure/pav/prof/...: a PRM dir or hub id, http(s)://host:port of `prmkit serve`,
+    'gym' (the shipped gym PRM), 'checker[:flip_rate]' (the gym's exact checker, optionally noisy); empty: the
+    shipped gym PRM, on gym problems only"""
+    prm_token: str = ""
+    """bearer token of a remote --prm server (empty: $PRMKIT_RM_TOKEN)"""
     problems: str = ""
     """training problems JSONL (empty: the gym split --split)"""
     split: str = "train"
@@ -156,30 +158,12 @@ class RLConfig:
 # reward models
 # ----------------------------------------------------------------------------------------------
 
-def load_reward_model(spec: str, device: str = ""):
-    """A frozen reward model from a spec string (see RLConfig.prm) on `device`; returns (rm, description)."""
-    from prmkit.rewards.base import GymCheckerRM
+def load_reward_model(spec: str, device: str = "", token: str = "", gym_data: bool = True):
+    """A frozen reward model from a spec string (`prmkit.resolve`'s grammar) on `device`; returns (rm, description)."""
+    from prmkit.resolve import parse_rm_spec
 
-    if spec.startswith("checker"):
-        flip = float(spec.split(":", 1)[1]) if ":" in spec else 0.0
-        return GymCheckerRM(flip_rate=flip), f"gym checker (flip rate {flip})"
-    if spec.startswith(("http://", "https://")):
-        from prmkit.rewards.remote import RemoteRM
-
-        return RemoteRM(spec), f"remote {spec}"
-    import prmkit.rewards as rewards
-
-    if spec:
-        if not Path(spec).exists() and "/" not in spec:
-            raise InputError(f"expected a reward-model directory, hub id, URL or 'checker[:flip]', got {spec!r}",
-                             field="prm")
-        return rewards.load_reward_model(spec, device=device), f"reward model {spec}"
-    try:
-        return rewards.default_gym_prm(device=device), "shipped gym PRM"
-    except (InputError, AttributeError):
-        pass
-    warnings.warn("the shipped gym PRM is not available; using the gym checker with flip rate 0.1")
-    return GymCheckerRM(flip_rate=0.1), "gym checker (flip rate 0.1; shipped PRM unavailable)"
+    checked = parse_rm_spec(spec, "prm", gym_data, token)
+    return checked.load(device=device), checked.describe()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,7 +406,7 @@ def resume_ignores(cfg: RLConfig) -> frozenset:
 
 def _problems(path: str, split: str, n: int, max_ops: int = 0):
     from prmkit.gym.task import SPLITS, check_prompts, make_split
-    from prmkit.schema import read_problems
+    from prmkit.resolve import read_problems
 
     if path:
         problems = read_problems(path)
@@ -442,7 +426,6 @@ class RLRun:
         from transformers.utils import logging as hf_logging
 
         from prmkit.policy.hf import HFSampler
-        from prmkit.policy.sample import default_policy
 
         if cfg.reward not in METHODS:
             raise InputError(f"unknown reward method {cfg.reward!r}; expected one of {sorted(METHODS)}",
@@ -451,12 +434,25 @@ class RLRun:
             raise InputError(f"--k must be >= 2 (group baselines), got {cfg.k}", field="k")
         if cfg.acc_filter not in ("on", "off", "auto"):
             raise InputError(f"--acc-filter must be on, off or auto, got {cfg.acc_filter!r}", field="acc_filter")
+        if cfg.optimizer not in ("adam", "sgd"):
+            raise InputError(f"--optimizer must be adam or sgd, got {cfg.optimizer!r}", field="optimizer")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if os.environ.get("PRMKIT_QUIET") == "1":
             hf_logging.disable_progress_bar()
+        from prmkit.resolve import parse_rm_spec, policy_path, problems_are_gym
+
         self.cfg, self.out = cfg, Path(cfg.out)
-        path = cfg.model or default_policy()
+        # every input is read and checked before the first model loads; gym defaults on gym problems only
+        self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps),
+                                     cfg.gym_max_ops)
+        if cfg.problems and not cfg.eval_problems_file and not problems_are_gym(self.train_pool):
+            raise InputError("the training problems are not the gym's, so there is no held-out default: pass "
+                             "--eval-problems-file (problems JSONL)", field="eval_problems_file")
+        self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
+        gym = problems_are_gym(self.train_pool) and problems_are_gym(self.eval_set)
+        path = policy_path(cfg.model, "model", gym)
+        rm_spec = parse_rm_spec(cfg.prm, "prm", gym, cfg.prm_token) if METHODS[cfg.reward][1] else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -469,8 +465,6 @@ class RLRun:
             self.ref = copy.deepcopy(self.policy).eval()
             for p in self.ref.parameters():
                 p.requires_grad_(False)
-        if cfg.optimizer not in ("adam", "sgd"):
-            raise InputError(f"--optimizer must be adam or sgd, got {cfg.optimizer!r}", field="optimizer")
         opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
         one_d = [p for p in self.policy.parameters() if p.ndim <= 1]
         multi = [p for p in self.policy.parameters() if p.ndim > 1]
@@ -487,11 +481,8 @@ class RLRun:
             self.implicit = ImplicitPRM(self.policy, self.ref, beta=cfg.prime_beta, lr=cfg.prime_lr,
                                         grad_clip=cfg.grad_clip, minibatch=cfg.minibatch)
         self.rm, self.rm_desc = (None, "")
-        if METHODS[cfg.reward][1]:
-            self.rm, self.rm_desc = load_reward_model(cfg.prm, self.device)
-        self.train_pool = _problems(cfg.problems, cfg.split, max(512, cfg.prompts_per_step * cfg.steps),
-                                     cfg.gym_max_ops)
-        self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
+        if rm_spec is not None:
+            self.rm, self.rm_desc = rm_spec.load(device=self.device), rm_spec.describe()
         self.monitor = DriftMonitor()
         self.tb = None
         self.step, self.sampled_tokens, self.records = 0, 0, []

@@ -34,8 +34,11 @@ class SearchSources:
     base_url: str = ""
     """policy server URL for --sampler openai"""
     prm: str = ""
-    """reward model: a saved dir or hub id, 'remote:<url>' (prmkit reward server), 'checker' (the gym's exact
-    checker) or empty (the shipped gym PRM)"""
+    """reward model: a saved dir or hub id, http(s)://host:port of `prmkit serve` (remote:<url> also works),
+    'gym' (the shipped gym PRM), 'checker[:flip_rate]' (the gym's exact checker); empty: the shipped gym PRM,
+    on gym problems only"""
+    prm_token: str = ""
+    """bearer token of a remote --prm server (empty: $PRMKIT_RM_TOKEN)"""
     flip_rate: float = 0.0
     """--prm checker only: probability of flipping each verdict (a noisy verifier)"""
     readout: str = ""
@@ -60,23 +63,39 @@ class SearchSources:
     threads: int = 0
     """torch CPU threads (0 = leave torch's default)"""
 
-    def load(self, aggregation: str = ""):
-        """(problems, sampler, reward model) as these fields name them; sets torch's CPU threads."""
+    def check(self):
+        """(problems, policy name, reward-model spec): every source read or checked, no model loaded. Gym
+        defaults (policy, PRM) apply on gym problems only (`prmkit.resolve`)."""
         from prmkit.gym.task import check_prompts, make_split
-        from prmkit.policy.sample import make_sampler
-        from prmkit.schema import read_problems
+        from prmkit.resolve import parse_rm_spec, policy_path, problems_are_gym, read_problems
 
+        problems = read_problems(self.problems) if self.problems else make_split(self.split, self.num_problems)
+        check_prompts(problems, self.problems or None)
+        gym = problems_are_gym(problems)
+        model = policy_path(self.model, "model", gym) if self.sampler == "hf" else self.model
+        spec = parse_rm_spec(self.prm, "prm", gym, self.prm_token, self.flip_rate)
+        if self.prm_kv_cache and spec.form in ("checker", "remote"):
+            from prmkit.errors import InputError
+
+            raise InputError(f"--prm-kv-cache needs a local discriminative PRM, not the {spec.describe()} (a server "
+                             "caches prefixes itself)", field="prm_kv_cache")
+        return problems, model, spec
+
+    def load(self, aggregation: str = ""):
+        """(problems, sampler, reward model) as these fields name them; sets torch's CPU threads. Every
+        source is checked (`check`) before the first model loads."""
+        from prmkit.policy.sample import make_sampler
+
+        problems, model, spec = self.check()
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        problems = read_problems(self.problems) if self.problems else make_split(self.split, self.num_problems)
-        check_prompts(problems, self.problems or None)
-        sampler = make_sampler(self.model, self.sampler, self.base_url, self.sep, self.batch_size, device=self.device,
+        sampler = make_sampler(model, self.sampler, self.base_url, self.sep, self.batch_size, device=self.device,
                                dtype=self.dtype, trust_remote_code=self.trust_remote_code,
                                kv_cache=self.policy_kv_cache)
-        rm = make_reward_model(self.prm, self.flip_rate, aggregation, self.device, self.readout,
-                               self.trust_remote_code, self.dtype, self.prm_kv_cache)
+        rm = with_kv_cache(spec.load(aggregation, self.device, self.readout, self.trust_remote_code, self.dtype),
+                           self.prm_kv_cache)
         return problems, sampler, rm
 
 
@@ -103,23 +122,18 @@ PARAM_FIELDS = tuple(f.name for f in fields(SearchParams))
 
 
 def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", device: str = "",
-                      readout: str = "", trust_remote_code: bool = False, dtype: str = "", kv_cache: int = 0):
-    """The reward model named on the command line (strings map to reward models here, once)."""
-    kw = {"aggregation": aggregation} if aggregation else {}
-    if spec == "checker":
-        from prmkit.rewards.base import GymCheckerRM
+                      readout: str = "", trust_remote_code: bool = False, dtype: str = "", kv_cache: int = 0,
+                      token: str = ""):
+    """The reward model a spec names (`prmkit.resolve.parse_rm_spec`'s grammar; empty = the shipped gym PRM)."""
+    from prmkit.resolve import parse_rm_spec
 
-        rm = GymCheckerRM(aggregation=aggregation or "min", flip_rate=flip_rate)
-    elif spec.startswith("remote:"):
-        from prmkit.rewards.remote import RemoteRM
+    rm = parse_rm_spec(spec, "prm", True, token, flip_rate).load(aggregation, device, readout, trust_remote_code,
+                                                                   dtype)
+    return with_kv_cache(rm, kv_cache)
 
-        rm = RemoteRM(spec[len("remote:"):], **kw)
-    else:
-        from prmkit.rewards import default_gym_prm, load_options, load_reward_model
 
-        kw["device"] = device
-        rm = (load_reward_model(spec, **kw, **load_options(readout, trust_remote_code, dtype)) if spec
-              else default_gym_prm(**kw))
+def with_kv_cache(rm, kv_cache: int):
+    """`rm` keeping up to `kv_cache` scored positions (0 = off); only a local discriminative PRM can."""
     if kv_cache:
         if not hasattr(rm, "set_kv_cache"):
             from prmkit.errors import InputError
@@ -144,11 +158,16 @@ def run(cfg: SearchConfig) -> dict:
         raise InputError(f"unknown method {cfg.method!r}; expected one of {sorted(SEARCHES)}", field="method")
     params = search_params(cfg)
     out = Path(cfg.out)
-    problems, sampler, rm = cfg.load(cfg.aggregation)
+    prover = None
     if cfg.prover:
+        from prmkit.resolve import parse_rm_spec
+
+        prover = parse_rm_spec(cfg.prover, "prover", True, cfg.prm_token, cfg.flip_rate)   # checked before any load
+    problems, sampler, rm = cfg.load(cfg.aggregation)
+    if prover is not None:
         from prmkit.search.pav import PAVScorer
 
-        rm = PAVScorer(rm, make_reward_model(cfg.prover, cfg.flip_rate, cfg.aggregation, cfg.device), cfg.pav_alpha)
+        rm = PAVScorer(rm, prover.load(cfg.aggregation, cfg.device), cfg.pav_alpha)
     result = SEARCHES[cfg.method](problems, sampler, rm, params)
     save_config(out, cfg)
     write_records(out / "traces.jsonl", result.to_traces())

@@ -60,8 +60,8 @@ class ServeConfig(ScoreLimits):
     """Serve a reward model over HTTP (POST /score, GET /health)."""
 
     model: str = "gym-checker"
-    """reward model dir or hub id (loaded with prmkit.rewards.load_reward_model), 'gym-prm' for the
-    shipped gym PRM, or 'gym-checker' for the gym's exact checker"""
+    """reward model: a saved dir or hub id, 'gym-prm' (or 'gym') for the shipped gym PRM, 'gym-checker' (or
+    'checker[:flip_rate]') for the gym's exact checker (`prmkit.resolve`'s grammar)"""
     host: str = "127.0.0.1"
     """bind address"""
     port: int = 8001
@@ -248,29 +248,12 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
 
 def load_reward_model(name: str, device: str = "", readout: str = "", trust_remote_code: bool = False,
                       dtype: str = ""):
-    """'gym-checker' -> the gym's exact checker; 'gym-prm' -> the shipped gym PRM; anything else (a
-    saved dir or hub id) -> `prmkit.rewards.load_reward_model`."""
-    from prmkit.errors import InputError
+    """The reward model `--model` names, in `prmkit.resolve`'s grammar ('gym-checker' = 'checker', 'gym-prm',
+    a saved dir, a hub id, ...)."""
+    from prmkit.resolve import parse_rm_spec
 
-    if name in ("gym-checker", ""):
-        from prmkit.rewards.base import GymCheckerRM
-
-        return GymCheckerRM()
-    import prmkit.rewards as rewards
-
-    from pathlib import Path
-
-    path = Path(name).expanduser()
-    if (path.is_absolute() or name.startswith((".", "~"))) and not path.is_dir():
-        raise InputError(f"no reward-model directory at {name!r}", file=name, field="model")
-    kw = {"device": device} if device else {}
-    if name == "gym-prm" and hasattr(rewards, "default_gym_prm"):
-        return rewards.default_gym_prm(**kw)
-    loader = getattr(rewards, "load_reward_model", None)
-    if loader is None:
-        raise InputError("this prmkit has no saved-model loader (prmkit.rewards.load_reward_model); "
-                         "use --model gym-checker", field="model")
-    return loader(str(path) if path.is_dir() else name, **kw, **rewards.load_options(readout, trust_remote_code, dtype))
+    return parse_rm_spec(name, "model").load(device=device, readout=readout, trust_remote_code=trust_remote_code,
+                                              dtype=dtype)
 
 
 def run(cfg: ServeConfig) -> None:
@@ -278,5 +261,5 @@ def run(cfg: ServeConfig) -> None:
 
     rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
     app = create_app(rm, token=cfg.token or None, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,
-                     model_name=cfg.model or "gym-checker", aggregation=cfg.aggregation or None, limits=cfg.limits())
+                     model_name=cfg.model or "gym-prm", aggregation=cfg.aggregation or None, limits=cfg.limits())
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

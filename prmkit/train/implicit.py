@@ -63,9 +63,10 @@ class TrainImplicitConfig:
     step_score: str = "q"
     """per-step score: q (cumulative implicit value) or step (that step's own reward), through a sigmoid"""
     fit_data: str = ""
-    """traces with gold first errors to fit the ProcessBench threshold on (empty: gym --fit-split)"""
+    """traces with gold first errors to fit the ProcessBench threshold on: prmkit JSONL or a ProcessBench JSON
+    array/JSONL (empty: gym --fit-split, on gym data only)"""
     fit_split: str = "dev"
-    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    """gym split sampled to fit the threshold when --fit-data is empty, on gym data only ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
     num_problems: int = 200
@@ -209,15 +210,18 @@ def run(cfg: TrainImplicitConfig) -> Path:
     from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, loop_settings,
                                   record_train_config, set_threads)
 
+    from prmkit.train.inputs import check_train_inputs
+
     if cfg.loss not in LOSSES:
         raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
     started = time.perf_counter()
+    checked = check_train_inputs(cfg, "implicit")            # every input and option, before any model loads
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
     if not cfg.data:
         record_train_config(cfg, out)  # the gym recipe's sampled traces are cached in out/
-    traces = _traces(cfg, out)
+    traces = checked.traces if cfg.data else _traces(cfg, out)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])

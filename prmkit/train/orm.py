@@ -49,9 +49,10 @@ class TrainORMConfig:
     aggregation: str = "last"
     """aggregation stored with the model (an ORM's response score is its last step score)"""
     fit_data: str = ""
-    """traces with gold first errors to fit the per-prefix ProcessBench threshold (empty: gym --fit-split)"""
+    """traces with gold first errors to fit the per-prefix ProcessBench threshold: prmkit JSONL or a ProcessBench
+    JSON array/JSONL (empty: gym --fit-split, on gym data only)"""
     fit_split: str = "dev"
-    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    """gym split sampled to fit the threshold when --fit-data is empty, on gym data only ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
     num_problems: int = 200
@@ -74,13 +75,16 @@ def run(cfg: TrainORMConfig) -> Path:
                                   loop_settings, n_known, record_train_config, set_threads, step_examples,
                                   step_loss_fn)
 
+    from prmkit.train.inputs import check_train_inputs
+
     started = time.perf_counter()
+    checked = check_train_inputs(cfg, "orm")                 # every input and option, before any model loads
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
     if not cfg.data:
         record_train_config(cfg, out)  # the gym recipe's sampled traces are cached in out/
-    traces = _traces(cfg, out)
+    traces = checked.traces if cfg.data else _traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
         return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]

@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from prmkit.schema import Trace
 
@@ -65,9 +65,10 @@ class TrainPRMConfig:
     aggregation: str = "min"
     """step-score aggregation stored with the model (min, prod, last, mean)"""
     fit_data: str = ""
-    """traces with gold first errors to fit the ProcessBench threshold on (empty: gym --fit-split)"""
+    """traces with gold first errors to fit the ProcessBench threshold on: prmkit JSONL or a ProcessBench JSON
+    array/JSONL (empty: gym --fit-split, on gym data only)"""
     fit_split: str = "dev"
-    """gym split sampled to fit the threshold when --fit-data is empty ('' = no threshold)"""
+    """gym split sampled to fit the threshold when --fit-data is empty, on gym data only ('' = no threshold)"""
     fit_problems: int = 300
     """gym problems sampled for threshold fitting"""
     num_problems: int = 200
@@ -84,8 +85,9 @@ class TrainPRMConfig:
     """torch threads (0 = torch's default)"""
     save_every: int = 200
     """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
-    loglik_feature: bool = True
-    """add each step's log-likelihood under a frozen causal LM (--loglik-lm) to the head's logit (w*ll + b, trained)"""
+    loglik_feature: Optional[bool] = None
+    """add each step's log-likelihood under a frozen causal LM (--loglik-lm) to the head's logit (w*ll + b, trained);
+    it loads a second copy of the backbone, so the default is on for gym data only (the gym recipe), off otherwise"""
     loglik_lm: str = ""
     """causal LM of the likelihood feature, same tokenizer (empty: the backbone's own pretrained weights)"""
 
@@ -284,10 +286,10 @@ def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Tra
 
 
 def fit_traces_for(cfg, seed_offset: int = 7) -> list[Trace] | None:
-    from prmkit.schema import read_traces
-
     if cfg.fit_data:
-        return read_traces(cfg.fit_data)
+        from prmkit.train.inputs import read_fit_traces
+
+        return read_fit_traces(cfg.fit_data)
     if not cfg.fit_split:
         return None
     from prmkit.train.data import gym_traces
@@ -329,16 +331,20 @@ def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
 
 
 def run(cfg: TrainPRMConfig) -> Path:
-    from prmkit.train.data import read_training_traces, step_targets
+    from prmkit.train.data import step_targets
     from prmkit.train.loop import train_loop
 
+    from prmkit.train.inputs import check_train_inputs
+
     started = time.perf_counter()
+    checked = check_train_inputs(cfg, "prm")                 # every input and option, before any model loads
+    cfg = checked.cfg
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
     if not cfg.data:
         record_train_config(cfg, out)  # the gym recipe's labelled data in out/work/ is part of the run
-    traces = read_training_traces(cfg.data) if cfg.data else gym_recipe_traces(cfg, out)
+    traces = checked.traces if cfg.data else gym_recipe_traces(cfg, out)
 
     def targets(t: Trace, line: int) -> list[float | None]:
         tg = step_targets(t, line, cfg.data or None)
