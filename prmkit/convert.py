@@ -32,6 +32,9 @@ class ConvertConfig:
     trailing_unknown: str = "auto"
     """-> trl: steps after the last known label: refuse, or drop them (end the row there); auto = drop for
     --source processbench (it labels no step after the first error), else refuse"""
+    skip_empty_paths: bool = False
+    """--source prm800k: leave out (and count) lines whose labeled path has no step (a first step with
+    null completions or none chosen); without it such a line is an error"""
     problem_field: str = ""
     """--source columns: the column holding the problem text"""
     answer_field: str = ""
@@ -44,7 +47,7 @@ class ConvertConfig:
 
 def run(cfg: ConvertConfig) -> int:
     from prmkit.errors import InputError
-    from prmkit.formats import convert, refuse_same_path
+    from prmkit.formats import convert_counted, refuse_same_path
 
     if not cfg.input or not cfg.output:
         raise InputError("both --input and --output are required", field="input")
@@ -64,10 +67,11 @@ def run(cfg: ConvertConfig) -> int:
     if cfg.target == "trl":
         drop = cfg.trailing_unknown == "drop" or (cfg.trailing_unknown == "auto" and cfg.source == "processbench")
         options["trailing_unknown"] = "drop" if drop else "refuse"
-    n = convert(cfg.input, cfg.source, cfg.output, cfg.target, **options)
-    note = ""
+    n, skipped = convert_counted(cfg.input, cfg.source, cfg.output, cfg.target,
+                                 skip_empty_paths=cfg.skip_empty_paths, **options)
+    note = f" (skipped {skipped} lines whose labeled path has no step)" if skipped else ""
     if options.get("trailing_unknown") == "drop":
-        note = " (rows end at their last labelled step: ProcessBench labels no step after the first error)"
+        note += " (rows end at their last labelled step: ProcessBench labels no step after the first error)"
     print(f"converted {n} records {cfg.source} -> {cfg.target}: {cfg.output}{note}")
     return n
 
@@ -97,6 +101,9 @@ def _check_options(cfg: ConvertConfig) -> None:
                          field="rows")
     if cfg.trailing_unknown != "auto" and cfg.target != "trl":
         raise InputError("--trailing-unknown applies to --target trl", field="trailing_unknown")
+    if cfg.skip_empty_paths and (cfg.source != "prm800k" or cfg.target == "problems" or cfg.rows == "alternatives"):
+        raise InputError("--skip-empty-paths applies to --source prm800k converted to traces (--rows path)",
+                         field="skip_empty_paths")
     if cfg.neutral != "unknown" and cfg.source != "prm800k":
         raise InputError("--neutral maps PRM800K's 0 ratings: it needs --source prm800k", field="neutral")
     columns = {"problem_field": cfg.problem_field, "answer_field": cfg.answer_field, "id_field": cfg.id_field,

@@ -119,8 +119,8 @@ def _saved_dataset_records(path: str | os.PathLike) -> list[tuple[int, dict[str,
     except FileNotFoundError:
         raise InputError("expected a file, or a directory written by datasets' save_to_disk", file=str(path)) from None
     if isinstance(ds, datasets.DatasetDict):
-        raise InputError(f"a dataset with splits {sorted(ds)}: pass one split's directory, e.g. {Path(path) / 'train'}",
-                         file=str(path))
+        raise InputError(f"a dataset with splits {sorted(ds)}: pass one split's directory, e.g. "
+                         f"{Path(path) / 'train'}", file=str(path))
     return list(enumerate(ds.to_list(), 1))
 
 
@@ -188,18 +188,33 @@ def convert(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathL
     any error no (partial) file is left. Errors name the input file and line. Returns the number of
     records written.
     """
+    return convert_counted(in_path, in_format, out_path, out_format, **options)[0]
+
+
+def convert_counted(in_path: str | os.PathLike, in_format: str, out_path: str | os.PathLike, out_format: str,
+                    *, skip_empty_paths: bool = False, **options: Any) -> tuple[int, int]:
+    """`convert`, returning (written, skipped). `skip_empty_paths` (PRM800K only) leaves out the
+    lines whose labeled path has no step (e.g. a step with `completions: null`, or an unchosen
+    step, first): a Trace needs a step, so without it such a line is an error naming it."""
     refuse_same_path(in_path, out_path)
     source, target = get_format(in_format), get_format(out_format)
     in_opts, out_opts = _split_options(options, source.to_traces, target.from_traces)
     pairs = _records(in_path)
-    lines = [line for line, _ in pairs]
+    total = len(pairs)
     try:
+        if skip_empty_paths:
+            if ALIASES.get(in_format, in_format) != "prm800k":
+                raise InputError("skip_empty_paths applies to PRM800K input only", field="skip_empty_paths")
+            pairs = [(n, r) for n, r in pairs if prm800k.chosen_path(r, n)]
+        lines = [line for line, _ in pairs]
         traces = source.to_traces([r for _, r in pairs], lines=lines, **in_opts)
         rows = target.from_traces(traces, lines=lines, **out_opts)  # every format maps 1 record : 1 trace
     except InputError as e:
         raise _located(e, file=str(in_path)) from None
+    if not rows:
+        raise InputError(f"nothing to write: all {total} records were skipped", file=str(in_path))
     write_json_records(out_path, rows)
-    return len(rows)
+    return len(rows), total - len(pairs)
 
 
 def convert_problems(in_path: str | os.PathLike, source: str, out_path: str | os.PathLike,
@@ -236,7 +251,7 @@ def convert_prm800k_trl_rows(in_path: str | os.PathLike, out_path: str | os.Path
     return len(rows), sum(1 for row in rows if not row["completions"])
 
 
-__all__ = ["FORMATS", "Format", "convert", "convert_problems", "convert_prm800k_trl_rows", "get_format",
+__all__ = ["FORMATS", "Format", "convert", "convert_counted", "convert_problems", "convert_prm800k_trl_rows", "get_format",
            "refuse_same_path", "load_traces", "save_traces", "read_json_records",
            "write_json_records",
            "gsm8k", "math_shepherd", "prm800k", "processbench", "trl"]

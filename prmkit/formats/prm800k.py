@@ -127,8 +127,9 @@ def record_to_trace(record: dict[str, Any], *, line: int | None = None, neutral:
     problem = get_field(question, "problem", str, "a string", line=line, prefix="question.")
     path = chosen_path(record, line)
     if not path:
-        raise InputError("expected at least one labeled step on the chosen trajectory, got none", line=line,
-                         field="label.steps")
+        raise InputError("expected at least one labeled step on the chosen trajectory, got none (the path "
+                         "ends at its first step; `prmkit convert --skip-empty-paths` leaves such lines out)",
+                         line=line, field="label.steps")
     finish = record["label"].get("finish_reason")
     ratings = [rating for _, rating, _ in path]
     values = [HUMAN_STEP_VALUE if human and rating is None else _value(rating, neutral)

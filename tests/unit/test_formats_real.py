@@ -149,6 +149,22 @@ def test_convert_prm800k_to_prmkit_results_contract(tmp_path, path):
     assert read_traces(cli(tmp_path, input=str(path), source="prm800k", out_name="d.jsonl")) == traces
 
 
+def test_line_with_an_empty_labeled_path(tmp_path, capsys):
+    """A line whose first step ends the path (completions null, or several and none chosen) has no
+    Trace (a Trace needs a step): an error naming the line, or left out and counted when asked."""
+    records = lines_of(PHASE2)
+    empty = copy.deepcopy(records[5])
+    empty["label"]["steps"] = [{"completions": None, "human_completion": None, "chosen_completion": None}]
+    src = tmp_path / "p2.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records[:2] + [empty] + records[2:]))
+    with pytest.raises(InputError, match=r"p2.jsonl.*line 3.*label\.steps.*--skip-empty-paths"):
+        cli(tmp_path, input=str(src), source="prm800k")
+    out = cli(tmp_path, input=str(src), source="prm800k", skip_empty_paths=True)
+    assert [t.prompt for t in read_traces(out)] == [r["question"]["problem"] for r in records]
+    assert "skipped 1 lines" in capsys.readouterr().out
+    assert len(prm800k.trl_rows(empty, neutral="negative")) == 1  # TRL's script writes one empty row for it
+
+
 @pytest.mark.parametrize("path", [PHASE1, PHASE2], ids=["phase1", "phase2"])
 def test_prm800k_round_trip_through_prmkit_jsonl(tmp_path, path):
     traces_file = cli(tmp_path, input=str(path), source="prm800k", target="prmkit", out_name="t.jsonl")
