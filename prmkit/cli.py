@@ -51,6 +51,7 @@ COMMANDS = {
     ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
     ("agent", "train-policy"): "prmkit.agents.hopgym.train_policy:AgentPolicyConfig",
     ("agent", "stats"): "prmkit.agents.stats:AgentStatsConfig",
+    ("agent", "sample"): "prmkit.agents.sample:AgentSampleConfig",
     ("agent", "rl"): "prmkit.agents.rl:AgentRLConfig",
 }
 

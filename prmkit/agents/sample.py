@@ -1,0 +1,72 @@
+"""`prmkit agent sample`: K episodes per problem, written as episodes and as turn traces (turns as steps).
+
+The turn traces feed the single-turn tools unchanged: `prmkit train prm --data turns.jsonl` trains a
+turn PRM, `prmkit eval processbench --data turns.jsonl` gives first-wrong-turn F1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class AgentSampleConfig:
+    """Sample multi-turn episodes with an agent policy; write episodes.jsonl and turns.jsonl (turn traces)."""
+
+    out: str = "runs/agent-sample"
+    """output directory"""
+    model: str = ""
+    """policy: local dir or hub id (empty: hopgym's shipped agent policy)"""
+    env: str = "hopgym"
+    """environment: a registered name (hopgym, calc) or package.module:factory"""
+    problems: str = ""
+    """problems JSONL (empty: hopgym's built-in --split)"""
+    split: str = "dev"
+    """hopgym split when --problems is empty"""
+    num_problems: int = 100
+    """problems to use"""
+    k: int = 4
+    """episodes per problem"""
+    temperature: float = 1.0
+    """sampling temperature"""
+    seed: int = 0
+    """episode seed"""
+    max_turns: int = 10
+    """most actions per episode"""
+
+
+def run(cfg: AgentSampleConfig) -> Path:
+    from prmkit.agents.env import get_env_task
+    from prmkit.agents.rl import SHIPPED_AGENT, _play
+    from prmkit.agents.rollout import RolloutParams
+    from prmkit.agents.turns import episode_trace
+    from prmkit.errors import InputError
+    from prmkit.policy.hf import HFSampler
+    from prmkit.schema import atomic_write_text, read_problems, to_dict
+
+    task = get_env_task(cfg.env)
+    if cfg.problems:
+        problems = read_problems(cfg.problems)[: cfg.num_problems]
+    elif cfg.env == "hopgym":
+        from prmkit.agents.hopgym import make_split
+
+        problems = make_split(cfg.split, cfg.num_problems)
+    else:
+        raise InputError(f"environment {cfg.env!r} has no built-in problems: pass --problems", field="problems")
+    if not problems:
+        raise InputError("expected at least one problem", file=cfg.problems or None)
+    if not cfg.model:
+        print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
+    sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+    params = RolloutParams(k=cfg.k, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed)
+    episodes, _ = _play(sampler, task, problems, params)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(asdict(e)) + "\n" for e in episodes))
+    traces = [episode_trace(e) for e in episodes]
+    atomic_write_text(out / "turns.jsonl", "".join(json.dumps(to_dict(t)) + "\n" for t in traces))
+    ok = sum(1 for e in episodes if e.outcome and e.outcome > 0.5)
+    print(f"{len(episodes)} episodes ({ok} successful) -> {out / 'episodes.jsonl'}, turn traces -> {out / 'turns.jsonl'}")
+    return out
