@@ -1,0 +1,147 @@
+"""Agents on hopgym: the shipped agent policy, turn-level credit in RL, and learned turn reward models.
+
+    .venv/bin/python bench/agents.py                # every part (each resumes from its run directories)
+    .venv/bin/python bench/agents.py --part rl      # one part; parts merge their keys into one JSON
+
+Rules, written down before any run (nothing below is chosen on the test split):
+
+* Policy: hopgym's shipped agent policy (`prmkit/agents/hopgym/policy`, `prmkit agent train-policy` defaults).
+* stats: `prmkit agent stats` on 500 `test` problems, one episode each (T = 1, seed 0).
+* rl budget, the same for every method: 20 steps x 8 problems x 8 episodes, PPO-clip 0.2, minibatch 32,
+  held-out success on 150 `test` problems (one episode each, T = 1, fixed seeds) every 4 steps, seeds 0, 1, 2.
+* rl learning rate: outcome GRPO on the `dev` split (150 problems) with lr in {3e-5, 1e-4, 3e-4}, seed 0,
+  12 steps; the lr with the highest dev success at step 12 wins (ties: the smaller); every method uses it.
+  Every method-specific knob is the library default (the paper's), never tuned.
+* steps_to_grpo_final[m]: the first evaluation step at which method m's seed-mean held-out success is at
+  least outcome GRPO's seed-mean final success (null when never); GRPO's own is the first step at which its
+  curve reaches its final value. Target: some turn-level method needs <= 0.6 x GRPO's steps.
+* Turn reward models: episodes of the shipped policy, turns as steps, exact gold turn labels (1 before the
+  first wrong turn, 0 at it): 300 `train` problems x 4 episodes for training, 100 `dev` x 4 for the
+  threshold, 200 `test` x 8 for the numbers. PRM: `train prm` on the policy's backbone (no likelihood
+  feature); ORM: `train orm`, same data; both with the trainer defaults. First-wrong-turn F1 at the
+  dev-fitted threshold; best-of-8 rank@1 (PRM by its min over turns, ORM by its last-turn score).
+Writes bench/results/agents.json (parts update their own keys) and bench/results/agents.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PRMKIT_QUIET", "1")
+
+OUT = ROOT / "bench" / "results" / "agents.json"
+RUNS = ROOT / "runs" / "bench-agents"
+BUDGET = dict(steps=20, prompts_per_step=8, k=8, minibatch=32, eval_problems=150, eval_every=4, threads=1)
+LRS = (3e-5, 1e-4, 3e-4)
+SEEDS = (0, 1, 2)
+METHODS = ("grpo", "rloo", "igpo", "istar", "spa", "gigpo", "attributed", "pure", "hybrid", "spear", "oni",
+           "loo_turn", "per_turn_index")
+TURN_REWARD_METHODS = ("igpo", "istar", "spa", "pure", "hybrid")
+
+
+def _merge(keys: dict) -> None:
+    from prmkit.schema import atomic_write_text, dumps_strict_json
+
+    data = json.loads(OUT.read_text()) if OUT.exists() else {}
+    data.update(keys)
+    atomic_write_text(OUT, dumps_strict_json(data) + "\n")
+
+
+def _one_run(kw: dict) -> list[dict]:
+    from prmkit.agents.rl import AgentRLConfig, AgentRLRun
+
+    return AgentRLRun(AgentRLConfig(**kw)).train() if not _done(kw) else _records(kw["out"])
+
+
+def _done(kw: dict) -> bool:
+    path = Path(kw["out"]) / "metrics.jsonl"
+    return path.exists() and any(json.loads(line).get("step") == kw["steps"] and "eval" in json.loads(line)
+                                 for line in path.read_text().splitlines())
+
+
+def _records(out: str) -> list[dict]:
+    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def _pool(configs: list[dict], workers: int) -> list[list[dict]]:
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(_one_run, configs))
+
+
+def part_stats() -> None:
+    from prmkit.agents.stats import AgentStatsConfig, run
+
+    stats = run(AgentStatsConfig(out=str(RUNS / "stats"), split="test", num_problems=500))
+    _merge({"agent_success_start": stats["success"], "agent_stats": {k: v for k, v in stats.items() if k != "config"}})
+
+
+def choose_lr(workers: int) -> float:
+    configs = [dict(out=str(RUNS / f"dev-lr{lr:g}"), method="grpo", lr=lr, seed=0,
+                    **{**BUDGET, "steps": 12, "eval_every": 12}) for lr in LRS]
+    for c in configs:  # the selection reads dev problems only
+        c["eval_problems_file"] = str(_dev_file())
+    results = _pool(configs, workers)
+    table = {f"{lr:g}": next(r["eval"]["success"] for r in reversed(res) if "eval" in r) for lr, res in zip(LRS, results)}
+    best = max(LRS, key=lambda lr: (table[f"{lr:g}"], -lr))
+    _merge({"lr_selection_on_dev": {"success_at_step_12": table, "chosen_lr": best}})
+    return best
+
+
+def _dev_file() -> Path:
+    from prmkit.agents.hopgym import make_split
+    from prmkit.schema import write_records
+
+    path = RUNS / "dev_problems.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_records(path, make_split("dev", BUDGET["eval_problems"]))
+    return path
+
+
+def part_rl(workers: int) -> None:
+    from prmkit.agents.compare import plot_success, summarize_agent_runs
+
+    lr = choose_lr(workers)
+    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET) for m in METHODS for s in SEEDS]
+    results = _pool(configs, workers)
+    by_method = {m: results[i * len(SEEDS):(i + 1) * len(SEEDS)] for i, m in enumerate(METHODS)}
+    summary = summarize_agent_runs(by_method)
+    ratios = summary["steps_ratio_to_grpo"]
+    summary["turn_reward_spearman_vs_info_gain"] = {m: summary["turn_reward_spearman_info_gain"][m]
+                                                    for m in TURN_REWARD_METHODS}
+    summary["target_met"] = any(r is not None and r <= 0.6 for m, r in ratios.items() if m not in ("grpo", "rloo"))
+    _merge({"budget": {**BUDGET, "lr": lr, "seeds": list(SEEDS)}, **summary})
+    plot_success(summary["curves"], OUT.with_name("agents.png"), "hopgym: turn-level credit vs outcome GRPO")
+
+
+def part_prm() -> None:
+    from prmkit.agents.rl import SHIPPED_AGENT
+    from prmkit.agents.turn_rm import evaluate_turn_rms
+
+    res = evaluate_turn_rms(str(SHIPPED_AGENT), RUNS / "turn-rm")
+    _merge({"turn_prm_first_error_f1": res.pop("turn_prm_first_error_f1"), "bon_rank1": res.pop("bon_rank1"),
+            "turn_rms": res})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=("stats", "rl", "prm", "all"), default="all")
+    ap.add_argument("--workers", type=int, default=2, help="RL runs in parallel (one CPU thread each)")
+    args = ap.parse_args()
+    if args.part in ("stats", "all"):
+        part_stats()
+    if args.part in ("prm", "all"):
+        part_prm()
+    if args.part in ("rl", "all"):
+        part_rl(args.workers)
+
+
+if __name__ == "__main__":
+    main()
