@@ -56,17 +56,24 @@ def _info_gain_spearman(scores, traces) -> float | None:
 
 def evaluate_turn_rms(policy: str, work: Path, plan: TurnRMPlan = TurnRMPlan()) -> dict:
     """Sample, train, evaluate; every stage is skipped when its output already exists (resumable)."""
+    paths = {split: _sample(policy, split, n, k, work / f"episodes-{split}", plan.seed)
+             for split, (n, k) in (("train", plan.train), ("dev", plan.dev), ("test", plan.test))}
+    out = train_and_evaluate(policy, paths, work)
+    out["plan"] = {"train": list(plan.train), "dev": list(plan.dev), "test": list(plan.test)}
+    return out
+
+
+def train_and_evaluate(policy: str, paths: dict[str, Path], work: Path) -> dict:
+    """Train a turn PRM and an ORM on `paths["train"]` turn traces (threshold on `paths["dev"]`) and measure
+    them on `paths["test"]`."""
     from prmkit.evaluate.processbench import evaluate_scores
     from prmkit.rewards import load_reward_model
     from prmkit.rewards.aggregate import aggregate
     from prmkit.rewards.base import score_traces
     from prmkit.schema import read_traces
 
-    paths = {split: _sample(policy, split, n, k, work / f"episodes-{split}", plan.seed)
-             for split, (n, k) in (("train", plan.train), ("dev", plan.dev), ("test", plan.test))}
     test = read_traces(paths["test"])
-    out: dict = {"plan": {"train": list(plan.train), "dev": list(plan.dev), "test": list(plan.test)},
-                 "test_episodes": len(test), "test_success": sum(bool(t.outcome) for t in test) / len(test)}
+    out: dict = {"test_episodes": len(test), "test_success": sum(bool(t.outcome) for t in test) / len(test)}
     for kind in ("prm", "orm"):
         model_dir = _train(kind, policy, paths["train"], paths["dev"], work / kind)
         rm = load_reward_model(model_dir)
