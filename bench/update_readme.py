@@ -49,6 +49,37 @@ def rows() -> list[tuple[str, str, str]]:
         out.append((f"sampler ÷ `model.generate` tokens/s (batch {st['batch']}, {st['new_tokens']} tokens, "
                     f"{s.get('gpu', 'cuda')})", f"{s['sampler_vs_generate_tokens_per_s']:.2f}×", "≥ 1.0"))
     out += _later_rows(res)
+    out += _agent_rows(res)
+    return out
+
+
+def _agent_rows(res: Path) -> list[tuple[str, str, str]]:
+    """bench/results/agents.json: the shipped agent policy, turn-level credit in RL, learned turn RMs."""
+    a = _load(res / "agents.json")
+    if not a:
+        return []
+    out = []
+    st = a.get("agent_stats")
+    if st:
+        out.append((f"hopgym agent policy `test` success (T=1, {st['episodes']} problems) / largest first-wrong-turn "
+                    "share / successes through a wrong or hallucinated turn",
+                    f"{_f(st['success'])} / {_f(st['largest_first_wrong_turn_share'], '.2f')} / "
+                    f"{_f(st['success_through_wrong_or_hallucinated_turn'], '.2f')}", "30–80% / ≤ 0.60 / > 0"))
+    if "final_success" in a:
+        b = a["budget"]
+        tag = f"{b['steps']} steps × {b['prompts_per_step']} × {b['k']}, lr {b['lr']:g}, {len(b['seeds'])} seeds"
+        grpo_steps = a["steps_to_grpo_final"].get("grpo")
+        for m, final in a["final_success"].items():
+            steps, ratio = a["steps_to_grpo_final"].get(m), a["steps_ratio_to_grpo"].get(m)
+            reach = "never" if steps is None else f"{steps} ({_f(ratio, '.2f')}× GRPO's {grpo_steps})"
+            rho = (a.get("turn_reward_spearman_vs_info_gain") or {}).get(m)
+            extra = f"; turn reward Spearman vs info gain {_f(rho, '.2f')}" if rho is not None else ""
+            out.append((f"agent RL `{m}` ({tag}): final held-out success / steps to GRPO's final{extra}",
+                        f"{_f(final)} / {reach}", "≤ 0.6× GRPO's steps" if m not in ("grpo", "rloo") else ""))
+    if "turn_prm_first_error_f1" in a:
+        r = a["bon_rank1"]
+        out.append(("hopgym turn PRM first-wrong-turn F1 (dev threshold) / best-of-8 rank@1 PRM vs ORM",
+                    f"{_f(a['turn_prm_first_error_f1'])} / {_f(r['prm'])} vs {_f(r['orm'])}", "reported"))
     return out
 
 
