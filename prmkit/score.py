@@ -36,6 +36,8 @@ class ScoreConfig:
     """dtype of local models' weights (float32, bfloat16, float16)"""
     threads: int = 0
     """torch threads (0 = torch's default)"""
+    max_length: int = 0
+    """most tokens per scored sequence (0 = the model's context); a longer trace is refused before any forward pass"""
 
 
 def run(cfg: ScoreConfig) -> Path:
@@ -55,6 +57,8 @@ def run(cfg: ScoreConfig) -> Path:
     set_threads(cfg.threads)
     rm = spec.load(cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
                    **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
+    if cfg.max_length and hasattr(rm, "max_length"):
+        rm.max_length = cfg.max_length
     t0 = time.perf_counter()
     scores = score_traces(rm, traces)
     dt = time.perf_counter() - t0

@@ -55,6 +55,8 @@ class EvalProcessBenchConfig:
     """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
     dtype: str = "float32"
     """dtype of local models' weights (float32, bfloat16, float16)"""
+    max_length: int = 0
+    """most tokens per scored sequence (0 = the model's context); a longer trace is refused before any forward pass"""
 
 
 def gold_step_labels(first_error: int, num_steps: int) -> list[tuple[int, int]]:
@@ -164,6 +166,8 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
     spec = parse_rm_spec(cfg.model, "model", data is None or all_gym_prompts(t.prompt for t in data))
     rm = spec.load("", cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
                    **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
+    if cfg.max_length and hasattr(rm, "max_length"):
+        rm.max_length = cfg.max_length
     fit = None
     if fit_traces:
         fit = fit_model_threshold(rm, fit_traces, source=cfg.fit_data)

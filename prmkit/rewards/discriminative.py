@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
+from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
 from prmkit.steps import StepEncoding
 
@@ -78,6 +79,7 @@ class DiscriminativePRM:
         self._good_bad = self.readout.token_ids(tokenizer)
         self.kv_store = None
         self.set_kv_cache(kv_cache_tokens)
+        self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
         self.loglik_lm, self.loglik = None, None
@@ -295,6 +297,7 @@ class DiscriminativePRM:
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
         encs = self.encode_many(prompts, steps)
+        check_lengths(encs, sequence_limit(self.max_length, self.model))    # before any forward pass
         out: list[list[float]] = [[] for _ in encs]
         if self.kv_store is not None:
             return _score_cached(self, encs)

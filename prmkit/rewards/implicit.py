@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
+from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.discriminative import (_read_rm_config, length_sorted_batches, load_path, pad_batch, stored_path,
                                            write_rm_config)
 from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
@@ -63,6 +64,7 @@ class ImplicitPRM:
         self._pieces = CachedTokenizer(tokenizer)
         self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
+        self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
 
     @classmethod
     def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", *, readout: str | None = None,
@@ -160,6 +162,7 @@ class ImplicitPRM:
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
         encs = self.encode_many(prompts, steps)
+        check_lengths(encs, sequence_limit(self.max_length, self.model))    # before any forward pass
         out: list[list[float]] = [[] for _ in encs]
         for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
             be = [encs[i] for i in batch]

@@ -58,6 +58,13 @@ class TrainImplicitConfig:
     """LoRA rank (0 = full fine-tuning); merged into the saved model"""
     lora_alpha: int = 16
     """LoRA alpha"""
+    max_length: int = 0
+    """most tokens per training sequence (0 = the backbone's context, config.max_position_embeddings)"""
+    overflow: str = "truncate"
+    """a longer sequence: truncate (an outcome label is for the whole response, so a
+    longer response is dropped from training, and it is said) or error"""
+    gradient_checkpointing: bool = False
+    """recompute activations in the backward pass (less memory for long sequences, more compute)"""
     aggregation: str = "min"
     """step-score aggregation stored with the model"""
     step_score: str = "q"
@@ -207,7 +214,8 @@ def run(cfg: TrainImplicitConfig) -> Path:
     from prmkit.errors import InputError
     from prmkit.train.data import outcome_target
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, loop_settings,
+    from prmkit.rewards.limits import sequence_limit, within_limit
+    from prmkit.train.prm import (apply_lora, check_train_resume, enable_gradient_checkpointing, fit_and_save, fit_traces_for, loop_settings,
                                   record_train_config, set_threads)
 
     from prmkit.train.inputs import check_train_inputs
@@ -224,7 +232,11 @@ def run(cfg: TrainImplicitConfig) -> Path:
     traces = checked.traces if cfg.data else _traces(cfg, out)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(rm.model)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
+    keep = within_limit(encs, sequence_limit(cfg.max_length, rm.model), cfg.overflow, cfg.data or None)
+    traces, labels, encs = [traces[i] for i in keep], [labels[i] for i in keep], [encs[i] for i in keep]
     record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written
     refs = cached_ref_logprobs(rm, encs, out)
     if cfg.loss == "ce":

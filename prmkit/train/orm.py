@@ -46,6 +46,13 @@ class TrainORMConfig:
     """LoRA rank (0 = full fine-tuning); merged into the saved model"""
     lora_alpha: int = 16
     """LoRA alpha"""
+    max_length: int = 0
+    """most tokens per training sequence (0 = the backbone's context, config.max_position_embeddings)"""
+    overflow: str = "truncate"
+    """a longer sequence: truncate (TRL's PRMTrainer convention: the tokens and step labels past --max-length
+    are cut, an example left with no label is dropped, and it is said) or error"""
+    gradient_checkpointing: bool = False
+    """recompute activations in the backward pass (less memory for long sequences, more compute)"""
     aggregation: str = "last"
     """aggregation stored with the model (an ORM's response score is its last step score)"""
     fit_data: str = ""
@@ -71,7 +78,7 @@ def run(cfg: TrainORMConfig) -> Path:
     from prmkit.train.data import outcome_target
     from prmkit.train.implicit import _traces
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, load_backbone,
+    from prmkit.train.prm import (apply_lora, check_train_resume, enable_gradient_checkpointing, fit_and_save, fit_traces_for, load_backbone,
                                   loop_settings, n_known, record_train_config, set_threads, step_examples,
                                   step_loss_fn)
 
@@ -90,7 +97,9 @@ def run(cfg: TrainORMConfig) -> Path:
         return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation, device=cfg.device)
-    examples = step_examples(rm, traces, targets)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(rm.model)
+    examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
     record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written

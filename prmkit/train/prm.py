@@ -62,6 +62,13 @@ class TrainPRMConfig:
     """LoRA rank (0 = full fine-tuning); the adapter is merged into the saved model"""
     lora_alpha: int = 16
     """LoRA alpha"""
+    max_length: int = 0
+    """most tokens per training sequence (0 = the backbone's context, config.max_position_embeddings)"""
+    overflow: str = "truncate"
+    """a longer sequence: truncate (TRL's PRMTrainer convention: the tokens and step labels past --max-length
+    are cut, an example left with no label is dropped, and it is said) or error"""
+    gradient_checkpointing: bool = False
+    """recompute activations in the backward pass (less memory for long sequences, more compute)"""
     aggregation: str = "min"
     """step-score aggregation stored with the model (min, prod, last, mean)"""
     fit_data: str = ""
@@ -176,9 +183,13 @@ def zero_new_head(model) -> None:
                 heads[-1].bias.zero_()
 
 
-def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], list[float | None]]) -> list:
-    """(encoding, targets) per trace with at least one known target."""
-    out = []
+def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], list[float | None]],
+                  max_length: int = 0, overflow: str = "truncate", file: str | None = None) -> list:
+    """(encoding, targets) per trace with at least one known target, each within `max_length` tokens
+    (0 = the model's context; longer ones truncated or refused, `rewards.limits`)."""
+    from prmkit.rewards.limits import limit_examples, sequence_limit
+
+    pairs = []
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
     for i, (t, enc) in enumerate(zip(traces, encs)):
         tg = targets(t, i + 1)
@@ -186,9 +197,9 @@ def step_examples(rm, traces: Sequence[Trace], targets: Callable[[Trace, int], l
             from prmkit.errors import InputError
 
             raise InputError(f"expected {len(t.steps)} labels, got {len(tg)}", line=i + 1, field="labels.values")
-        if any(v is not None for v in tg):
-            out.append((enc, tg))
-    return out
+        pairs.append((enc, tg))
+    pairs = limit_examples(pairs, sequence_limit(max_length, rm.model), overflow, file)
+    return [(enc, tg) for enc, tg in pairs if any(v is not None for v in tg)]
 
 
 def step_loss_fn(rm):
@@ -228,6 +239,17 @@ def until_first_negative(targets: list[float | None]) -> list[float | None]:
 
 def n_known(example) -> int:
     return sum(v is not None for v in example[1])
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass (`use_reentrant=False`: exact, and no input
+    gradients needed under LoRA)."""
+    from prmkit.errors import InputError
+
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise InputError(f"{type(model).__name__} does not support gradient checkpointing",
+                         field="gradient_checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def apply_lora(rm, r: int, alpha: int):
@@ -354,7 +376,9 @@ def run(cfg: TrainPRMConfig) -> Path:
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation,
                        loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None, device=cfg.device)
-    examples = step_examples(rm, traces, targets)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(rm.model)
+    examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)
     fuse_fit = fit_loglik_fuse(rm, examples) if rm.fuse is not None else None
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)

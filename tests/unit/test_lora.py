@@ -115,7 +115,7 @@ def test_train_cli_with_lora(kind, arch, tok, tmp_path):
     out = tmp_path / kind
     extra = ["--no-loglik-feature"] if kind == "prm" else []
     _run_cli("train", kind, "--data", data, "--model", base, "--out", str(out), "--lora-r", "4", "--epochs", "2",
-             "--batch-size", "2", "--lr", "1e-2", "--fit-split", "", "--threads", "1", *extra)
+             "--batch-size", "2", "--lr", "1e-2", "--fit-split", "", "--threads", "1", "--gradient-checkpointing", *extra)
     rm = load_reward_model(out)
     assert rm.kind == kind
     scores = rm.score([PROMPT] * 2, STEPS)
