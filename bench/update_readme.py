@@ -207,7 +207,22 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                 return f"{_f(svm[m]['final_accuracy'], '.2f')} ({_f(mon.get('last', float('nan')), '.2f')})"
             out.append(("PURE with PRM-only rewards: sum-form vs min-form final accuracy (repeated-step share)",
                         f"{rep('pure-sum')} vs {rep('pure')}", "monitors shown"))
+    out += _serve_rows(res)
     return out
+
+
+def _serve_rows(res: Path) -> list[tuple[str, str, str]]:
+    sl = _load(res / "serve_load.json")
+    if not sl:
+        return []
+    st, srv = sl["settings"], sl["server"]
+    return [(f"`prmkit serve` load ({srv['model']}, --max-batch {srv['command'].split('--max-batch ')[-1].split()[0]}, "
+             f"{sl['counts']['small_requests']} small requests from {st['small_clients']} clients beside "
+             f"{st['big_requests']} requests of {st['big_steps']} steps): small p50 / p99 (alone: p99) / error share",
+             f"{sl['small_latency_ms']['p50']:.0f} ms / {sl['small_latency_ms']['p99']:.0f} ms "
+             f"({sl['small_latency_alone_ms']['p99']:.0f} ms) / {sl['error_share']:.3f}", "p99 < 1 s, 0 errors"),
+            (f"`prmkit serve`: requests of {st['oversized_steps']} steps (over --max-steps) answered",
+             ", ".join(map(str, sl["oversized_status_codes"])), "413")]
 
 
 def main() -> None:

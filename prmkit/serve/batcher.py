@@ -2,9 +2,10 @@
 huge request cannot starve small ones.
 
 Each request is a job; the worker builds every model call (at most `max_batch` items) by taking
-up to `chunk_items` items from each waiting job in turn (round robin), so a request that arrives
-while a 3,000-item job is being scored is in the very next model call, and waits at most for the
-call in flight. A lone job fills whole calls. A trace's scores do not depend on its batch
+up to `chunk_items` items from each waiting job in turn (one round robin pass), so a request that
+arrives while a 3,000-item job is being scored is in the very next model call, which holds only
+one `chunk_items` piece of the big job: it waits at most for the call in flight and a small call
+of its own. A lone job fills whole calls of `max_batch`. A trace's scores do not depend on its batch
 neighbours (an invariant of every prmkit reward model), so batching changes speed only.
 
 All model and tokenizer work runs on one worker thread (`run`), so the model, its tokenizer and
@@ -16,6 +17,7 @@ past its admission limit.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,12 +77,13 @@ class Batcher:
             self.queued_steps -= job.cost
 
     def _take(self) -> list:
-        """(job, start, end) pieces for one model call: up to `chunk_items` items from each job in turn."""
+        """(job, start, end) pieces for one model call: one round of up to `chunk_items` items from each
+        waiting job in turn (so a call beside a huge job stays small), or a lone job's next `max_batch`."""
         pieces, items = [], 0
-        while self._jobs and items < self.max_batch:
+        self._jobs = deque(j for j in self._jobs if not j.future.done())  # failed, or its client gave up
+        rounds = len(self._jobs) if len(self._jobs) > 1 else math.inf
+        while self._jobs and items < self.max_batch and len(pieces) < rounds:
             job = self._jobs.popleft()
-            if job.future.done():  # failed (or its client gave up): drop what is left of it
-                continue
             n = min(self.chunk_items, self.max_batch - items, len(job.prompts) - job.next)
             pieces.append((job, job.next, job.next + n))
             job.next += n

@@ -159,6 +159,35 @@ def test_queue_admission_answers_429():
     assert ok.status_code == 200 and len(ok.json()["results"]) == 20
 
 
+def test_percentile_by_hand():
+    from prmkit.serve.loadtest import percentile
+
+    xs = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert [percentile(xs, q) for q in (0.2, 0.5, 0.6, 0.99, 1.0)] == [1.0, 3.0, 3.0, 5.0, 5.0]
+    assert percentile([7.0], 0.99) == 7.0 and math.isnan(percentile([], 0.5))
+
+
+def test_load_test_runs_bounded_against_a_live_server():
+    """The bench's load test, tiny: every valid request answered, the oversized ones refused, the
+    big body holds exactly the steps asked for."""
+    from prmkit.serve.loadtest import LoadSpec, big_body, run_load
+
+    assert sum(map(len, big_body(300)["steps"])) == 300
+    server, thread = start_in_thread(create_app(GymCheckerRM(), token=TOKEN, limits=ScoreLimits(max_steps=500)),
+                                     _free_port())
+    try:
+        spec = LoadSpec(small_requests=12, small_clients=2, big_requests=2, big_steps=300, oversized_requests=2,
+                        oversized_steps=501, baseline_requests=3)
+        out = run_load(f"http://127.0.0.1:{server.config.port}", spec, TOKEN)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert out["errors"] == 0 and out["error_share"] == 0.0
+    assert out["counts"]["small_requests"] == 12 and out["counts"]["big_requests"] == 2
+    assert out["oversized_status_codes"] == [413]
+    assert out["small_latency_ms"]["p50"] <= out["small_latency_ms"]["p99"]
+
+
 # ---------------------------------------------------------------------------------------------
 # authentication, body time, /health
 
