@@ -150,9 +150,34 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,
 # §2 PRIME
 # --------------------------------------------------------------------------------------------------
 
+def prime_reference_process_loo(token_process_rewards: torch.Tensor, mask: torch.Tensor,
+                                groups: int | torch.Tensor) -> torch.Tensor:
+    """The PRIME reference code's leave-one-out on process rewards (verl `recipe/prime` `masked_rloo`):
+
+        r'_t = r_t * K/(K-1) - (1/(K-1)) sum_j mean_j
+             = [r_t - (1/(K-1)) sum_{j!=i} mean_j] + (r_t - mean_i)/(K-1)
+
+    with mean_j = r_phi(y_j)/|y_j| (row j's mean token reward) and K its group's size: the paper's
+    per-token baseline plus a self-centring term. token_process_rewards, mask (B,T) -> (B,T), 0 on padding.
+    """
+    maskf = mask.to(token_process_rewards.dtype)  # (B,T)
+    proc = token_process_rewards * maskf  # (B,T)
+    lengths = maskf.sum(-1)  # (B,)
+    if bool((lengths < 1).any()):
+        raise InputError("every response needs at least one real token", field="mask")
+    means = proc.sum(-1) / lengths  # (B,)
+    index, num_groups = group_index(groups, means.shape[0], means.device)  # (B,)
+    count = _group_sum(torch.ones_like(means), index, num_groups)[index]  # (B,)
+    if bool((count < 2).any()):
+        raise InputError("leave-one-out baselines need at least 2 responses in every group", field="groups")
+    total = _group_sum(means, index, num_groups)[index]  # (B,)
+    out = proc * (count / (count - 1))[:, None] - (total / (count - 1))[:, None]  # (B,T)
+    return out * maskf  # (B,T)
+
+
 def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch.Tensor, mask: torch.Tensor,
                      groups: int | torch.Tensor, process_coef: float = 1.0, outcome_coef: float = 1.0,
-                     gamma: float = 1.0) -> torch.Tensor:
+                     gamma: float = 1.0, process_loo: str = "paper") -> torch.Tensor:
     """PRIME advantage (paper Alg. 1 line 11, METHODS.md §2.2 step 6), per token:
 
         A_i^t = outcome_coef * [ r_i - (1/(G-1)) sum_{j!=i} r_j ]
@@ -163,9 +188,10 @@ def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch
     outcome term is undiscounted and broadcast to every real token; gamma applies to the process term only.
     With process_coef = 0 this is exactly RLOO on the outcomes, broadcast over tokens.
 
-    Not applied here (callers choose): batch whitening of the result (`masked_whiten`, PRIME code);
-    the original repo's process term adds a self-centering (r_t - mean_i)/(G-1) (§2.3) — we follow the
-    paper; verl's default coefficients are outcome 5, process 5.
+    `process_loo="reference"` uses the reference code's form instead (`prime_reference_process_loo`:
+    the same baseline plus a self-centring (r_t - mean_i)/(G-1)). Not applied here (callers choose):
+    batch whitening of the result (`masked_whiten`, PRIME code); verl's default coefficients are
+    outcome 5, process 5 (after whitening only their ratio matters).
     """
     # METHODS.md §2.2 (Cui et al. 2025, PRIME, Alg. 1 / eq. for the RLOO combined advantage)
     maskf = mask.to(token_process_rewards.dtype)  # (B,T)
@@ -173,9 +199,14 @@ def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch
     lengths = maskf.sum(-1)  # (B,)
     if bool((lengths < 1).any()):
         raise InputError("every response needs at least one real token", field="mask")
-    per_token_mean = proc.sum(-1) / lengths  # (B,)   r_phi(y_j)/|y_j|
-    process_baseline = _leave_one_out_mean(per_token_mean, groups)  # (B,)
-    process_returns = token_returns(proc - process_baseline[:, None], mask, gamma)  # (B,T)
+    if process_loo == "reference":
+        process_returns = token_returns(prime_reference_process_loo(proc, mask, groups), mask, gamma)  # (B,T)
+    elif process_loo == "paper":
+        per_token_mean = proc.sum(-1) / lengths  # (B,)   r_phi(y_j)/|y_j|
+        process_baseline = _leave_one_out_mean(per_token_mean, groups)  # (B,)
+        process_returns = token_returns(proc - process_baseline[:, None], mask, gamma)  # (B,T)
+    else:
+        raise InputError(f"process_loo must be 'paper' or 'reference', got {process_loo!r}", field="prime_loo")
     outcome_adv = rloo_advantages(outcome_rewards.to(proc.dtype), groups)  # (B,)
     adv = outcome_coef * outcome_adv[:, None] * maskf + process_coef * process_returns  # (B,T)
     return adv  # (B,T)
