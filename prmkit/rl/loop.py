@@ -107,17 +107,42 @@ class RLConfig:
     process_anneal: str = "constant"
     """schedule of the process weight over the run: constant, linear, cosine, exp"""
     whiten: bool = False
-    """whiten advantages over the batch (PRIME's code does)"""
+    """whiten advantages over the batch, any method (prime: see --prime-whiten)"""
     acc_filter: str = "auto"
-    """keep only prompts whose accuracy lies in [acc_lower, acc_upper]: on, off, auto (= on for prime)"""
+    """keep only prompts whose accuracy lies in [acc_lower, acc_upper]: on, off, auto (= on for prime); any method"""
+    acc_filter_mode: str = "refill"
+    """refill: keep sampling prompts until the batch holds --prompts-per-step that pass (PRIME's code); drop:
+    train on the rows that pass"""
+    refill_oversample: float = 4.0
+    """refill: each round samples this many times the prompts still needed (verl's PRIME recipe: 4)"""
+    refill_max_rounds: int = 8
+    """refill: most sampling rounds per step (then the batch is topped up with failing prompts, which the filter drops)"""
     acc_lower: float = 0.2
     """accuracy filter lower bound (inclusive)"""
     acc_upper: float = 0.8
     """accuracy filter upper bound (inclusive)"""
     prime_beta: float = 0.05
     """PRIME: implicit reward scale beta"""
-    prime_lr: float = 1e-4
-    """PRIME: learning rate of the online implicit PRM"""
+    prime_lr: float = 1e-6
+    """PRIME: learning rate of the online implicit PRM (reference: 1e-6; prmkit's first PRIME: 1e-4)"""
+    prime_optimizer: str = "adamw"
+    """PRIME: optimizer of the implicit PRM, adamw (reference) or adam"""
+    prime_weight_decay: float = 0.0
+    """PRIME: weight decay of the implicit PRM's optimizer (reference: 0)"""
+    prime_grad_clip: float = 10.0
+    """PRIME: gradient-norm clip of the implicit PRM (reference: 10)"""
+    prime_passes: int = 1
+    """PRIME: CE passes of the implicit PRM over each step's rollouts"""
+    prime_loss_scale: str = "minibatch"
+    """PRIME: minibatch (mean CE per minibatch, reference) or rows (scaled by the minibatch's share of the rows)"""
+    prime_norm: str = "batch_norm"
+    """PRIME: process-reward normalisation, batch_norm (divide by the batch's largest |reverse cumsum|) or none"""
+    prime_granularity: str = "token"
+    """PRIME: token (reward on every token) or whole (the response's summed reward on its last token)"""
+    prime_loo: str = "reference"
+    """PRIME: leave-one-out on process rewards, reference (with the self-centring term) or paper"""
+    prime_whiten: bool = True
+    """PRIME: whiten advantages over the batch (the reference always does)"""
     pure_credit: str = "min"
     """PURE credit assignment: min (softmax-T), strict (running min), sum, mean (uniform weights)"""
     pure_temperature: float = 0.1
@@ -222,7 +247,8 @@ def adv_prime(batch, ctx):
     if batch.token_rewards is None:
         raise ValueError("prime needs batch.token_rewards from the implicit PRM")
     return adv_fns.prime_advantages(ctx.outcomes, batch.token_rewards, batch.response_mask, batch.groups,
-                                    process_coef=ctx.process_coef, outcome_coef=ctx.cfg.outcome_coef)
+                                    process_coef=ctx.process_coef, outcome_coef=ctx.cfg.outcome_coef,
+                                    process_loo=ctx.cfg.prime_loo)
 
 
 def pure_step_rewards(step_scores: torch.Tensor, step_mask: torch.Tensor, credit: str,
@@ -369,7 +395,7 @@ def compute_advantages(method: str, batch: RolloutBatch, cfg: RLConfig, step: in
     adv = fn(batch, ctx).to(torch.float32)  # (B,T)
     rows = batch.loss_rows if batch.loss_rows is not None else torch.ones(batch.batch_size, dtype=torch.bool)
     mask = batch.response_mask & rows[:, None]  # (B,T)
-    if cfg.whiten and bool(mask.any()):
+    if (cfg.whiten or (method == "prime" and cfg.prime_whiten)) and bool(mask.any()):
         adv = adv_fns.masked_whiten(adv, mask)
     return torch.where(mask, adv, torch.zeros_like(adv))  # (B,T)
 
@@ -432,8 +458,11 @@ class RLRun:
                              field="reward")
         if cfg.k < 2:
             raise InputError(f"--k must be >= 2 (group baselines), got {cfg.k}", field="k")
-        if cfg.acc_filter not in ("on", "off", "auto"):
-            raise InputError(f"--acc-filter must be on, off or auto, got {cfg.acc_filter!r}", field="acc_filter")
+        from prmkit.rl.filtering import check_filter_options
+        from prmkit.rl.prime import check_prime_options
+
+        check_filter_options(cfg)
+        check_prime_options(cfg)
         if cfg.optimizer not in ("adam", "sgd"):
             raise InputError(f"--optimizer must be adam or sgd, got {cfg.optimizer!r}", field="optimizer")
         if cfg.threads:
@@ -479,7 +508,10 @@ class RLRun:
             from prmkit.rl.prime import ImplicitPRM
 
             self.implicit = ImplicitPRM(self.policy, self.ref, beta=cfg.prime_beta, lr=cfg.prime_lr,
-                                        grad_clip=cfg.grad_clip, minibatch=cfg.minibatch)
+                                        grad_clip=cfg.prime_grad_clip, minibatch=cfg.minibatch,
+                                        optimizer=cfg.prime_optimizer, weight_decay=cfg.prime_weight_decay,
+                                        passes=cfg.prime_passes, granularity=cfg.prime_granularity,
+                                        norm=cfg.prime_norm, loss_scale=cfg.prime_loss_scale)
         self.rm, self.rm_desc = (None, "")
         if rm_spec is not None:
             self.rm, self.rm_desc = rm_spec.load(device=self.device), rm_spec.describe()
@@ -546,20 +578,32 @@ class RLRun:
         ok = [completion_to_trace(p, g[0], 0).outcome or 0.0 for p, g in zip(self.eval_set, groups)]
         return sum(ok) / max(1, len(ok))
 
-    def rollout(self, step: int) -> RolloutBatch:
-        """Sample K responses for this step's prompts and lay them out (outcomes, steps, step scores)."""
+    def sample_groups(self, problems: list, seeds: list[int]) -> list:
+        """K training samples per problem, each problem's from its own seed -> [[Completion] * K]."""
         from prmkit.policy.base import SamplingParams
+
+        params = SamplingParams(n=self.cfg.k, max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+        self.policy.eval()
+        groups = self.sampler.sample([p.prompt for p in problems], params, seeds=seeds)
+        self.policy.train()
+        return groups
+
+    def rollout(self, step: int) -> RolloutBatch:
+        """Sample K responses for this step's prompts and lay them out (outcomes, steps, step scores);
+        with the accuracy filter in refill mode, prompts are drawn until enough pass (`self.refill_info`)."""
         from prmkit.policy.sample import completion_to_trace
         from prmkit.steps import step_end_positions_joint
 
         cfg = self.cfg
-        rng = random.Random(_seed_for(cfg.seed, step, 1))
-        problems = rng.sample(self.train_pool, min(cfg.prompts_per_step, len(self.train_pool)))
-        params = SamplingParams(n=cfg.k, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
-        seeds = [_seed_for(cfg.seed, step, 2, i) for i in range(len(problems))]
-        self.policy.eval()
-        groups = self.sampler.sample([p.prompt for p in problems], params, seeds=seeds)
-        self.policy.train()
+        self.refill_info = {}
+        if self.filter_on and cfg.acc_filter_mode == "refill":
+            from prmkit.rl.filtering import refill_rollout_groups
+
+            problems, groups, self.refill_info = refill_rollout_groups(self, step, _seed_for)
+        else:
+            rng = random.Random(_seed_for(cfg.seed, step, 1))
+            problems = rng.sample(self.train_pool, min(cfg.prompts_per_step, len(self.train_pool)))
+            groups = self.sample_groups(problems, [_seed_for(cfg.seed, step, 2, i) for i in range(len(problems))])
         prompt_ids, resp, ends, outcomes, gids, prompts, steps, texts, finish = [], [], [], [], [], [], [], [], []
         for g, (p, comps) in enumerate(zip(problems, groups)):
             pid = self.sampler.encode_prompt(p.prompt)
@@ -602,18 +646,21 @@ class RLRun:
         t0 = time.perf_counter()
         batch = self.rollout(step)
         B = batch.batch_size
-        n_tokens = int(batch.response_mask.sum())
-        self.sampled_tokens += n_tokens
+        n_tokens = int(batch.response_mask.sum())  # refill: every sampled token counts, discarded ones too
+        self.sampled_tokens += self.refill_info.pop("refill/all_sampled_tokens", n_tokens)
         rec: dict = {"step": step + 1, "sampled_tokens": self.sampled_tokens,
                      "train/accuracy": float(batch.outcomes.mean())}
         rec.update(step_stats(batch.steps, batch.response_mask.sum(-1).tolist()))
+        if "refill/warning" in self.refill_info:
+            rec.setdefault("warnings", []).append(self.refill_info.pop("refill/warning"))
+        rec.update(self.refill_info)
         outcomes = batch.outcomes
         if cfg.outcome_flip > 0:
             gen = torch.Generator().manual_seed(_seed_for(cfg.seed, step, 4))
             outcomes = shaping.inject_reward_noise(batch.outcomes, flip_prob=cfg.outcome_flip, generator=gen)
         batch.loss_rows = torch.ones(B, dtype=torch.bool)
         if self.filter_on:
-            from prmkit.rl.prime import accuracy_filter
+            from prmkit.rl.filtering import accuracy_filter
 
             batch.loss_rows = accuracy_filter(outcomes, batch.groups, cfg.acc_lower, cfg.acc_upper)
         with torch.no_grad():
@@ -625,13 +672,18 @@ class RLRun:
             labelled = copy.copy(batch)
             labelled.outcomes = outcomes
             rec.update(self.implicit.update(labelled, rows))  # PRIME "update before": then read rewards
-            batch.token_rewards = self.implicit.token_rewards(batch)
+            batch.token_rewards = self.implicit.token_rewards(batch, batch.loss_rows)
             rec["process_reward"] = float(masked_mean(batch.token_rewards.sum(-1), batch.loss_rows)) \
                 if bool(batch.loss_rows.any()) else 0.0
         if batch.step_scores is not None:
             rec["process_reward"] = float(masked_mean(batch.step_scores, batch.step_mask))
         batch.advantages = compute_advantages(cfg.reward, batch, cfg, step, outcomes)
         batch.validate()
+        if self.implicit is not None:
+            from prmkit.rl.prime import process_term_stats
+
+            coef = shaping.anneal(cfg.process_coef, step, max(1, cfg.steps), cfg.process_anneal)
+            rec.update(process_term_stats(batch, outcomes, coef, cfg.outcome_coef, cfg.prime_loo))
         rows = torch.nonzero(batch.loss_rows).flatten()
         rec["kept_rows"] = int(len(rows))
         _log_signal(rec, step, batch, rows, outcomes)

@@ -32,7 +32,8 @@ def test_prime_with_zero_process_coef_equals_rloo_on_outcomes(gym_batch):
     g = torch.Generator().manual_seed(0)
     gym_batch.token_rewards = torch.randn(gym_batch.response_mask.shape, generator=g) * gym_batch.response_mask
     for whiten in (False, True):
-        prime = compute_advantages("prime", gym_batch, RLConfig(process_coef=0.0, whiten=whiten))
+        # prime whitens by default (its reference code does): here exactly when RLOO does
+        prime = compute_advantages("prime", gym_batch, RLConfig(process_coef=0.0, whiten=whiten, prime_whiten=whiten))
         rloo = compute_advantages("rloo", gym_batch, RLConfig(whiten=whiten))
         assert torch.allclose(prime, rloo, atol=1e-6)
     # and the process term does change it when on
