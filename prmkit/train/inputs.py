@@ -87,6 +87,13 @@ def _check_options(cfg, kind: str) -> None:
         raise InputError(f"expected one of {sorted(AGGREGATIONS)}, got {cfg.aggregation!r}", field="aggregation")
     if cfg.epochs <= 0 or cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise InputError("expected --epochs > 0, --batch-size >= 1 and --grad-accum >= 1", field="epochs")
+    from prmkit.rewards.limits import OVERFLOW
+
+    if getattr(cfg, "overflow", "truncate") not in OVERFLOW:
+        raise InputError(f"expected one of {OVERFLOW}, got {cfg.overflow!r}", field="overflow")
+    if getattr(cfg, "max_length", 0) < 0:
+        raise InputError(f"expected --max-length >= 0 (0 = the model's context), got {cfg.max_length}",
+                         field="max_length")
     if kind != "implicit":
         from prmkit.rewards.readout import get_readout
 

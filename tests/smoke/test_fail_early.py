@@ -116,6 +116,8 @@ def test_train_options_fail_before_any_model_loads(files, tmp_path, no_models):
            "--fit-split", "", *TRAIN, match="no such directory", field="ref_model")
     _fails("train", "prm", "--data", data, "--model", model, "--out", out, "--fit-split", "", "--lora-r", "-1",
            *TRAIN, match="LoRA rank", field="lora_r")
+    _fails("train", "orm", "--data", data, "--model", model, "--out", out, "--fit-split", "", "--overflow", "wrap",
+           *TRAIN, match="truncate", field="overflow")
     assert not (tmp_path / "prm").exists()                                       # nothing written either
     _reaches_model_load("train", "prm", "--data", data, "--model", model, "--out", out, "--fit-data",
                         str(d / "pb.json"), *TRAIN)
@@ -139,8 +141,14 @@ def test_search_rl_score_eval_fail_before_any_model_loads(files, tmp_path, no_mo
     _fails("score", "--traces", str(d / "traces.jsonl"), match="pass --model", field="model")
     _fails("eval", "processbench", "--data", str(d / "pb.json"), "--model", model, "--fit-data",
            str(d / "pb_bad.json"), match="label")
+    _fails("sample", "--problems", problems, "--out", str(tmp_path / "smp"), match="pass --model", field="model")
+    _fails("label", "--method", "mc", "--traces", str(d / "traces.jsonl"), "--out", str(tmp_path / "lab"),
+           match="pass --model", field="model")                                  # no gym policy rolling out GSM8K
+    _fails("serve", "--model", "./no-such-prm", match="no such directory", field="model")
     _reaches_model_load("search", "--problems", problems, "--model", model, "--prm", model, "--out",
                         str(tmp_path / "s"))
+    _reaches_model_load("label", "--method", "mc", "--traces", str(d / "traces.jsonl"), "--model", model,
+                        "--out", str(tmp_path / "lab"))
 
 
 def test_remote_prm_needing_a_token_fails_before_the_policy_loads(files, tmp_path, no_models, monkeypatch):
@@ -191,3 +199,28 @@ def test_fit_data_as_processbench_array_trains_and_stores_the_threshold(files, t
     threshold = rm.threshold
     refit = fit_model_threshold(rm, read_eval_traces(str(files / "pb.json")), source="again")
     assert threshold == pytest.approx(refit["threshold"])                        # fitted on pb.json, not gym dev
+
+
+def test_likelihood_lm_path_survives_a_move_and_another_directory(files, tmp_path, monkeypatch):
+    """`--loglik-feature --model models/qwen` (typed relative): the saved dir names the LM absolutely, so it
+    scores the same from another directory after being moved (it used to store 'models/qwen' as typed)."""
+    import shutil
+
+    from prmkit.rewards import load_reward_model
+
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    shutil.copytree(files / "qwen", work / "models" / "qwen")
+    monkeypatch.chdir(work)
+    res = CliRunner().invoke(app, ["train", "prm", "--data", str(files / "traces.jsonl"), "--model", "models/qwen",
+                                   "--loglik-feature", "--fit-split", "", "--out", "prm", *TRAIN],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((work / "prm" / "prmkit_rm.json").read_text())
+    assert saved["loglik"]["lm"] == str((work / "models" / "qwen").resolve())
+    before = load_reward_model("prm").score([PROMPT], [["She makes 9 * 2 = 18.", "The answer is 18."]])
+    shutil.move(str(work / "prm"), str(tmp_path / "moved"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    after = load_reward_model(str(tmp_path / "moved")).score([PROMPT], [["She makes 9 * 2 = 18.", "The answer is 18."]])
+    assert after == before
