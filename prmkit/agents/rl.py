@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from prmkit.agents import monitors, rl_step, signals
-from prmkit.agents.credit import TURN_METHODS, compute_turn_advantages
+from prmkit.agents.credit import TURN_CREDIT, compute_turn_advantages
 from prmkit.agents.env import Episode, get_env_task
 from prmkit.agents.rollout import RolloutParams, rollout
 from prmkit.errors import InputError
@@ -100,8 +100,8 @@ class AgentRLConfig:
     """torch CPU threads (0 = torch's default)"""
 
     def __post_init__(self) -> None:
-        if self.method not in TURN_METHODS:
-            raise InputError(f"unknown turn method {self.method!r}; expected one of {', '.join(sorted(TURN_METHODS))}",
+        if self.method not in TURN_CREDIT:
+            raise InputError(f"unknown turn method {self.method!r}; expected one of {', '.join(sorted(TURN_CREDIT))}",
                              field="method")
         for name in ("steps", "prompts_per_step", "k", "minibatch", "max_turns", "max_action_tokens"):
             if getattr(self, name) < 1:

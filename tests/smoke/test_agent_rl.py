@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from prmkit.agents.credit import TURN_METHODS
+from prmkit.agents.credit import TURN_CREDIT
 from prmkit.agents.rl import AgentRLConfig, AgentRLRun, run
 
 
@@ -36,7 +36,7 @@ def _cfg(tmp_path, model, method, **kw):
     return AgentRLConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("method", sorted(TURN_METHODS))
+@pytest.mark.parametrize("method", sorted(TURN_CREDIT))
 def test_every_method_runs_two_steps(tmp_path, tiny_agent, method):
     records = run(_cfg(tmp_path, tiny_agent, method))
     steps = [r for r in records if "loss" in r]

@@ -21,16 +21,16 @@ import torch
 from prmkit.errors import InputError
 from prmkit.rl.advantages import group_index, grpo_advantages, rloo_advantages
 
-TURN_METHODS: dict[str, Callable[..., torch.Tensor]] = {}
+TURN_CREDIT: dict[str, Callable[..., torch.Tensor]] = {}
 BASE_ARGS = ("outcomes", "groups", "turn_mask")
 
 
 def turn_method(name: str):
     """Register a turn-credit function under `name` (its parameters after the base three are its needs)."""
     def wrap(fn):
-        if name in TURN_METHODS:
+        if name in TURN_CREDIT:
             raise ValueError(f"turn method {name!r} registered twice")
-        TURN_METHODS[name] = fn
+        TURN_CREDIT[name] = fn
         return fn
     return wrap
 
@@ -54,15 +54,15 @@ class TurnBatch:
 
 def needs(name: str) -> tuple[str, ...]:
     """The TurnBatch fields method `name` reads beyond the base three."""
-    fn = TURN_METHODS[name]
+    fn = TURN_CREDIT[name]
     known = {f.name for f in fields(TurnBatch)}
     return tuple(p for p in inspect.signature(fn).parameters if p in known and p not in BASE_ARGS)
 
 
 def compute_turn_advantages(name: str, batch: TurnBatch, **options) -> torch.Tensor:
     """Advantages (B, N) of method `name` on `batch`; `options` are the method's keyword settings."""
-    if name not in TURN_METHODS:
-        raise InputError(f"unknown turn method {name!r}; expected one of {', '.join(sorted(TURN_METHODS))}",
+    if name not in TURN_CREDIT:
+        raise InputError(f"unknown turn method {name!r}; expected one of {', '.join(sorted(TURN_CREDIT))}",
                          field="method")
     args = {}
     for field_name in BASE_ARGS + needs(name):
@@ -70,7 +70,7 @@ def compute_turn_advantages(name: str, batch: TurnBatch, **options) -> torch.Ten
         if value is None:
             raise InputError(f"turn method {name!r} needs {field_name!r}, which this batch lacks", field=field_name)
         args[field_name] = value
-    out = TURN_METHODS[name](**args, **options)
+    out = TURN_CREDIT[name](**args, **options)
     return torch.where(batch.turn_mask, out, torch.zeros_like(out))
 
 
