@@ -41,7 +41,7 @@ RUNS = ROOT / "runs" / "bench-agents"
 BUDGET = dict(steps=20, prompts_per_step=8, k=8, minibatch=32, eval_problems=150, eval_every=4, threads=1)
 LRS = (3e-5, 1e-4, 3e-4)
 SEEDS = (0, 1, 2)
-METHODS = ("grpo", "rloo", "igpo", "istar", "spa", "gigpo", "attributed", "pure", "hybrid", "spear", "oni",
+RL_ARMS = ("grpo", "rloo", "igpo", "istar", "spa", "gigpo", "attributed", "pure", "hybrid", "spear", "oni",
            "loo_turn", "per_turn_index")
 TURN_REWARD_METHODS = ("igpo", "istar", "spa", "pure", "hybrid")
 
@@ -109,9 +109,9 @@ def part_rl(workers: int) -> None:
     from prmkit.agents.compare import plot_success, summarize_agent_runs
 
     lr = choose_lr(workers)
-    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET) for m in METHODS for s in SEEDS]
+    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET) for m in RL_ARMS for s in SEEDS]
     results = _pool(configs, workers)
-    by_method = {m: results[i * len(SEEDS):(i + 1) * len(SEEDS)] for i, m in enumerate(METHODS)}
+    by_method = {m: results[i * len(SEEDS):(i + 1) * len(SEEDS)] for i, m in enumerate(RL_ARMS)}
     summary = summarize_agent_runs(by_method)
     ratios = summary["steps_ratio_to_grpo"]
     summary["turn_reward_spearman_vs_info_gain"] = {m: summary["turn_reward_spearman_info_gain"][m]
