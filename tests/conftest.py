@@ -68,3 +68,29 @@ def gym_policy():
     from prmkit.policy.sample import default_policy
 
     return HFSampler.from_pretrained(default_policy())
+
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""Qwen2's chat layout (ChatML): each turn `<|im_start|>role\\ncontent<|im_end|>\\n`, then the generation prompt"""
+
+
+def build_qwen_chat_tokenizer():
+    """A byte-level BPE tokenizer with Qwen2's special tokens and a ChatML chat template."""
+    tok = build_bpe_tokenizer(special=["<|im_start|>", "<|im_end|>"])
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
+
+
+def build_tiny_qwen2(tokenizer, seed: int = 0):
+    """A random-init Qwen2ForCausalLM of tiny size over `tokenizer`'s vocabulary."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+    return Qwen2ForCausalLM(cfg).eval()

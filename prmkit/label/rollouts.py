@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from prmkit.errors import InputError
 from prmkit.policy.base import SamplingParams
+from prmkit.prompting import policy_input
 from prmkit.schema import Problem, Trace
 from prmkit.steps import DEFAULT_SEP, join_steps
 
@@ -152,7 +153,8 @@ def estimate(sampler, probes: Sequence[Probe], rc: RolloutConfig) -> list[ProbeR
         else:
             todo.append(j)
     if todo:
-        prompts = [probes[j].trace.prompt + prefix_text(probes[j].trace, probes[j].prefix, rc.sep) for j in todo]
+        prompts = [policy_input(sampler, probes[j].trace.prompt) + prefix_text(probes[j].trace, probes[j].prefix, rc.sep)
+                   for j in todo]
         seeds = [rollout_seed(rc.seed, probes[j].index, probes[j].prefix, probes[j].tag) for j in todo]
         kwargs = {} if rc.share_prefix else {"share_prefix": False}
         groups = sampler.sample(prompts, rc.params(), seeds=seeds, **kwargs)

@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from prmkit.errors import InputError
+from prmkit.prompting import PromptOptions
 from prmkit.schema import Problem, Trace, to_dict
 
 METHODS = ("mc", "omega", "scan", "verify", "judge", "consensus", "progress")
+ROLLOUT_METHODS = ("mc", "omega", "scan", "consensus", "progress")  # those that sample from the completer
 
 
 @dataclass
-class LabelConfig:
+class LabelConfig(PromptOptions):
     """Label the steps of traces automatically (MC, OmegaPRM, SCAN, tools, judge, consensus, progress)."""
 
     method: str = "mc"
@@ -117,7 +119,7 @@ class Worker:
             from prmkit.policy.sample import make_sampler
 
             self._sampler = make_sampler(self.cfg.model, self.cfg.sampler, self.cfg.base_url, self.cfg.sep,
-                                         self.cfg.batch_size, device=self.cfg.device)
+                                         self.cfg.batch_size, device=self.cfg.device, prompt_options=self.cfg)
         return self._sampler
 
     @property
@@ -127,7 +129,7 @@ class Worker:
                 from prmkit.policy.sample import make_sampler
 
                 self._prover = make_sampler(self.cfg.prover, "hf", "", self.cfg.sep, self.cfg.batch_size,
-                                            device=self.cfg.device)
+                                            device=self.cfg.device, prompt_options=self.cfg)
             else:
                 self._prover = self.sampler
         return self._prover
@@ -397,6 +399,10 @@ def run(cfg: LabelConfig) -> Path:
         worker.load()
     # inputs and models have loaded: from here on the run directory is written
     record_config(out, cfg)
+    if cfg.method in ROLLOUT_METHODS:  # the policy's prompt format (options, else its model dir's, else raw)
+        from prmkit.policy.sample import default_policy
+
+        cfg.resolve_format(cfg.model if cfg.sampler != "hf" else cfg.model or default_policy()).save(out)
     chunks = _chunks(done, traces, cfg.chunk)
     bar = progress(total=len(traces), desc=f"label {cfg.method}", initial=done)
     with open(path, "ab") as fh:

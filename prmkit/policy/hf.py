@@ -26,12 +26,20 @@ class HFSampler:
         self._piece_cache: dict[int, str] = {}
         self._torch = torch
         self._special = set(tokenizer.all_special_ids)
+        self._special_names = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens}
         # transformers >= 5.2x renamed the forward argument `past_key_values` to `cache`
         import inspect
 
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.kv_store = None
+        from prmkit.prompting import PromptFormat
+
+        self.prompt_format = PromptFormat()  # how a problem becomes this policy's input (`render`)
+
+    def render(self, problem: str) -> str:
+        """The model input of a problem under this sampler's prompt format (the identity by default)."""
+        return self.prompt_format.render(problem, self.tokenizer)
 
     def set_kv_cache(self, max_tokens: int) -> None:
         """Keep the keys/values of prompts across calls (at most `max_tokens` positions, LRU; 0 = off): a
@@ -43,9 +51,11 @@ class HFSampler:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "",
-                        dtype: str = "float32", batch_size: int = 64, trust_remote_code: bool = False) -> "HFSampler":
+                        dtype: str = "float32", batch_size: int = 64, trust_remote_code: bool = False,
+                        prompt_format=None) -> "HFSampler":
         """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`);
-        `trust_remote_code` runs the checkpoint's own modeling code."""
+        `trust_remote_code` runs the checkpoint's own modeling code; `prompt_format` (checked against the
+        tokenizer before the weights load) renders its problems."""
         import os
 
         from prmkit.lm import resolve_device
@@ -60,9 +70,17 @@ class HFSampler:
         tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
+        if prompt_format is not None:
+            from prmkit.prompting import note_unused_chat_template
+
+            prompt_format.check(tok, where=str(name_or_path))
+            note_unused_chat_template(prompt_format, tok, "the policy")
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype),
                                                      trust_remote_code=trust_remote_code).to(device)
-        return cls(model, tok, sep=sep, batch_size=batch_size)
+        s = cls(model, tok, sep=sep, batch_size=batch_size)
+        if prompt_format is not None:
+            s.prompt_format = prompt_format
+        return s
 
     @property
     def num_parameters(self) -> int:
@@ -71,7 +89,14 @@ class HFSampler:
     # -----------------------------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        return list(self.tokenizer(prompt)["input_ids"])
+        from prmkit.prompting import log_model_input
+
+        bos = self.tokenizer.bos_token
+        # a chat template that writes the BOS itself: do not add a second one
+        extra = {"add_special_tokens": False} if bos and prompt.startswith(bos) else {}
+        ids = list(self.tokenizer(prompt, **extra)["input_ids"])
+        log_model_input("policy", self.tokenizer, ids)
+        return ids
 
     def sample(self, prompts: Sequence[str], params: SamplingParams,
                seeds: Sequence[int] | None = None, share_prefix: bool = True) -> list[list[Completion]]:
@@ -79,6 +104,9 @@ class HFSampler:
         no-reuse baseline for benchmarks)."""
         if seeds is None:
             seeds = [params.seed * 1_000_003 + i for i in range(len(prompts))]
+        from prmkit.prompting import with_stops
+
+        params = with_stops(params, self.prompt_format)
         per_chunk = max(1, self.batch_size // max(1, params.n))
         out: list[list[Completion]] = []
         for c in range(0, len(prompts), per_chunk):
@@ -183,6 +211,9 @@ class HFSampler:
         texts = [""] * R
         finish = ["length"] * R
         stop_hit: list[str | None] = [None] * R
+        # a stop string that is one special token (e.g. a chat template's end of turn, "<|im_end|>") decodes
+        # to no text, so it is matched by id
+        stop_ids = {self._special_names[s]: s for s in params.stop if s in self._special_names}
         rows = list(range(R))  # original row of each active batch slot
         for _ in range(params.max_new_tokens):
             logp = torch.log_softmax(logits, -1)  # (A, V)
@@ -200,6 +231,8 @@ class HFSampler:
                 done = False
                 if t == eos and not params.ignore_eos:
                     finish[r], done = "stop", True
+                elif t in stop_ids:
+                    finish[r], stop_hit[r], done = "stop", stop_ids[t], True
                 else:
                     texts[r] += self._pieces(t)
                     for s in params.stop:

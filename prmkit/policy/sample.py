@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplingParams
+from prmkit.prompting import PromptOptions, policy_input
 from prmkit.schema import Problem, Trace
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(PromptOptions):
     """Sample N solutions per problem from a policy and grade them."""
 
     out: str = "runs/sample"
@@ -28,6 +29,8 @@ class SampleConfig:
     """backend: 'hf' (local transformers) or 'openai' (a vLLM/SGLang/prmkit serve-policy server)"""
     base_url: str = ""
     """server URL for --sampler openai, e.g. http://127.0.0.1:8000/v1"""
+    endpoint: str = "completions"
+    """--sampler openai: 'completions' (text in) or 'chat' (/v1/chat/completions, messages in)"""
     sep: str = "\n"
     """step separator of the policy's solutions"""
     step_split: str = ""
@@ -84,7 +87,7 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
     for c in range(0, len(problems), chunk):
         part = problems[c:c + chunk]
         seeds = [params.seed * 1_000_003 + c + i for i in range(len(part))]
-        groups = sampler.sample([p.prompt for p in part], params, seeds=seeds)
+        groups = sampler.sample([policy_input(sampler, p.prompt) for p in part], params, seeds=seeds)
         for p, group in zip(part, groups):
             traces += [completion_to_trace(p, comp, j, step_split) for j, comp in enumerate(group)]
         bar.update(len(part))
@@ -93,13 +96,18 @@ def sample_traces(sampler, problems: Sequence[Problem], params: SamplingParams,
 
 
 def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str = "\n", batch_size: int = 64,
-                 device: str = "", dtype: str = "float32", trust_remote_code: bool = False, kv_cache: int = 0):
-    """The sampler named on the command line (strings map to backends here, once); device "" = auto."""
+                 device: str = "", dtype: str = "float32", trust_remote_code: bool = False, kv_cache: int = 0,
+                 prompt_options: PromptOptions | None = None, endpoint: str = "completions"):
+    """The sampler named on the command line (strings map to backends here, once); device "" = auto.
+    Its prompt format: the options given, else the one saved in the model dir, else raw text."""
+    opts = prompt_options or PromptOptions()
     if sampler == "hf":
         from prmkit.policy.hf import HFSampler
 
-        s = HFSampler.from_pretrained(model or default_policy(), sep=sep, batch_size=batch_size, device=device,
-                                      dtype=dtype or "float32", trust_remote_code=trust_remote_code)
+        path = model or default_policy()
+        s = HFSampler.from_pretrained(path, sep=sep, batch_size=batch_size, device=device,
+                                      dtype=dtype or "float32", trust_remote_code=trust_remote_code,
+                                      prompt_format=opts.resolve_format(path))
         s.set_kv_cache(kv_cache)
         return s
     if sampler == "openai":
@@ -109,7 +117,8 @@ def make_sampler(model: str, sampler: str = "hf", base_url: str = "", sep: str =
             from prmkit.errors import InputError
 
             raise InputError("--sampler openai needs --base-url (e.g. http://127.0.0.1:8000/v1)", field="base_url")
-        return OpenAISampler(base_url=base_url, model=model or None, sep=sep)
+        return OpenAISampler(base_url=base_url, model=model or None, sep=sep, endpoint=endpoint,
+                             prompt_format=opts.resolve_format(model))
     from prmkit.errors import InputError
 
     raise InputError(f"unknown sampler {sampler!r}; expected 'hf' or 'openai'", field="sampler")
@@ -138,11 +147,13 @@ def run(cfg: SampleConfig) -> Path:
             print("note: gym traces are split on lines (the gym's step definition); --step-split applies to the others")
     model = policy_path(cfg.model, "model", problems_are_gym(problems)) if cfg.sampler == "hf" else cfg.model
     sampler = make_sampler(model, cfg.sampler, cfg.base_url, cfg.sep, cfg.batch_size, device=cfg.device,
-                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, prompt_options=cfg,
+                           endpoint=cfg.endpoint)
     params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                             top_p=cfg.top_p, seed=cfg.seed)
     traces = sample_traces(sampler, problems, params, step_split=cfg.step_split)
     save_config(out, cfg)
+    sampler.prompt_format.save(out)
     write_records(out / "traces.jsonl", traces)
     acc = sum(t.outcome or 0 for t in traces) / max(1, len(traces))
     print(f"wrote {len(traces)} traces to {out / 'traces.jsonl'} (accuracy {acc:.3f})")

@@ -49,6 +49,20 @@ def prompt_lengths(encodings: Sequence[StepEncoding]):
     return torch.tensor([e.prompt_len for e in encodings], dtype=torch.long)
 
 
+def _model_format(path: str, readout: Readout):
+    """The prompt format saved with a model dir (raw text without one); a readout that applies its own chat
+    template takes the problem text as is."""
+    from prmkit.prompting import PromptFormat, saved_format
+
+    fmt = saved_format(path) or PromptFormat()
+    if fmt.chat_template and readout.layout != "segment":
+        from prmkit.errors import InputError
+
+        raise InputError(f"readout {readout.name!r} applies its own chat template; the saved prompt format "
+                         "must not add another", file=str(Path(path) / "prompt_format.json"), field="chat_template")
+    return fmt
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first), to limit padding."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -80,6 +94,9 @@ class DiscriminativePRM:
         self.kv_store = None
         self.set_kv_cache(kv_cache_tokens)
         self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
+        from prmkit.prompting import PromptFormat
+
+        self.prompt_format = PromptFormat()  # how a problem becomes this model's input; saved with it
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
         self.loglik_lm, self.loglik = None, None
@@ -178,7 +195,10 @@ class DiscriminativePRM:
             lm = load_path(kw["loglik"]["lm"], path)
             kw["loglik"] = {**kw["loglik"], "lm": lm}
             kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(lm), dtype=getattr(torch, dtype)).to(device)
-        return cls(model.to(device), tok, readout=r, **kw)
+        fmt = kw.pop("prompt_format", None) or _model_format(path, r)
+        rm = cls(model.to(device), tok, readout=r, **kw)
+        rm.prompt_format = fmt
+        return rm
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
         out = Path(out)
@@ -191,6 +211,7 @@ class DiscriminativePRM:
             cfg["loglik"] = {"lm": stored_path(self.loglik["lm"], out), "weight": float(self.fuse.weight.item()),
                              "bias": float(self.fuse.bias.item())}
         write_rm_config(out, cfg)
+        self.prompt_format.save(out)
         return out
 
     @property
@@ -206,10 +227,15 @@ class DiscriminativePRM:
     # ------------------------------------------------------------------------------- forward
 
     def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
-        return self.readout.encode(self._pieces, prompt, steps)
+        return self.encode_many([prompt], [steps])[0]
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
-        return self.readout.encode_many(self._pieces, prompts, steps)
+        """Ids of each (problem, steps) under this model's prompt format and readout."""
+        from prmkit.prompting import log_inputs, render_all
+
+        encs = self.readout.encode_many(self._pieces, render_all(self.prompt_format, prompts, self.tokenizer), steps)
+        log_inputs("reward_model", self.tokenizer, encs)
+        return encs
 
     def step_logits(self, input_ids, attention_mask, step_ends, prompt_lens=None):
         """Log-odds of "step is good" at each step end: (B,S), 0 at padding. Differentiable (used in training).

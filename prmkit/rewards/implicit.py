@@ -65,6 +65,9 @@ class ImplicitPRM:
         self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
         self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
+        from prmkit.prompting import PromptFormat
+
+        self.prompt_format = PromptFormat()  # how a problem becomes this model's input; saved with it
 
     @classmethod
     def from_pretrained(cls, path: str, ref_model: str | None = None, device: str = "", *, readout: str | None = None,
@@ -96,7 +99,15 @@ class ImplicitPRM:
             if key in saved and key not in kw:
                 kw[key] = saved[key]
         kw.setdefault("meta", saved.get("meta", {}))
-        return cls(model, ref_lm, tok, ref_name=ref, **kw)
+        from prmkit.prompting import PromptFormat, saved_format
+
+        fmt = kw.pop("prompt_format", None) or saved_format(path) or PromptFormat()
+        rm = cls(model, ref_lm, tok, ref_name=ref, **kw)
+        if fmt.chat_template and rm.layout != "plain":
+            raise InputError(f"layout {rm.layout!r} applies its own chat template; the saved prompt format must not "
+                             "add another", file=str(Path(path) / "prompt_format.json"), field="chat_template")
+        rm.prompt_format = fmt
+        return rm
 
     def save_pretrained(self, out: str | Path, extra: dict | None = None) -> Path:
         out = Path(out)
@@ -107,6 +118,7 @@ class ImplicitPRM:
                               "aggregation": self.aggregation, "threshold": self.threshold,
                               "step_score": self.step_score, "layout": self.layout,
                               "meta": {**self.meta, **(extra or {})}})
+        self.prompt_format.save(out)
         return out
 
     @property
@@ -120,14 +132,23 @@ class ImplicitPRM:
         return next(self.model.parameters()).device
 
     def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
+        return self.encode_many([prompt], [steps])[0]
+
+    def _encode_rendered(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
         if self.layout == "eurus_chat":
             return encode_eurus_chat(self.tokenizer, prompt, steps, sep=self.sep)
         return encode_steps(self._pieces, prompt, steps, sep=self.sep)
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
+        """Ids of each (problem, steps) under this model's prompt format and layout."""
+        from prmkit.prompting import log_inputs, render_all
+
+        prompts = render_all(self.prompt_format, prompts, self.tokenizer)
         if self.layout == "plain":
             self._pieces.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep])
-        return [self.encode(p, s) for p, s in zip(prompts, steps)]
+        encs = [self._encode_rendered(p, s) for p, s in zip(prompts, steps)]
+        log_inputs("reward_model", self.tokenizer, encs)
+        return encs
 
     def ref_logprobs(self, encs: Sequence[StepEncoding], ids, attn):
         """Reference log-probs (B,T-1) of a padded batch, from the cache where every row is cached."""

@@ -30,6 +30,7 @@ import torch
 
 from prmkit.errors import InputError
 from prmkit.lm import resolve_device
+from prmkit.prompting import PromptOptions, note_unused_chat_template
 from prmkit.rl import advantages as adv_fns
 from prmkit.rl import shaping
 from prmkit.rl.losses import kl_k3, masked_mean, ppo_clip_loss
@@ -38,7 +39,7 @@ from prmkit.rl.rollout import RolloutBatch, build_batch, response_logprobs
 
 
 @dataclass
-class RLConfig:
+class RLConfig(PromptOptions):
     """RL on a causal LM with outcome and/or process rewards (GRPO, RLOO, PRIME, PURE, PAV, PROF, ...)."""
 
     out: str = "runs/rl"
@@ -483,6 +484,9 @@ class RLRun:
         path = policy_path(cfg.model, "model", gym)
         rm_spec = parse_rm_spec(cfg.prm, "prm", gym, cfg.prm_token) if METHODS[cfg.reward][1] else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.prompt_format = cfg.resolve_format(path)  # checked before the weights load; saved with the policy
+        self.prompt_format.check(self.tokenizer, where=path)
+        note_unused_chat_template(self.prompt_format, self.tokenizer, "the policy")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = getattr(torch, cfg.dtype)
@@ -503,6 +507,7 @@ class RLRun:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0)
         self.sampler = HFSampler(self.policy, self.tokenizer, sep=cfg.sep)
+        self.sampler.prompt_format = self.prompt_format
         self.implicit = None
         if cfg.reward == "prime":
             from prmkit.rl.prime import ImplicitPRM
@@ -573,7 +578,7 @@ class RLRun:
         params = SamplingParams(n=1, max_new_tokens=self.cfg.max_new_tokens,
                                 temperature=self.cfg.eval_temperature, seed=self.cfg.eval_seed)
         seeds = [_seed_for(self.cfg.eval_seed, i) for i in range(len(self.eval_set))]
-        groups = self.sampler.sample([p.prompt for p in self.eval_set], params, seeds=seeds)
+        groups = self.sampler.sample([self.sampler.render(p.prompt) for p in self.eval_set], params, seeds=seeds)
         self.policy.train()
         ok = [completion_to_trace(p, g[0], 0).outcome or 0.0 for p, g in zip(self.eval_set, groups)]
         return sum(ok) / max(1, len(ok))
@@ -584,7 +589,7 @@ class RLRun:
 
         params = SamplingParams(n=self.cfg.k, max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
         self.policy.eval()
-        groups = self.sampler.sample([p.prompt for p in problems], params, seeds=seeds)
+        groups = self.sampler.sample([self.sampler.render(p.prompt) for p in problems], params, seeds=seeds)
         self.policy.train()
         return groups
 
@@ -606,7 +611,7 @@ class RLRun:
             groups = self.sample_groups(problems, [_seed_for(cfg.seed, step, 2, i) for i in range(len(problems))])
         prompt_ids, resp, ends, outcomes, gids, prompts, steps, texts, finish = [], [], [], [], [], [], [], [], []
         for g, (p, comps) in enumerate(zip(problems, groups)):
-            pid = self.sampler.encode_prompt(p.prompt)
+            pid = self.sampler.encode_prompt(self.sampler.render(p.prompt))  # the policy's input; the RM renders its own
             for j, c in enumerate(comps):
                 trace = completion_to_trace(p, c, j)
                 try:
@@ -725,6 +730,7 @@ class RLRun:
                      ignore=resume_ignores(cfg))
         self.out.mkdir(parents=True, exist_ok=True)
         record_config(self.out, cfg)
+        self.prompt_format.save(self.out)
         resumed = self.load_checkpoint()
         self.tb = None
         if cfg.tensorboard:
@@ -769,6 +775,7 @@ class RLRun:
         shutil.rmtree(tmp, ignore_errors=True)
         self.policy.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        self.prompt_format.save(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return final

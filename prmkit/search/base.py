@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplingParams
+from prmkit.prompting import policy_input
 from prmkit.rewards.aggregate import AGGREGATIONS, aggregate
 from prmkit.schema import Problem, Trace
 from prmkit.search.budget import Compute, ComputeMeter
@@ -267,6 +268,18 @@ class Policy:
         self.sampler, self.meter, self.params = sampler, meter, params
         self.sep = getattr(sampler, "sep", "\n")
         self.tokens_by_problem = [0] * num_problems
+        self._rendered: dict[str, str] = {}
+
+    def render(self, problem_prompt: str) -> str:
+        """The policy's input for a problem (its prompt format applied; the text itself by default)."""
+        r = self._rendered.get(problem_prompt)
+        if r is None:
+            r = self._rendered[problem_prompt] = policy_input(self.sampler, problem_prompt)
+        return r
+
+    def prefix(self, problem_prompt: str, steps: Sequence[str]) -> str:
+        """What the policy continues from: the rendered problem, then each committed step and the separator."""
+        return prefix_text(self.render(problem_prompt), steps, self.sep)
 
     def expand(self, prompts: Sequence[str], owners: Sequence[int], seeds: Sequence[int], n: int, *,
                greedy: bool = False, max_tokens: int | None = None, whole: bool = False) -> list[list[StepOut]]:
@@ -296,7 +309,7 @@ class Policy:
             from prmkit.steps import split_steps
 
             return StepOut(split_steps(c.text, self.sep), ended=True, tokens=k)
-        if c.finish_reason == "stop" and c.stop is not None:   # the separator: one whole step
+        if c.finish_reason == "stop" and c.stop == self.sep:   # the separator: one whole step
             return StepOut([c.text] if c.text.strip() else [], ended=not c.text.strip(), tokens=k, sep_hit=True)
         if c.finish_reason == "length" and max_tokens is not None:
             return StepOut([c.text], ended=False, tokens=k, partial=True)

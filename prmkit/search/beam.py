@@ -25,7 +25,6 @@ from prmkit.search.base import (
     derive_seed,
     finish,
     make_solution,
-    prefix_text,
     score_prefixes,
     start,
 )
@@ -49,7 +48,7 @@ def extend_greedy(policy: Policy, problems: Sequence[Problem], owners: Sequence[
     for _ in range(k):
         if not live:
             break
-        res = policy.expand([prefix_text(problems[owners[j]].prompt, out[j], policy.sep) for j in live],
+        res = policy.expand([policy.prefix(problems[owners[j]].prompt, out[j]) for j in live],
                             [owners[j] for j in live], [0] * len(live), 1, greedy=True)
         nxt = []
         for j, row in zip(live, res):
@@ -102,7 +101,7 @@ def beam(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
         todo = [(i, j, b) for i, bs in enumerate(active) if len(done[i]) < N for j, b in enumerate(bs)]
         if not todo:
             break
-        outs = policy.expand([prefix_text(problems[i].prompt, b.steps, policy.sep) for i, _, b in todo],
+        outs = policy.expand([policy.prefix(problems[i].prompt, b.steps) for i, _, b in todo],
                              [i for i, _, _ in todo], [derive_seed(params.seed, problems[i].id, "beam", t, j)
                                                        for i, j, _ in todo],
                              N if t == 0 else M, whole=last)

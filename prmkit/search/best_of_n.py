@@ -23,7 +23,7 @@ def best_of_n(problems: Sequence[Problem], sampler, rm, params: SearchParams) ->
     meter, policy = start(sampler, rm, params, problems)
     how = aggregation_of(rm, params)
     seeds = [derive_seed(params.seed, p.id, "bon") for p in problems]
-    outs = policy.expand([p.prompt for p in problems], range(len(problems)), seeds, params.n, whole=True)
+    outs = policy.expand([policy.render(p.prompt) for p in problems], range(len(problems)), seeds, params.n, whole=True)
     flat = [(i, o) for i, row in enumerate(outs) for o in row]
     scored = score_prefixes(rm, [problems[i].prompt for i, _ in flat], [o.steps for _, o in flat], how)
     pools: list[list] = [[] for _ in problems]

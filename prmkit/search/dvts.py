@@ -22,7 +22,6 @@ from prmkit.search.base import (
     derive_seed,
     finish,
     make_solution,
-    prefix_text,
     start,
 )
 from prmkit.search.beam import Beam, score_candidates
@@ -40,7 +39,7 @@ def dvts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> Sear
             break
         last = t == params.max_steps - 1
         keys = sorted(live)
-        outs = policy.expand([prefix_text(problems[i].prompt, live[(i, j)].steps, policy.sep) for i, j in keys],
+        outs = policy.expand([policy.prefix(problems[i].prompt, live[(i, j)].steps) for i, j in keys],
                              [i for i, _ in keys], [derive_seed(params.seed, problems[i].id, "dvts", t, j)
                                                     for i, j in keys], M, whole=last)
         owners, cands = [], []

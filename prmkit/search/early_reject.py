@@ -25,7 +25,6 @@ from prmkit.search.base import (
     derive_seed,
     finish,
     make_solution,
-    prefix_text,
     score_prefixes,
     start,
 )
@@ -38,7 +37,7 @@ def _finish_steps(policy, problems, params, t, kept: list[tuple[int, Beam, bool]
     if not todo:
         return
     p = params
-    prompts = [prefix_text(problems[i].prompt, b.steps[:-1], policy.sep) + b.steps[-1] for i, b in todo]
+    prompts = [policy.prefix(problems[i].prompt, b.steps[:-1]) + b.steps[-1] for i, b in todo]
     seeds = [derive_seed(p.seed, problems[i].id, "er-finish", t, k) for k, (i, _) in enumerate(todo)]
     rest = max(1, p.max_step_tokens - p.tau)
     outs = policy.expand(prompts, [i for i, _ in todo], seeds, 1, max_tokens=rest)
@@ -61,7 +60,7 @@ def early_reject(problems: Sequence[Problem], sampler, rm, params: SearchParams)
         todo = [(i, j, b) for i, bs in enumerate(active) if len(done[i]) < N for j, b in enumerate(bs)]
         if not todo:
             break
-        outs = policy.expand([prefix_text(problems[i].prompt, b.steps, policy.sep) for i, _, b in todo],
+        outs = policy.expand([policy.prefix(problems[i].prompt, b.steps) for i, _, b in todo],
                              [i for i, _, _ in todo],
                              [derive_seed(params.seed, problems[i].id, "beam", t, j) for i, j, _ in todo],
                              N if t == 0 else M, whole=last, max_tokens=None if last else tau)

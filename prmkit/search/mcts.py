@@ -44,7 +44,6 @@ from prmkit.search.base import (
     derive_seed,
     finish,
     make_solution,
-    prefix_text,
     score_prefixes,
     start,
 )
@@ -127,7 +126,7 @@ def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
     """Expansion, PRM evaluation, rollout and backup of one leaf per live problem."""
     todo = sorted(leaves.items())
     depth_left = [params.max_steps - len(trees[i].nodes[k].steps) for i, k in todo]
-    outs = policy.expand([prefix_text(problems[i].prompt, trees[i].nodes[k].steps, policy.sep) for i, k in todo],
+    outs = policy.expand([policy.prefix(problems[i].prompt, trees[i].nodes[k].steps) for i, k in todo],
                          [i for i, _ in todo], [derive_seed(params.seed, problems[i].id, "mcts", it) for i, _ in todo],
                          params.branch, whole=False)
     new: list[tuple[int, int]] = []
@@ -220,7 +219,7 @@ def _complete_empty(policy, rm, problems, how, trees) -> None:
     if not todo:
         return
     best = [max(range(len(trees[i].nodes)), key=lambda k: (trees[i].nodes[k].prior if k else -1e9, -k)) for i in todo]
-    outs = policy.expand([prefix_text(problems[i].prompt, trees[i].nodes[k].steps, policy.sep)
+    outs = policy.expand([policy.prefix(problems[i].prompt, trees[i].nodes[k].steps)
                           for i, k in zip(todo, best)], todo, [0] * len(todo), 1, greedy=True, whole=True)
     steps = [trees[i].nodes[k].steps + row[0].steps for i, k, row in zip(todo, best, outs)]
     for i, k, s, (sc, v) in zip(todo, best, steps, score_prefixes(rm, [problems[i].prompt for i in todo], steps, how)):

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from prmkit.search.base import SearchParams
+from prmkit.prompting import PromptOptions
 
 
 @dataclass
-class SearchSources:
+class SearchSources(PromptOptions):
     """Where the problems, the policy and the reward model come from (`prmkit search` and `eval search`)."""
 
     problems: str = ""
@@ -93,7 +94,7 @@ class SearchSources:
             torch.set_num_threads(self.threads)
         sampler = make_sampler(model, self.sampler, self.base_url, self.sep, self.batch_size, device=self.device,
                                dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                               kv_cache=self.policy_kv_cache)
+                               kv_cache=self.policy_kv_cache, prompt_options=self)
         rm = with_kv_cache(spec.load(aggregation, self.device, self.readout, self.trust_remote_code, self.dtype),
                            self.prm_kv_cache)
         return problems, sampler, rm

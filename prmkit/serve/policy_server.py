@@ -1,5 +1,5 @@
 # no `from __future__ import annotations` here: FastAPI must resolve the endpoint annotations at runtime
-"""`prmkit serve-policy`: our HF sampler behind the OpenAI-compatible completions API.
+"""`prmkit serve-policy`: our HF sampler behind the OpenAI-compatible completions and chat APIs.
 
 The same wire format vLLM and SGLang serve, so `--sampler openai` code is tested here on CPU, and
 labeling can fan out to several policy servers. `logprobs: k` (k <= 20) returns each token's
@@ -14,6 +14,14 @@ prompts, 422 when a prompt's tokens plus `max_tokens` pass the model's context, 
 64 bits and for a NaN or infinite temperature/top_p, and 429 when the work already admitted passes
 `max_queued_tokens` (so one client cannot queue unbounded work ahead of the others). `/health` names
 the model only to an authenticated client.
+
+`/v1/chat/completions` renders the messages with the tokenizer's chat template
+(`add_generation_prompt`, default true); with `continue_final_message: true` a last assistant
+message is continued: the text is the template of the messages before it with the generation
+prompt, then that message's content verbatim (the text `prompting.PromptFormat` renders for a
+partial solution). The request's `seed` seeds its conversation's stream, so chat samples equal the
+local sampler's for the same seed; the same limits apply (one prompt). The prompt-format options add
+their stop strings to every request.
 """
 
 
@@ -23,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from prmkit.prompting import PromptOptions
 from prmkit.serve.guard import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, GuardMiddleware, validation_handler
 
 SEED_MIN, SEED_MAX = -(2 ** 63), 2 ** 64 - 1  # what torch.Generator.manual_seed accepts
@@ -45,8 +54,8 @@ class CompletionLimits:
 
 
 @dataclass
-class ServePolicyConfig(CompletionLimits):
-    """Serve a policy over the OpenAI-compatible /v1/completions API."""
+class ServePolicyConfig(CompletionLimits, PromptOptions):
+    """Serve a policy over the OpenAI-compatible /v1/completions and /v1/chat/completions APIs."""
 
     model: str = ""
     """policy dir or hub id (empty: the shipped gym policy)"""
@@ -123,6 +132,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
         return_tokens_as_token_ids: bool = False  # vLLM extension
         prompt_seeds: Optional[list[int]] = None  # prmkit extension: one seed per prompt
 
+    ChatRequest = chat_request_model()
     limits = limits or CompletionLimits()
     app = FastAPI(title="prmkit policy server")
     app.add_middleware(GuardMiddleware, max_bytes=limits.max_body_bytes, token=api_key or None,
@@ -208,7 +218,118 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
 
+    def admitted(asked: int, work):
+        """Run `work()` under the generation lock once `asked` new tokens fit the admission limit (else 429)."""
+        with admission:
+            busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
+            queued = queue["tokens"]
+            if not busy:
+                queue["tokens"] += asked
+        if busy:
+            raise HTTPException(429, f"field 'max_tokens': the server is busy ({queued} new tokens queued, "
+                                     f"limit {limits.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
+        try:
+            with lock:
+                return work()
+        finally:
+            with admission:
+                queue["tokens"] -= asked
+
+    @app.post("/v1/chat/completions")
+    def chat_completions(req: ChatRequest) -> dict:
+        return chat_response(sampler, model_name, req, encode, limits, context, admitted)
+
     return app
+
+
+def chat_request_model():
+    """The pydantic body of /v1/chat/completions (OpenAI's fields and vLLM's / SGLang's extensions)."""
+    from pydantic import BaseModel, Field
+
+    class ChatRequest(BaseModel):
+        model: Optional[str] = None
+        messages: list[dict]
+        n: int = Field(1, ge=1, le=256)
+        max_tokens: Optional[int] = Field(None, ge=1, le=4096)
+        max_completion_tokens: Optional[int] = Field(None, ge=1, le=4096)
+        temperature: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+        logprobs: bool = False
+        top_logprobs: Optional[int] = Field(None, ge=0, le=20)
+        seed: Optional[int] = Field(None, ge=SEED_MIN, le=SEED_MAX)
+        stop: Optional[Union[str, list[str]]] = None
+        ignore_eos: bool = False  # vLLM extension
+        return_tokens_as_token_ids: bool = False  # vLLM extension
+        add_generation_prompt: bool = True  # vLLM / SGLang extension
+        continue_final_message: bool = False  # vLLM / SGLang extension
+
+    return ChatRequest
+
+
+def chat_response(sampler, model_name: str, req, encode, limits: CompletionLimits, context, admitted) -> dict:
+    """/v1/chat/completions: sample from the chat-template text of the messages (one conversation)."""
+    from fastapi import HTTPException
+
+    from prmkit.policy.base import SamplingParams
+
+    tok = sampler.tokenizer
+    try:
+        text = chat_text(tok, req.messages, req.add_generation_prompt, req.continue_final_message)
+    except ValueError as e:
+        raise HTTPException(status_code=422, detail=f"field 'messages': {e}") from None
+    max_new = req.max_completion_tokens or req.max_tokens or 16
+    n_prompt = len(encode(text))
+    if context is not None and n_prompt + max_new > context:
+        raise HTTPException(422, f"field 'max_tokens': the conversation has {n_prompt} tokens, and {n_prompt} + "
+                                 f"{max_new} new tokens is over the model's context of {context}; ask for at most "
+                                 f"{max(0, context - n_prompt)}")
+    asked = req.n * max_new
+    if asked > limits.max_request_tokens:
+        raise HTTPException(413, f"field 'max_tokens': n x max_tokens = {req.n} x {max_new} = {asked} is over the "
+                                 f"limit of {limits.max_request_tokens} per request")
+    seed = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
+    params = SamplingParams(n=req.n, max_new_tokens=max_new, temperature=req.temperature, top_p=req.top_p,
+                            seed=seed, stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
+                            ignore_eos=req.ignore_eos, top_logprobs=req.top_logprobs or 0)
+    group = admitted(asked, lambda: sampler.sample([text], params, seeds=[seed])[0])
+    name = (lambda t: f"token_id:{t}") if req.return_tokens_as_token_ids else (lambda t: tok.decode([t]))
+    choices = [chat_choice(j, c, name, req.logprobs, req.top_logprobs or 0) for j, c in enumerate(group)]
+    completion_tokens = sum(len(c.token_ids) for c in group)
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model_name, "choices": choices,
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": completion_tokens,
+                      "total_tokens": n_prompt + completion_tokens}}
+
+
+def chat_text(tokenizer, messages: list, add_generation_prompt: bool = True, continue_final_message: bool = False) -> str:
+    """The model input of a chat request: the tokenizer's chat template over `messages`; with
+    `continue_final_message`, the template of the messages before the last (assistant) one with the
+    generation prompt, then its content verbatim."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("this model's tokenizer has no chat template; use /v1/completions")
+    if not messages or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                               and isinstance(m.get("content"), str) for m in messages):
+        raise ValueError("expected a non-empty list of {role: str, content: str}")
+    if continue_final_message:
+        if messages[-1]["role"] != "assistant":
+            raise ValueError("continue_final_message needs a last message with role 'assistant'")
+        head = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        return head + messages[-1]["content"]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def chat_choice(index: int, c, name, logprobs: bool, top_k: int) -> dict:
+    """One chat choice in OpenAI's layout (`logprobs.content[i]` = {token, logprob, top_logprobs})."""
+    choice = {"index": index, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason,
+              "stop_reason": c.stop, "logprobs": None}
+    if logprobs:
+        content = []
+        for k, (t, lp) in enumerate(zip(c.token_ids, c.logprobs)):
+            cands = (c.top_logprobs[k] if c.top_logprobs is not None else {}) if top_k else {}
+            top = [{"token": name(tid), "logprob": v} for tid, v in sorted(cands.items(), key=lambda kv: -kv[1])]
+            content.append({"token": name(t), "logprob": lp, "top_logprobs": top})
+        choice["logprobs"] = {"content": content}
+    return choice
 
 
 def run(cfg: ServePolicyConfig) -> None:
@@ -217,7 +338,7 @@ def run(cfg: ServePolicyConfig) -> None:
     from prmkit.policy.sample import make_sampler
 
     sampler = make_sampler(cfg.model, "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device,
-                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+                           dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, prompt_options=cfg)
     name = cfg.model or "prmkit-gym-policy"
     import dataclasses
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
 
 LOSSES = ("ce", "dpo")
 
 
 @dataclass
-class TrainImplicitConfig:
+class TrainImplicitConfig(PromptOptions):
     """Train an implicit PRM (log-ratio of two LMs) from outcome labels only, with the CE or DPO loss."""
 
     out: str = "runs/implicit"
@@ -222,8 +223,12 @@ def run(cfg: TrainImplicitConfig) -> Path:
 
     if cfg.loss not in LOSSES:
         raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
+    from prmkit.policy.sample import default_policy
+    from prmkit.prompting import check_model_format, set_model_format
+
     started = time.perf_counter()
     checked = check_train_inputs(cfg, "implicit")            # every input and option, before any model loads
+    check_model_format(cfg.resolve_format(cfg.model or default_policy()), cfg.model or default_policy())
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
@@ -232,6 +237,7 @@ def run(cfg: TrainImplicitConfig) -> Path:
     traces = checked.traces if cfg.data else _traces(cfg, out)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
+    set_model_format(rm, cfg, cfg.model or default_policy())
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(rm.model)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])

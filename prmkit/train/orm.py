@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
 
 
 @dataclass
-class TrainORMConfig:
+class TrainORMConfig(PromptOptions):
     """Train an outcome reward model (last-token classifier on graded outcomes)."""
 
     out: str = "runs/orm"
@@ -82,10 +83,13 @@ def run(cfg: TrainORMConfig) -> Path:
                                   loop_settings, n_known, record_train_config, set_threads, step_examples,
                                   step_loss_fn)
 
+    from prmkit.policy.sample import default_policy
+    from prmkit.prompting import check_model_format, set_model_format
     from prmkit.train.inputs import check_train_inputs
 
     started = time.perf_counter()
     checked = check_train_inputs(cfg, "orm")                 # every input and option, before any model loads
+    check_model_format(cfg.resolve_format(cfg.model or default_policy()), cfg.model or default_policy())
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
@@ -97,6 +101,7 @@ def run(cfg: TrainORMConfig) -> Path:
         return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "orm", cfg.seed, cfg.aggregation, device=cfg.device)
+    set_model_format(rm, cfg, cfg.model or default_policy())
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(rm.model)
     examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
 
 
 @dataclass
-class TrainPRMConfig:
+class TrainPRMConfig(PromptOptions):
     """Train a discriminative PRM on step labels (hard or soft BCE at each step end)."""
 
     out: str = "runs/prm"
@@ -353,6 +354,8 @@ def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
 
 
 def run(cfg: TrainPRMConfig) -> Path:
+    from prmkit.policy.sample import default_policy
+    from prmkit.prompting import check_model_format, set_model_format
     from prmkit.train.data import step_targets
     from prmkit.train.loop import train_loop
 
@@ -361,6 +364,7 @@ def run(cfg: TrainPRMConfig) -> Path:
     started = time.perf_counter()
     checked = check_train_inputs(cfg, "prm")                 # every input and option, before any model loads
     cfg = checked.cfg
+    check_model_format(cfg.resolve_format(cfg.model or default_policy()), cfg.model or default_policy())
     set_threads(cfg.threads)
     out = Path(cfg.out)
     check_train_resume(cfg, out)
@@ -376,6 +380,7 @@ def run(cfg: TrainPRMConfig) -> Path:
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation,
                        loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None, device=cfg.device)
+    set_model_format(rm, cfg, cfg.model or default_policy())
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(rm.model)
     examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)

@@ -1,0 +1,173 @@
+"""The prompt format: rendering against hand-written texts, files, option precedence, and the samplers
+(local, and the OpenAI client over serve-policy's two endpoints) reading the rendered text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prmkit.errors import InputError
+from prmkit.policy.base import SamplingParams
+from prmkit.policy.hf import HFSampler
+from prmkit.prompting import FORMAT_FILE, PromptFormat, PromptOptions, policy_input, saved_format
+from tests.conftest import build_qwen_chat_tokenizer, build_tiny_qwen2
+
+CHAT = PromptFormat(template="Solve: {problem}", chat_template=True, system_prompt="Be brief.",
+                    stop=("<|im_end|>",), solution_prefix="Step 1:")
+# the ChatML text of CHAT for problem "2+3", written out by hand
+CHAT_TEXT = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nSolve: 2+3<|im_end|>\n"
+             "<|im_start|>assistant\nStep 1:")
+
+
+@pytest.fixture(scope="module")
+def qwen_tok():
+    return build_qwen_chat_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def qwen_sampler(qwen_tok):
+    return HFSampler(build_tiny_qwen2(qwen_tok), qwen_tok, sep="\n")
+
+
+def test_default_format_is_the_identity():
+    fmt = PromptFormat()
+    for p in ["Q:7,+3,*2\n", "Janet has {3} eggs", ""]:
+        assert fmt.render(p) == p
+    assert fmt.is_raw and fmt.render_steps("Q:7,+3\n", ["7+3=10", "A:10"], "\n") == "Q:7,+3\n7+3=10\nA:10"
+
+
+def test_template_and_prefix_render_by_hand():
+    fmt = PromptFormat(template="Question: {problem}\nAnswer:", solution_prefix=" Step 1:")
+    # braces elsewhere in the template or problem are kept as written (no str.format)
+    assert fmt.render("x = {1}") == "Question: x = {1}\nAnswer: Step 1:"
+    assert fmt.render_steps("a", ["b", "c"], "\n\n") == "Question: a\nAnswer: Step 1:b\n\nc"
+    with pytest.raises(InputError, match="exactly once"):
+        PromptFormat(template="no slot")
+    with pytest.raises(InputError, match="chat template"):
+        PromptFormat(system_prompt="hi")
+
+
+def test_chat_template_render_by_hand(qwen_tok, bpe_tokenizer):
+    assert CHAT.render("2+3", qwen_tok) == CHAT_TEXT
+    no_system = PromptFormat(chat_template=True)
+    assert no_system.render("2+3", qwen_tok) == "<|im_start|>user\n2+3<|im_end|>\n<|im_start|>assistant\n"
+    with pytest.raises(InputError, match="no chat template"):
+        no_system.render("2+3", bpe_tokenizer)
+
+
+def test_file_round_trip_and_bad_files(tmp_path):
+    CHAT.save(tmp_path)
+    assert json.loads((tmp_path / FORMAT_FILE).read_text())["stop"] == ["<|im_end|>"]
+    assert PromptFormat.load(tmp_path) == CHAT and saved_format(tmp_path) == CHAT
+    assert saved_format(tmp_path / "nowhere") is None and saved_format("") is None
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"template": "{problem}", "stops": []}')
+    with pytest.raises(InputError, match=r"bad.json.*unknown prompt-format field\(s\) \['stops'\]"):
+        PromptFormat.load(bad)
+    bad.write_text('{"chat_template": "yes"}')
+    with pytest.raises(InputError, match="field 'chat_template': expected bool"):
+        PromptFormat.load(bad)
+
+
+def test_options_precedence(tmp_path, capsys):
+    CHAT.save(tmp_path)
+    assert PromptOptions().resolve_format(tmp_path) == CHAT           # nothing given: the model's own
+    assert "saved with the model" in capsys.readouterr().out
+    given = PromptOptions(prompt_template="Q: {problem}", stop=["\n\n"])
+    assert given.resolve_format(tmp_path) == PromptFormat(template="Q: {problem}", stop=("\n\n",))
+    assert "replace" in capsys.readouterr().out
+    assert PromptOptions().resolve_format(tmp_path / "none") == PromptFormat()
+    assert PromptOptions(prompt_format=str(tmp_path)).resolve_format() == CHAT
+    with pytest.raises(InputError, match="not both"):
+        PromptOptions(prompt_format=str(tmp_path), chat_template=True).resolve_format()
+
+
+def test_sampler_reads_the_rendered_text(qwen_sampler, qwen_tok, tmp_path, monkeypatch):
+    qwen_sampler.prompt_format = CHAT
+    log = tmp_path / "inputs.jsonl"
+    monkeypatch.setenv("PRMKIT_INPUT_LOG", str(log))
+    text = policy_input(qwen_sampler, "2+3")
+    assert text == CHAT_TEXT
+    qwen_sampler.sample([text], SamplingParams(n=2, max_new_tokens=4, seed=1))
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"role": "policy", "text": CHAT_TEXT}]
+    # the prompt's token ids are the tokenizer's ids of the hand-written text
+    assert qwen_sampler.encode_prompt(text) == qwen_tok(CHAT_TEXT)["input_ids"]
+    qwen_sampler.prompt_format = PromptFormat()
+
+
+def test_special_token_stop_string_ends_a_sample(qwen_tok):
+    model = build_tiny_qwen2(qwen_tok)
+    end = qwen_tok.convert_tokens_to_ids("<|im_end|>")
+    head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
+    with torch.no_grad():  # a head that always predicts <|im_end|>
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[end] = 10.0
+    model.lm_head = head
+    s = HFSampler(model, qwen_tok)
+    s.prompt_format = CHAT
+    [[c]] = s.sample([s.render("2+3")], SamplingParams(n=1, max_new_tokens=5, temperature=0))
+    assert (c.token_ids, c.text, c.finish_reason, c.stop) == ([end], "", "stop", "<|im_end|>")
+    s.prompt_format = PromptFormat()  # without the stop string the same head runs to the length limit
+    [[c]] = s.sample([s.render("2+3")], SamplingParams(n=1, max_new_tokens=5, temperature=0))
+    assert (c.token_ids, c.finish_reason) == ([end] * 5, "length")
+
+
+def _client_over(sampler, fmt, endpoint):
+    from fastapi.testclient import TestClient
+
+    from prmkit.policy.openai import OpenAISampler
+    from prmkit.serve.policy_server import make_app
+
+    client = OpenAISampler(base_url="http://testserver/v1", model="tiny", endpoint=endpoint, prompt_format=fmt)
+    client.client = TestClient(make_app(sampler, "tiny"))
+    return client
+
+
+@pytest.mark.parametrize("partial", ["", " 2+3=5\n"])
+def test_chat_endpoint_equals_local_sampler(qwen_sampler, partial):
+    """The OpenAI client on /v1/chat/completions (messages; a partial solution continued) samples the same
+    tokens as the local sampler on the rendered text with the same seeds."""
+    params = SamplingParams(n=3, max_new_tokens=6, seed=5)
+    qwen_sampler.prompt_format = CHAT
+    local = qwen_sampler.sample([qwen_sampler.render("2+3") + partial], params, seeds=[11])[0]
+    qwen_sampler.prompt_format = PromptFormat()  # the server renders the messages; the client sends the stops
+    client = _client_over(qwen_sampler, CHAT, "chat")
+    prompt = client.render("2+3") + partial
+    messages, cont = client.chat_messages(prompt)
+    assert cont and messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Solve: 2+3"},
+                                 {"role": "assistant", "content": "Step 1:" + partial}]
+    bare = _client_over(qwen_sampler, PromptFormat(chat_template=True), "chat")
+    assert bare.chat_messages(bare.render("2+3")) == ([{"role": "user", "content": "2+3"}], False)
+    remote = client.sample([prompt], params, seeds=[11])[0]
+    assert [c.token_ids for c in remote] == [c.token_ids for c in local]
+    assert [c.text for c in remote] == [c.text for c in local]
+    for r, c in zip(remote, local):
+        assert r.logprobs == pytest.approx(c.logprobs, abs=1e-5)
+
+
+def test_completions_endpoint_renders_chat_text_with_the_models_tokenizer(qwen_sampler, qwen_tok, tmp_path):
+    qwen_tok.save_pretrained(tmp_path)
+    client = _client_over(qwen_sampler, CHAT, "completions")
+    client.model = str(tmp_path)  # the tokenizer the client renders with
+    assert client.render("2+3") == CHAT_TEXT
+    params = SamplingParams(n=2, max_new_tokens=5, seed=3)
+    local = qwen_sampler.sample([CHAT_TEXT], SamplingParams(n=2, max_new_tokens=5, seed=3, stop=["<|im_end|>"]),
+                                seeds=[7])[0]
+    remote = client.sample([client.render("2+3")], params, seeds=[7])[0]
+    assert [c.token_ids for c in remote] == [c.token_ids for c in local]
+
+
+def test_chat_endpoint_refuses_bad_messages(qwen_sampler):
+    from fastapi.testclient import TestClient
+
+    from prmkit.serve.policy_server import make_app
+
+    app = TestClient(make_app(qwen_sampler, "tiny"))
+    r = app.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
+                                               "continue_final_message": True})
+    assert r.status_code == 422 and "assistant" in r.json()["detail"]
+    r = app.post("/v1/chat/completions", json={"messages": [{"role": "user"}]})
+    assert r.status_code == 422 and "field 'messages'" in r.json()["detail"]
