@@ -128,7 +128,11 @@ def encode_steps(tokenizer: Any, prompt: str, steps: Sequence[str], sep: str = D
         return _encode_joint(tokenizer, prompt, steps, sep, step_tag, add_bos)
     if mode != "segment":
         raise InputError(f"expected 'segment' or 'joint', got {mode!r}", field="mode")
-    ids = (_bos(tokenizer) if add_bos else []) + _ids(tokenizer, prompt)
+    head = _bos(tokenizer) if add_bos else []
+    bos_text = getattr(tokenizer, "bos_token", None)
+    if head and isinstance(bos_text, str) and bos_text and prompt.startswith(bos_text):
+        head = []  # a chat template wrote the BOS into the prompt text already: not a second one
+    ids = head + _ids(tokenizer, prompt)
     prompt_len = len(ids)
     sep_ids, tag_ids = _ids(tokenizer, sep), _ids(tokenizer, step_tag) if step_tag else []
     ends = []

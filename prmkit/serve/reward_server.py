@@ -10,6 +10,8 @@ and `steps` (one list of step strings per prompt); it answers one entry per item
 scores and their aggregate (`aggregation` in the body overrides the model's rule for that
 request). `GET /health` says the server is up; with the token (or when none is set) it also names
 the model, its aggregation, parameter count, limits and the server's counters.
+Prompts are the problems' raw text: a model dir's saved prompt format (`prompt_format.json`, e.g. a
+chat template) is applied by the model itself, as in `score`.
 
 Concurrent requests share model calls round robin (`prmkit.serve.batcher`): a small request is in
 the next model call even behind a 3,000-item one.

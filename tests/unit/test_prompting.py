@@ -171,3 +171,36 @@ def test_chat_endpoint_refuses_bad_messages(qwen_sampler):
     assert r.status_code == 422 and "assistant" in r.json()["detail"]
     r = app.post("/v1/chat/completions", json={"messages": [{"role": "user"}]})
     assert r.status_code == 422 and "field 'messages'" in r.json()["detail"]
+
+
+def _bos_tokenizer():
+    """A BPE tokenizer that adds <s> in front of every sequence, with a chat template that writes <s> too
+    (as Llama 3's does)."""
+    from tokenizers import processors
+
+    from tests.conftest import build_bpe_tokenizer
+
+    tok = build_bpe_tokenizer(special=["<s>", "<|eot|>"])
+    tok.bos_token = "<s>"
+    bos = tok.convert_tokens_to_ids("<s>")
+    tok._tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    tok.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|eot|>{% endfor %}" \
+                        "{% if add_generation_prompt %}assistant: {% endif %}"
+    return tok, bos
+
+
+def test_a_bos_written_by_the_chat_template_is_not_doubled():
+    from prmkit.steps import encode_steps
+
+    tok, bos = _bos_tokenizer()
+    assert tok("hi")["input_ids"][0] == bos  # the tokenizer adds it
+    fmt = PromptFormat(chat_template=True)
+    text = fmt.render("2+3", tok)
+    assert text == "<s>user: 2+3<|eot|>assistant: "
+    s = HFSampler(build_tiny_qwen2(tok), tok)
+    ids = s.encode_prompt(text)
+    assert ids.count(bos) == 1 and ids[0] == bos
+    enc = encode_steps(tok, text, ["a", "b"], sep="\n")
+    assert enc.input_ids.count(bos) == 1 and enc.input_ids[0] == bos
+    raw = encode_steps(tok, "2+3", ["a"], sep="\n")  # without a template the BOS is still added
+    assert raw.input_ids[0] == bos
