@@ -36,16 +36,13 @@ def chat_text(question: str) -> str:
             "<|im_start|>assistant\n")
 
 
-def gsm8k_problems(n: int) -> list[dict]:
-    """The first n GSM8K test lines as prmkit problems (question -> prompt, the number after '####' -> answer)."""
-    rows = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()[:n]]
-    return [{"schema_version": 1, "kind": "problem", "id": f"gsm8k-test-{i}", "prompt": r["question"],
-             "answer": r["answer"].split("####")[-1].strip(), "task": "gsm8k", "meta": {}} for i, r in enumerate(rows)]
+def gsm8k_lines(n: int) -> list[dict]:
+    return [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()[:n]]
 
 
 def gold_traces(problems: list[dict]) -> list[dict]:
     """Each problem's reference solution (first_error -1) and a copy whose first step is wrong (first_error 0)."""
-    rows = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()[:len(problems)]]
+    rows = gsm8k_lines(len(problems))
     out = []
     for p, r in zip(problems, rows):
         steps = [s for s in r["answer"].split("\n") if s.strip() and not s.startswith("####")]
@@ -149,9 +146,14 @@ def test_user_qwen2_end_to_end(tmp_path, monkeypatch, loads):
     model_dir = tmp_path / "qwen-tiny"
     build_tiny_qwen2(tok).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
-    problems = gsm8k_problems(NUM_PROBLEMS)
+    # problems made by the converter from GSM8K's own lines (question, answer after '####', task gsm8k)
+    raw = write_jsonl(tmp_path / "gsm8k.jsonl", gsm8k_lines(NUM_PROBLEMS))
+    pfile = tmp_path / "problems.jsonl"
+    cli("convert", "--input", raw, "--source", "gsm8k", "--target", "problems", "--output", pfile)
+    problems = [json.loads(line) for line in pfile.read_text().splitlines()]
+    assert [(p["prompt"], p["answer"], p["task"]) for p in problems] == [
+        (r["question"], r["answer"].split("####")[-1].strip(), "gsm8k") for r in gsm8k_lines(NUM_PROBLEMS)]
     questions = [p["prompt"] for p in problems]
-    pfile = write_jsonl(tmp_path / "problems.jsonl", problems)
     gold = write_jsonl(tmp_path / "gold.jsonl", gold_traces(problems))
     log = tmp_path / "inputs.jsonl"
     monkeypatch.setenv("PRMKIT_INPUT_LOG", str(log))
