@@ -207,7 +207,8 @@ def policy_input(sampler: Any, problem: str) -> str:
 
 INPUT_LOG_ENV = "PRMKIT_INPUT_LOG"
 """set to a file path: every model input (policy prompts, reward-model sequences) is appended to it as
-a JSON line {"role", "text"} with the text decoded from the token ids the model runs on (a debug record)"""
+a JSON line {"role", "text"} with the text decoded from the token ids the model runs on, each time they are
+encoded (a debug record)"""
 
 
 def log_model_input(role: str, tokenizer: Any, ids: Sequence[int]) -> None:

@@ -221,7 +221,7 @@ def test_user_qwen2_end_to_end(tmp_path, monkeypatch, loads):
     steps = ["She eats 3 and bakes 4.", "16 - 3 - 4 = 9 eggs are sold.", "The answer is 18."]
     served = _serve_and_score(prm, log, questions[0], steps)
     assert len(served["score"]["results"][0]["step_scores"]) == 3
-    assert Inputs(log, questions).of("reward_model") == [(0, trl_text(steps))]
+    assert set(Inputs(log, questions).of("reward_model")) == {(0, trl_text(steps))}  # (its size check encodes too)
 
     # rl (grpo, 2 steps): rollouts and held-out evaluation read the chat prompts; the policy keeps the format
     cli("rl", "--reward", "grpo", "--model", model_dir, "--problems", pfile, "--eval-problems-file", pfile,
