@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from prmkit.agents.env import run_episode
@@ -122,6 +122,7 @@ def run(cfg: AgentPolicyConfig) -> Path:
     from prmkit.gym.tokenizer import build_char_tokenizer
     from prmkit.gym.train_policy import model_config
     from prmkit.progress import progress
+    from prmkit.rundir import check_resume, record_config
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -132,8 +133,9 @@ def run(cfg: AgentPolicyConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, 1024))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    start = _load_state(ckpt, model, opt) if ckpt.exists() else 0
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    check_resume(out, cfg, has_work=ckpt.exists(), ignore=("out", "threads", "save_every"), name="train_config.json")
+    start = _load_state(ckpt, model, opt) if ckpt.exists() else 0  # no dropout: the weights and step are the state
+    record_config(out, cfg, name="train_config.json")
     model.train()
     with open(out / "train_log.jsonl", "a") as log:
         bar = progress(range(start, cfg.steps), desc="train agent policy", initial=start, total=cfg.steps)
