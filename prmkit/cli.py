@@ -5,12 +5,15 @@ Strings map to stage modules here, once (house rule: dispatch at the edge)."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
+import traceback
+from typing import Any, Callable
 
 import typer
 
 from prmkit.config import command_from_config
-from prmkit.errors import InputError
+from prmkit.errors import expected_failure
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="prmkit — process rewards for LLM reasoning.")
@@ -56,20 +59,67 @@ COMMANDS = {
 }
 
 
+# commands that read problems or traces files: they take --allow-empty and --on-duplicate
+READS_RECORDS = {("", "sample"), ("", "convert"), ("", "grade"), ("", "label"), ("", "label-report"),
+                 ("train", "prm"), ("train", "implicit"), ("train", "orm"), ("", "score"),
+                 ("eval", "processbench"), ("eval", "bon"), ("", "search"), ("", "eval-search"),
+                 ("eval", "search"), ("", "rl"), ("gym", "stats")}
+_registered: list[bool] = []
+
+
 def _register() -> None:
+    if _registered:
+        return
     for (group, name), target in COMMANDS.items():
         module_name, cls_name = target.split(":")
         module = importlib.import_module(module_name)
         cmd = command_from_config(getattr(module, cls_name), module.run)
+        if (group, name) in READS_RECORDS:
+            cmd = _with_read_options(cmd)
         GROUPS.get(group, app).command(name)(cmd)
+    _registered.append(True)
 
 
-def main() -> None:
+def _with_read_options(cmd: Callable[..., Any]) -> Callable[..., Any]:
+    """`cmd` plus --allow-empty and --on-duplicate, which set the record readers' policy for the run."""
+    from prmkit.reading import DUPLICATE_RULES, ReadPolicy, set_read_policy
+
+    params = list(inspect.signature(cmd).parameters.values())
+    if {"allow_empty", "on_duplicate"} & {p.name for p in params}:
+        return cmd
+    params += [
+        inspect.Parameter("allow_empty", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--allow-empty", help="accept an input file with no records (default: an error)")),
+        inspect.Parameter("on_duplicate", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+            "error", "--on-duplicate", help=f"a problem id given twice with different content: "
+            f"{' | '.join(DUPLICATE_RULES)} (which copy wins; identical copies are merged)"))]
+
+    def command(**kwargs: Any) -> Any:
+        previous = set_read_policy(ReadPolicy(kwargs.pop("allow_empty"), kwargs.pop("on_duplicate")))
+        try:
+            return cmd(**kwargs)
+        finally:
+            set_read_policy(previous)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = cmd.__doc__
+    return command
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The error boundary: an expected failure exits 2 with one line naming what and where; any other
+    exception keeps its traceback, says it is a bug, and exits 1."""
     _register()
     try:
-        app()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        app(args=argv, prog_name="prmkit")
+    except Exception as e:  # SystemExit and KeyboardInterrupt pass through
+        message = expected_failure(e)
+        if message is None:
+            traceback.print_exc()
+            print(f"error: unexpected {type(e).__name__}: this is a bug in prmkit, not a problem with your input; "
+                  "please report it with the traceback above", file=sys.stderr)
+            sys.exit(1)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

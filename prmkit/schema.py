@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 from prmkit.errors import InputError
+from prmkit.reading import DUPLICATE_RULES, decode_line, open_input, read_policy
 
 SCHEMA_VERSION = 1
 
@@ -94,6 +95,7 @@ def validate_labels(labels: StepLabels, num_steps: int, prefix: str = "labels") 
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not 0.0 <= v <= 1.0:
             raise InputError(f"expected a float in [0, 1] or null, got {v!r}", field=f"{prefix}.values[{i}]")
     if labels.ratings is not None:
+        _check_type(labels.ratings, (list,), f"{prefix}.ratings", "a list of -1, 0, 1 or null")
         if len(labels.ratings) != num_steps:
             raise InputError(f"expected one rating per step ({num_steps}), got {len(labels.ratings)}",
                              field=f"{prefix}.ratings")
@@ -101,6 +103,9 @@ def validate_labels(labels: StepLabels, num_steps: int, prefix: str = "labels") 
             if r is not None and r not in (-1, 0, 1):
                 raise InputError(f"expected -1, 0, 1 or null, got {r!r}", field=f"{prefix}.ratings[{i}]")
     _check_type(labels.method, (str,), f"{prefix}.method", "a string")
+    for name in ("rollouts", "policy_tokens"):
+        _check_type(getattr(labels, name), (int,), f"{prefix}.{name}", "an integer")
+    _check_type(labels.meta, (dict,), f"{prefix}.meta", "a JSON object")
 
 
 def validate_trace(t: Trace) -> None:
@@ -120,6 +125,7 @@ def validate_trace(t: Trace) -> None:
         if not -1 <= t.first_error < len(t.steps):
             raise InputError(f"expected -1 or a step index < {len(t.steps)}, got {t.first_error}",
                              field="first_error")
+    _check_type(t.meta, (dict,), "meta", "a JSON object")
     if t.labels is not None:
         validate_labels(t.labels, len(t.steps))
 
@@ -127,6 +133,7 @@ def validate_trace(t: Trace) -> None:
 def validate_problem(p: Problem) -> None:
     for name in ("id", "prompt", "answer", "task"):
         _check_type(getattr(p, name), (str,), name, "a string")
+    _check_type(p.meta, (dict,), "meta", "a JSON object")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +160,9 @@ def _from_dict(cls: type[Record], d: dict[str, Any]) -> Record:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
             raise InputError(f"missing required field (a {cls.__name__} needs {', '.join(_required(cls))})",
                              field=name)
-    if cls is Trace and isinstance(kwargs.get("labels"), dict):
+    if cls is Trace and kwargs.get("labels") is not None:
         ld = kwargs["labels"]
+        _check_type(ld, (dict,), "labels", 'an object such as {"values": [1.0, 0.0], "method": "mc"} or null')
         for req in ("values", "method"):
             if req not in ld:
                 raise InputError("missing required field", field=f"labels.{req}")
@@ -182,22 +190,30 @@ def problem_from_dict(d: dict[str, Any]) -> Problem:
 # JSONL
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, parsed object) for each non-blank line; errors name the file and line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+def iter_jsonl(path: str | os.PathLike, *, allow_empty: bool | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, parsed object) for each non-blank line; errors name the file and line.
+    A file without a record is an InputError unless `allow_empty` (default: the read policy)."""
+    seen = False
+    with open_input(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", file=str(path),
                                  line=lineno) from None
+            seen = True
+            yield lineno, obj
+    if not seen and not (read_policy().allow_empty if allow_empty is None else allow_empty):
+        raise InputError("no records (the file is empty); pass --allow-empty to accept an empty input",
+                         file=str(path))
 
 
-def read_records(path: str | os.PathLike, cls: type[Record]) -> list[Record]:
+def read_records(path: str | os.PathLike, cls: type[Record], *, allow_empty: bool | None = None) -> list[Record]:
     out = []
-    for lineno, d in iter_jsonl(path):
+    for lineno, d in iter_jsonl(path, allow_empty=allow_empty):
         try:
             out.append(_from_dict(cls, d))
         except InputError as e:
@@ -205,12 +221,48 @@ def read_records(path: str | os.PathLike, cls: type[Record]) -> list[Record]:
     return out
 
 
-def read_traces(path: str | os.PathLike) -> list[Trace]:
-    return read_records(path, Trace)
+def read_traces(path: str | os.PathLike, *, allow_empty: bool | None = None) -> list[Trace]:
+    return read_records(path, Trace, allow_empty=allow_empty)
 
 
-def read_problems(path: str | os.PathLike) -> list[Problem]:
-    return read_records(path, Problem)
+def read_problems(path: str | os.PathLike, *, allow_empty: bool | None = None,
+                  on_duplicate: str | None = None) -> list[Problem]:
+    """Problems in file order, one per id (see `ReadPolicy` for empty files and repeated ids)."""
+    rule = read_policy().on_duplicate if on_duplicate is None else on_duplicate
+    if rule not in DUPLICATE_RULES:
+        raise InputError(f"expected one of {', '.join(DUPLICATE_RULES)}, got {rule!r}", field="on_duplicate")
+    kept: dict[str, tuple[int, Problem]] = {}
+    merged = replaced = 0
+    for lineno, d in iter_jsonl(path, allow_empty=allow_empty):
+        try:
+            p = _from_dict(Problem, d)
+        except InputError as e:
+            raise InputError(str(e), file=str(path), line=lineno) from None
+        if p.id not in kept:
+            kept[p.id] = (lineno, p)
+            continue
+        first_line, first = kept[p.id]
+        if first == p:
+            merged += 1
+            continue
+        if rule == "error":
+            differ = [f.name for f in dataclasses.fields(Problem) if getattr(first, f.name) != getattr(p, f.name)]
+            raise InputError(f"problem id {p.id!r} was already given on line {first_line} with a different "
+                             f"{', '.join(differ)}; pass --on-duplicate first|last to choose which wins",
+                             file=str(path), line=lineno, field="id")
+        replaced += 1
+        if rule == "last":
+            kept[p.id] = (first_line, p)
+    if merged or replaced:
+        _notice(f"{path}: {merged} identical repeated problem id(s) merged"
+                + (f", {replaced} conflicting one(s) resolved by --on-duplicate {rule}" if replaced else ""))
+    return [p for _, p in kept.values()]
+
+
+def _notice(message: str) -> None:
+    import sys
+
+    print(f"note: {message}", file=sys.stderr)
 
 
 def _new_file_mode(path: Path) -> int:

@@ -112,10 +112,11 @@ def require_gold(traces: Sequence[Trace], source: str = "") -> list[Trace]:
 def read_eval_traces(path: str) -> list[Trace]:
     """prmkit JSONL, or ProcessBench's layout (a JSON array per split, or JSONL of its records)."""
     from prmkit.formats import processbench
+    from prmkit.reading import read_input_text
     from prmkit.schema import iter_jsonl, read_traces
 
     p = Path(path)
-    text = p.read_text()
+    text = read_input_text(p)
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)

@@ -3,7 +3,6 @@ build the gym recipe (policy samples + Monte-Carlo hard labels from `prmkit.labe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -16,15 +15,12 @@ def read_training_traces(path: str) -> list[Trace]:
     `datasets` dir or a hub dataset id with either layout (split "train")."""
     p = Path(path)
     if p.is_file():
-        with open(p) as f:
-            first = next((line for line in f if line.strip()), "")
-        try:
-            keys = set(json.loads(first)) if first else set()
-        except json.JSONDecodeError as e:
-            raise InputError(f"expected JSON lines: {e.msg}", file=str(p), line=1) from None
+        from prmkit.schema import iter_jsonl
+
+        first = next(iter_jsonl(p), (1, {}))[1]  # names the file and line of a bad or missing first record
+        keys = set(first) if isinstance(first, dict) else set()
         if {"completions", "labels"} <= keys:
             from prmkit.formats import trl
-            from prmkit.schema import iter_jsonl
 
             return [trl.record_to_trace(rec, line=n) for n, rec in iter_jsonl(p)]
         from prmkit.schema import read_traces
