@@ -33,7 +33,9 @@ GRADERS: dict[str, str] = {
 
 def get_grader(task: str) -> Grader:
     if task not in GRADERS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(GRADERS)}")
+        from prmkit.errors import InputError
+
+        raise InputError(f"unknown task {task!r}; expected one of {sorted(GRADERS)}", field="task")
     module, attr = GRADERS[task].split(":")
     return getattr(importlib.import_module(module), attr)()
 
