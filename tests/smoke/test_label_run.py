@@ -120,5 +120,14 @@ def test_label_report_cli(traces_file, tmp_path):
     assert res.exit_code == 0, res.stdout
     assert "verify" in res.stdout and "omega" in res.stdout
     rep = json.loads((tmp_path / "rep" / "label_report.json").read_text())
+    # expected agreement from the independent gym reference and the report's stated rule
+    # (first step labelled < 0.5), not from the gym checker or the report's own code
+    from tests import gym_reference as ref
+
+    for method, labels in (("verify", tmp_path / "v" / "labels.jsonl"), ("omega", tmp_path / "o" / "labels.jsonl")):
+        rows = read_traces(labels)
+        pred = [next((i for i, v in enumerate(t.labels.values) if v is not None and v < 0.5), -1) for t in rows]
+        gold = [ref.first_error(t.prompt, t.steps) for t in rows]
+        assert rep["methods"][method]["first_error_agreement"] == sum(map(int.__eq__, pred, gold)) / len(rows)
     assert rep["methods"]["verify"]["first_error_agreement"] == 1.0
     assert (tmp_path / "rep" / "label_report.png").stat().st_size > 1000

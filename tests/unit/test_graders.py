@@ -44,6 +44,8 @@ def test_registry_builds_both_graders():
     ("10-5", "5"),  # the minus is an operator, not a sign
     ("first 3, then 4 and finally 7 cookies.", "7"),  # the last number wins without ####
     ("1 and 2\n#### 3 dollars\nlater 99", "3"),  # #### wins over later numbers
+    ("#### 4\nWait, I made a mistake: 2 + 3 = 5.\n#### 5", "5"),  # the LAST marker declares the answer
+    ("#### 4\n#### none", None),  # the last marker has no number: not the earlier marker's 4
     ("#### -3", "-3"),
     ("no numbers here", None),
     ("#### none", None),  # the marker declares the answer: no guessing from earlier numbers

@@ -55,7 +55,41 @@ def test_lm_judge_plumbing_with_gym_model(gym_policy):
     assert len(verdicts) == len(traces)
     for v, t in zip(verdicts, traces):
         assert isinstance(v["text"], str)
-        assert v["first_error"] == parse_verdict(v["text"], len(t.steps))
+        assert v["first_error"] is None or -1 <= v["first_error"] < len(t.steps)
     assert judge.unparsed == sum(v["first_error"] is None for v in verdicts)
     p = judge_prompt(traces[0])
     assert "Step 1: " + traces[0].steps[0] in p and traces[0].prompt.strip() in p
+
+
+class _ScriptedLM:
+    """A sampler that answers the i-th prompt with the i-th fixed reply, and records what it was asked
+    (the language model is not under test here; what the judge asks it and makes of its replies is)."""
+
+    def __init__(self, replies: list[str]):
+        self.replies, self.calls = replies, []
+
+    def sample(self, prompts, params, seeds=None):
+        from prmkit.policy.base import Completion
+
+        self.calls.append((list(prompts), params))
+        return [[Completion(text=r, token_ids=[], logprobs=[], steps=[], finish_reason="stop")]
+                for r in self.replies[: len(prompts)]]
+
+
+def test_lm_judge_verdicts_by_hand():
+    from prmkit.schema import Trace
+
+    traces = [Trace(problem_id=f"p{i}", prompt="Q:1,+2,*3\n", steps=["1+2=3", "3*3=9", "A:9"]) for i in range(5)]
+    replies = ["\\boxed{2}", "The first error is in Step 3.", "All steps are correct.", "\\boxed{4}", "unsure"]
+    lm = _ScriptedLM(replies)
+    judge = LMJudge(lm, max_new_tokens=7)
+    verdicts = judge.judge(list(enumerate(traces)))
+    # by hand: steps are numbered from 1 in the prompt; 2 -> index 1, 3 -> index 2, "all correct" -> -1,
+    # 4 is past the 3 steps -> unparsed, "unsure" -> unparsed
+    assert [v["first_error"] for v in verdicts] == [1, 2, -1, None, None]
+    assert [v["text"] for v in verdicts] == replies
+    assert judge.unparsed == 2
+    (prompts, params), = lm.calls
+    assert len(prompts) == 5 and "Step 1: 1+2=3\nStep 2: 3*3=9\nStep 3: A:9" in prompts[0]
+    assert "Q:1,+2,*3" in prompts[0]
+    assert (params.n, params.temperature, params.max_new_tokens) == (1, 0.0, 7)

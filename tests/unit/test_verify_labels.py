@@ -18,8 +18,13 @@ def test_gym_verify_equals_gold_on_policy_traces(gym_policy):
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.sample import sample_traces
 
+    from tests import gym_reference as ref
+
     traces = sample_traces(gym_policy, make_split("test", 30), SamplingParams(n=4, max_new_tokens=96, seed=3))
     labelled = label_verify(traces)
+    # against the independent re-derivation of the gym's gold, not the gym checker itself
+    assert [t.first_error for t in traces] == [ref.first_error(t.prompt, t.steps) for t in traces]
+    assert [t.labels.values for t in labelled] == [ref.verify_labels(t.prompt, t.steps) for t in traces]
     assert all(predicted_first_error(t.labels.values) == t.first_error for t in labelled)
     assert all(t.labels.meta == {"checker": "gym", "covered": len(t.steps)} for t in labelled)
     assert any(t.first_error not in (-1, None) for t in traces) and any(t.first_error == -1 for t in traces)
@@ -31,6 +36,35 @@ def test_gym_verify_hand_values():
     assert label_verify([t])[0].labels.values == [1.0, 0.0, 1.0, 1.0]
     cut = make_trace(p, "7+3=10\n10*2=20")  # stopped early: gold puts the error on the last step
     assert label_verify([cut])[0].labels.values == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("completion", [
+    "7+3=10\n10*2=20\n20-5=15\nA:15",      # right
+    "7+3=10\n11*2=22\n22-5=17\nA:17",      # a wrong carried value with right arithmetic after it
+    "07+3=10\n10*2=20\n20-5=15\nA:15",     # a non-canonical number
+    " 7+3=10 \n10*2=20\n20-5=15\nA:15",    # surrounding spaces are fine
+    "7+3=10\n10*2=20\n20-5=15\nA:15\nA:15",  # a step after the answer
+    "7+3=10\n10+2=12\n20-5=15\nA:15",      # a wrong operator, then back on the true chain
+    "7+3=10\n10*2=20\n20-5=15\nA:-15",
+    "7 + 3 = 10\n10*2=20",                  # spaced out, and stopped early
+])
+def test_gym_verify_matches_the_independent_reference(completion):
+    from tests import gym_reference as ref
+
+    p = Problem(id="p", prompt="Q:7,+3,*2,-5\n", answer="15")
+    t = make_trace(p, completion)
+    assert t.first_error == ref.first_error(p.prompt, t.steps)
+    assert label_verify([t])[0].labels.values == ref.verify_labels(p.prompt, t.steps)
+
+
+def test_gym_reference_by_hand():
+    """The reference itself, on the hand-labelled cases above."""
+    from tests import gym_reference as ref
+
+    assert ref.true_steps("Q:7,+3,*2,-5\n") == ["7+3=10", "10*2=20", "20-5=15", "A:15"]
+    assert ref.verify_labels("Q:7,+3,*2,-5\n", ["7+3=10", "10*2=21", "20-5=15", "A:15"]) == [1.0, 0.0, 1.0, 1.0]
+    assert ref.verify_labels("Q:7,+3,*2,-5\n", ["7+3=10", "10*2=20"]) == [1.0, 0.0]
+    assert ref.first_error("Q:8,/4\n", ["8/4=2", "A:2"]) == -1
 
 
 @pytest.mark.parametrize("step,expected", [
