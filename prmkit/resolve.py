@@ -225,7 +225,8 @@ def read_problems(path: str, option: str = "problems"):
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise InputError("no such file (expected problems JSONL)", file=path, field=option)
+        what = "a directory, not a file" if p.is_dir() else "no such file"
+        raise InputError(f"{what} (expected problems JSONL)", file=path, field=option)
     for line, rec in iter_jsonl(p):
         if not isinstance(rec, dict):
             continue                                           # the schema reader names it below
