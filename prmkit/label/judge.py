@@ -46,6 +46,8 @@ def parse_verdict(text: str, num_steps: int) -> int | None:
     for pat in _PATTERNS:
         m = pat.search(text)
         if m:
+            if len(m.group(1)) > 12:  # no step number is that long (and int() refuses past 4,300 digits)
+                return None
             n = int(m.group(1))
             if n == -1:
                 return -1

@@ -67,10 +67,10 @@ def answer_key(trace: Trace, problems: dict[str, Problem] | None = None, index: 
 
     try:
         chain = parse_prompt(trace.prompt)
-    except InputError:
+    except InputError as e:
         where = f"trace {index}" if index is not None else "trace"
-        raise InputError(f"{where} (problem_id {trace.problem_id!r}) is not a gym prompt and no problem with that "
-                         "id was given: pass --problems with the gold answers", field="problem_id") from None
+        raise InputError(f"{where} (problem_id {trace.problem_id!r}) is not a gym prompt ({e}) and no problem with "
+                         "that id was given: pass --problems with the gold answers", field="problem_id") from None
     return AnswerKey("gym", str(chain.values()[-1]), _grader("gym"))
 
 

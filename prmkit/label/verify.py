@@ -97,7 +97,10 @@ def label_verify(traces: list[Trace], *, checker: str = "auto", problems: dict[s
     out = []
     for i, t in enumerate(traces, start_index):
         name = checker_for(t, checker, problems, i)
-        values = CHECKERS[name](t)
+        try:
+            values = CHECKERS[name](t)
+        except InputError as e:  # a prompt the checker cannot read (e.g. a gym prompt dividing by zero)
+            raise InputError(f"trace {i} (problem_id {t.problem_id!r}), checker {name!r}: {e}") from None
         out.append(dataclasses.replace(t, labels=StepLabels(
             values=values, method="verify", rollouts=0, policy_tokens=0,
             meta={"checker": name, "covered": sum(v is not None for v in values)})))

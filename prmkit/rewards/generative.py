@@ -88,7 +88,8 @@ def parse_step_verdicts(text: str, num_steps: int) -> list[Verdict | None]:
     are ignored.
     """
     out: list[Verdict | None] = [None] * num_steps
-    headers = [(m.start(), int(m.group(1))) for m in _STEP_HEADER.finditer(text)]
+    headers = [(m.start(), int(m.group(1)) if len(m.group(1)) <= 12 else 0)  # 0: no such step
+               for m in _STEP_HEADER.finditer(text)]
     for order, m in enumerate(_BOXED_STEP.finditer(text)):
         before = [k for pos, k in headers if pos < m.start()]
         k = before[-1] - 1 if before else (order if not headers else -1)

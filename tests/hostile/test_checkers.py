@@ -189,3 +189,21 @@ def test_label_run_on_hostile_steps_and_prompts(tmp_path):
                         out=str(tmp_path / "bad")))
     assert "p.jsonl" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "bad").exists()
+
+
+def test_gym_checker_on_a_trace_dividing_by_zero_names_the_trace():
+    t = Trace("z", "Q:6,/0,+3\n", ["6/0=0", "0+3=3", "A:3"])
+    with pytest.raises(InputError, match=r"trace 0 \(problem_id 'z'\), checker 'gym'.*divides by zero"):
+        label_verify([t], checker="gym")
+    assert label_verify([t])[0].labels.meta["checker"] != "gym"  # auto: not a gym prompt, so not the gym checker
+
+
+def test_judge_and_verifier_parsers_read_5000_digit_step_numbers():
+    """Model output naming a 5,000-digit step: no such step (unparsed), not int()'s digit-limit error."""
+    from prmkit.label.judge import parse_verdict
+    from prmkit.rewards.generative import parse_step_verdicts
+
+    huge = "9" * 5000
+    assert parse_verdict(f"The first error is in Step {huge}.", 4) is None
+    assert parse_verdict("The first error is in Step 2.", 4) == 1
+    assert parse_step_verdicts(f"Step {huge}: wrong \\boxed{{incorrect}}", 3) == [None, None, None]
