@@ -149,24 +149,9 @@ def _finite(x: float):
     return x if math.isfinite(x) else None
 
 
-def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Optional[str] = None,
-               max_batch: int = 64, batch_wait_ms: float = 5.0, model_name: str = "reward-model",
-               aggregation: Optional[str] = None, limits: Optional[ScoreLimits] = None):
-    """The FastAPI app serving `reward_model` (anything implementing the RewardModel protocol);
-    `limits` (default `ScoreLimits()`) bound each request, its `max_body_bytes` replaced by the
-    argument when `limits` is not given."""
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
+def _score_request_model():
+    """The pydantic model of a /score body (built on first use: pydantic is imported lazily)."""
     from pydantic import BaseModel, ConfigDict
-
-    from prmkit.rewards.aggregate import AGGREGATIONS, aggregate
-
-    default_how = aggregation or reward_model.aggregation
-    if default_how not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {default_how!r}; expected one of {sorted(AGGREGATIONS)}")
-    limits = limits or ScoreLimits(max_body_bytes=max_body_bytes)
-    context = context_length(reward_model)
-    token_limit = (context or 0) if limits.max_tokens == 0 else max(0, limits.max_tokens)
 
     class ProblemIn(BaseModel):
         model_config = ConfigDict(extra="allow")
@@ -178,6 +163,68 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
         problems: Optional[list[Union[str, ProblemIn]]] = None
         steps: list[list[str]]
         aggregation: Optional[str] = None
+
+    return ScoreRequest
+
+
+def read_request(req, default_how: str) -> tuple:
+    """(prompts, steps, the items' field name, aggregation) of a parsed body; Refused (422) when
+    its parts do not fit together."""
+    from prmkit.rewards.aggregate import AGGREGATIONS
+
+    if (req.prompts is None) == (req.problems is None):
+        raise Refused(422, "prompts", "give exactly one of 'prompts' (strings) or 'problems' (strings or "
+                                      "{prompt: ...})")
+    prompts = req.prompts if req.prompts is not None else [p if isinstance(p, str) else p.prompt for p in req.problems]
+    key = "prompts" if req.prompts is not None else "problems"
+    if len(req.steps) != len(prompts):
+        raise Refused(422, "steps", f"expected {len(prompts)} lists (one per item of '{key}'), got {len(req.steps)}")
+    how = req.aggregation or default_how
+    if how not in AGGREGATIONS:
+        raise Refused(422, "aggregation", f"expected one of {sorted(AGGREGATIONS)}, got {how!r}")
+    return list(prompts), [list(s) for s in req.steps], key, how
+
+
+def _results(rows: list, how: str) -> list:
+    from prmkit.rewards.aggregate import aggregate
+
+    out = []
+    for row in rows:
+        agg = aggregate(row, how) if row else None
+        out.append({"step_scores": [_finite(v) for v in row], "aggregate": _finite(agg) if agg is not None else None})
+    return out
+
+
+def _health(rm, batcher, limits: ScoreLimits, model_name: str, how: str, token_limit: int) -> dict:
+    stats = getattr(rm, "stats", None)
+    return {"status": "ok", "model": model_name, "aggregation": how,
+            "num_parameters": int(getattr(rm, "num_parameters", 0)), "max_batch": batcher.max_batch,
+            "max_body_bytes": limits.max_body_bytes, "context_length": context_length(rm),
+            "limits": {"max_items": limits.max_items, "max_steps": limits.max_steps,
+                       "max_step_chars": limits.max_step_chars, "max_item_chars": limits.max_item_chars,
+                       "max_tokens": token_limit or None, "max_queued_steps": limits.max_queued_steps},
+            "requests": batcher.requests, "batches": batcher.batches, "model_calls": batcher.model_calls,
+            "queued_steps": batcher.queued_steps, "tokens_scored": int(getattr(stats, "tokens_scored", 0))}
+
+
+def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Optional[str] = None,
+               max_batch: int = 64, batch_wait_ms: float = 5.0, model_name: str = "reward-model",
+               aggregation: Optional[str] = None, limits: Optional[ScoreLimits] = None):
+    """The FastAPI app serving `reward_model` (anything implementing the RewardModel protocol);
+    `limits` (default `ScoreLimits()`) bound each request, its `max_body_bytes` replaced by the
+    argument when `limits` is not given."""
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+
+    from prmkit.rewards.aggregate import AGGREGATIONS
+
+    default_how = aggregation or reward_model.aggregation
+    if default_how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {default_how!r}; expected one of {sorted(AGGREGATIONS)}")
+    limits = limits or ScoreLimits(max_body_bytes=max_body_bytes)
+    context = context_length(reward_model)
+    token_limit = (context or 0) if limits.max_tokens == 0 else max(0, limits.max_tokens)
+    ScoreRequest = _score_request_model()
 
     app = FastAPI(title="prmkit reward server")
     app.add_middleware(GuardMiddleware, max_bytes=limits.max_body_bytes, token=token,
@@ -191,15 +238,7 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
     def health(request: Request) -> dict:
         if not getattr(request.state, "authenticated", True):
             return {"status": "ok"}
-        stats = getattr(reward_model, "stats", None)
-        return {"status": "ok", "model": model_name, "aggregation": default_how,
-                "num_parameters": int(getattr(reward_model, "num_parameters", 0)),
-                "max_batch": max_batch, "max_body_bytes": limits.max_body_bytes, "context_length": context,
-                "limits": {"max_items": limits.max_items, "max_steps": limits.max_steps,
-                           "max_step_chars": limits.max_step_chars, "max_item_chars": limits.max_item_chars,
-                           "max_tokens": token_limit or None, "max_queued_steps": limits.max_queued_steps},
-                "requests": batcher.requests, "batches": batcher.batches, "model_calls": batcher.model_calls,
-                "queued_steps": batcher.queued_steps, "tokens_scored": int(getattr(stats, "tokens_scored", 0))}
+        return _health(reward_model, batcher, limits, model_name, default_how, token_limit)
 
     async def admit(prompts: list, steps: list, key: str) -> None:
         check_sizes(prompts, steps, key, limits)
@@ -212,36 +251,18 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
 
     @app.post("/score")
     async def score(req: ScoreRequest) -> dict:
-        if (req.prompts is None) == (req.problems is None):
-            raise HTTPException(status_code=422, detail="field 'prompts': give exactly one of 'prompts' "
-                                                        "(strings) or 'problems' (strings or {prompt: ...})")
-        prompts = req.prompts if req.prompts is not None else [
-            p if isinstance(p, str) else p.prompt for p in req.problems]
-        key = "prompts" if req.prompts is not None else "problems"
-        if len(req.steps) != len(prompts):
-            raise HTTPException(status_code=422, detail=f"field 'steps': expected {len(prompts)} lists "
-                                                        f"(one per item of '{key}'), got {len(req.steps)}")
-        how = req.aggregation or default_how
-        if how not in AGGREGATIONS:
-            raise HTTPException(status_code=422, detail=f"field 'aggregation': expected one of "
-                                                        f"{sorted(AGGREGATIONS)}, got {how!r}")
         t0 = time.perf_counter()
-        steps = [list(s) for s in req.steps]
         try:
-            await admit(list(prompts), steps, key)
-            rows = await batcher.score(list(prompts), steps)
+            prompts, steps, key, how = read_request(req, default_how)
+            await admit(prompts, steps, key)
+            rows = await batcher.score(prompts, steps)
         except Refused as e:
             raise HTTPException(status_code=e.status, detail=str(e),
                                 headers={"Retry-After": "1"} if e.status == 429 else None) from None
         except ValueError as e:  # InputError included: the model refused this input
             raise HTTPException(status_code=422, detail=str(e)) from None
-        results = []
-        for row in rows:
-            agg = aggregate(row, how) if row else None
-            results.append({"step_scores": [_finite(v) for v in row],
-                            "aggregate": _finite(agg) if agg is not None else None})
         stats = getattr(reward_model, "stats", None)
-        return {"model": model_name, "aggregation": how, "results": results,
+        return {"model": model_name, "aggregation": how, "results": _results(rows, how),
                 "latency_s": time.perf_counter() - t0,
                 "tokens_scored": int(getattr(stats, "tokens_scored", 0))}  # the server's running count
 
