@@ -216,7 +216,8 @@ def run(cfg: TrainImplicitConfig) -> Path:
     from prmkit.train.data import outcome_target
     from prmkit.train.loop import train_loop
     from prmkit.rewards.limits import sequence_limit, within_limit
-    from prmkit.train.prm import (apply_lora, check_train_resume, enable_gradient_checkpointing, fit_and_save, fit_traces_for, loop_settings,
+    from prmkit.train.lora import enable_gradient_checkpointing
+    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, loop_settings,
                                   record_train_config, set_threads)
 
     from prmkit.train.inputs import check_train_inputs

@@ -1,4 +1,4 @@
-"""LoRA (Hu et al. 2106.09685) for the reward-model trainers: low-rank adapters on every linear layer of
+"""The trainers' memory savers. LoRA (Hu et al. 2106.09685) for the reward-model trainers: low-rank adapters on every linear layer of
 the backbone, the task head (a classifier's `score`/`classifier`, a custom value head) trained in full.
 
 peft's `all-linear` shortcut plus its TOKEN_CLS task type both claim the classifier head (the first
@@ -72,3 +72,14 @@ def lora_rm(rm, r: int, alpha: int):
     classifier = readout is not None and readout.head == "classifier"
     rm.model = apply_lora(rm.model, r, alpha, train_head=classifier)
     return rm
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass (`use_reentrant=False`: exact, and no input
+    gradients needed under LoRA)."""
+    from prmkit.errors import InputError
+
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise InputError(f"{type(model).__name__} does not support gradient checkpointing",
+                         field="gradient_checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

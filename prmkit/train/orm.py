@@ -79,7 +79,8 @@ def run(cfg: TrainORMConfig) -> Path:
     from prmkit.train.data import outcome_target
     from prmkit.train.implicit import _traces
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import (apply_lora, check_train_resume, enable_gradient_checkpointing, fit_and_save, fit_traces_for, load_backbone,
+    from prmkit.train.lora import enable_gradient_checkpointing
+    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, load_backbone,
                                   loop_settings, n_known, record_train_config, set_threads, step_examples,
                                   step_loss_fn)
 

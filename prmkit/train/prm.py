@@ -242,17 +242,6 @@ def n_known(example) -> int:
     return sum(v is not None for v in example[1])
 
 
-def enable_gradient_checkpointing(model) -> None:
-    """Recompute each layer's activations in the backward pass (`use_reentrant=False`: exact, and no input
-    gradients needed under LoRA)."""
-    from prmkit.errors import InputError
-
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        raise InputError(f"{type(model).__name__} does not support gradient checkpointing",
-                         field="gradient_checkpointing")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
 def apply_lora(rm, r: int, alpha: int):
     """LoRA adapters on the backbone, the classifier head trained in full (`prmkit.train.lora`)."""
     from prmkit.train.lora import lora_rm
@@ -382,6 +371,8 @@ def run(cfg: TrainPRMConfig) -> Path:
                        loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None, device=cfg.device)
     set_model_format(rm, cfg, cfg.model or default_policy())
     if cfg.gradient_checkpointing:
+        from prmkit.train.lora import enable_gradient_checkpointing
+
         enable_gradient_checkpointing(rm.model)
     examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)
     fuse_fit = fit_loglik_fuse(rm, examples) if rm.fuse is not None else None

@@ -79,7 +79,8 @@ def test_kept_steps_score_as_in_the_full_sequence_and_scoring_refuses_long_trace
 
 def test_gradient_checkpointing_gives_the_same_update():
     from prmkit.train.loop import LoopSettings, train_loop
-    from prmkit.train.prm import enable_gradient_checkpointing, n_known, step_loss_fn
+    from prmkit.train.lora import enable_gradient_checkpointing
+    from prmkit.train.prm import n_known, step_loss_fn
 
     weights = []
     for gc in (False, True):
