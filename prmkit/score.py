@@ -46,13 +46,15 @@ def run(cfg: ScoreConfig) -> Path:
     from prmkit.config import save_config
     from prmkit.errors import InputError
     from prmkit.evaluate.processbench import write_scored
-    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
+    from prmkit.resolve import all_gym_prompts, is_hub_id, parse_rm_spec
     from prmkit.rewards.base import score_traces
     from prmkit.train.prm import set_threads
 
     if not cfg.traces:
         raise InputError("expected a traces file (--traces)", field="traces")
-    traces = _read(check_file(cfg.traces, "traces", "traces to score"))     # read and checked before any model loads
+    if not Path(cfg.traces).exists() and not is_hub_id(cfg.traces):
+        raise InputError("no such file or directory (expected traces to score)", file=cfg.traces, field="traces")
+    traces = _read(cfg.traces)                                    # read and checked before any model loads
     spec = parse_rm_spec(cfg.model, "model", all_gym_prompts(t.prompt for t in traces))
     set_threads(cfg.threads)
     rm = spec.load(cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,

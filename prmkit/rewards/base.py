@@ -109,6 +109,8 @@ class GymCheckerRM:
             raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
         self.aggregation, self.flip_rate, self.seed = aggregation, flip_rate, seed
         self.stats = ScorerStats()
+        # what the commands read from any reward model: a 0/1 verdict is wrong below 0.5
+        self.kind, self.threshold, self.meta = "checker", 0.5, {"flip_rate": flip_rate}
 
     @property
     def num_parameters(self) -> int:

@@ -33,6 +33,7 @@ class RemoteRM:
         self.max_items = max_items_per_request
         info = self.health()
         self.model_name = info.get("model", "")
+        self.kind, self.threshold, self.meta = "remote", None, {"url": self.base_url, "model": self.model_name}
         self._num_parameters = int(info.get("num_parameters", 0))
         self.aggregation = aggregation or info.get("aggregation", "min")
         if self.aggregation not in AGGREGATIONS:

@@ -224,3 +224,27 @@ def test_likelihood_lm_path_survives_a_move_and_another_directory(files, tmp_pat
     monkeypatch.chdir(tmp_path / "elsewhere")
     after = load_reward_model(str(tmp_path / "moved")).score([PROMPT], [["She makes 9 * 2 = 18.", "The answer is 18."]])
     assert after == before
+
+
+def test_score_and_processbench_take_any_spec_the_resolver_reads(tmp_path):
+    """`score`/`eval processbench` accept the checker (and so any spec), not only a model dir."""
+    from dataclasses import replace
+
+    from prmkit.gym.task import make_split, make_trace, parse_prompt
+    from prmkit.schema import read_traces
+
+    traces = []
+    for p in make_split("dev", 3):
+        sol = parse_prompt(p.prompt).solution_steps()
+        bad = [sol[0][:-1] + str((int(sol[0][-1]) + 1) % 10)] + sol[1:]
+        traces += [make_trace(p, "\n".join(sol)), make_trace(p, "\n".join(bad))]
+    write_records(tmp_path / "t.jsonl", [replace(t) for t in traces])
+    res = CliRunner().invoke(app, ["score", "--traces", str(tmp_path / "t.jsonl"), "--model", "checker",
+                                   "--out", str(tmp_path / "s")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    scored = read_traces(tmp_path / "s" / "scored.jsonl")
+    assert [t.meta["rm"]["step_scores"][0] for t in scored] == [1.0, 0.0] * 3     # the first step: right, wrong
+    res = CliRunner().invoke(app, ["eval", "processbench", "--data", str(tmp_path / "t.jsonl"), "--model", "checker",
+                                   "--out", str(tmp_path / "e")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "e" / "processbench.json").read_text())["f1"] == 1.0   # the exact checker
