@@ -254,3 +254,10 @@ def set_model_format(model: Any, opts: PromptOptions, model_dir: str) -> PromptF
     note_unused_chat_template(fmt, model.tokenizer, "the backbone")
     model.prompt_format = fmt
     return fmt
+
+
+def record_format(run_dir: str | Path, component: Any) -> None:
+    """Save the prompt format a run's model read (a sampler's, or a reward model's) into its run dir."""
+    fmt = getattr(component, "prompt_format", None)
+    if isinstance(fmt, PromptFormat):
+        fmt.save(run_dir)

@@ -66,6 +66,9 @@ def run(cfg: ScoreConfig) -> Path:
     dt = time.perf_counter() - t0
     out = Path(cfg.out)
     save_config(out, cfg)
+    from prmkit.prompting import record_format
+
+    record_format(out, rm)  # the format the model read the traces with (saved in its dir)
     write_scored(out / "scored.jsonl", traces, scores, rm)
     print(f"scored {len(traces)} traces ({sum(map(len, scores))} steps, {rm.stats.tokens_scored} tokens) in "
           f"{dt:.1f}s -> {out / 'scored.jsonl'}")

@@ -183,6 +183,9 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
                 "data": cfg.data or f"gym:{cfg.split}", "threshold_source": "--threshold" if cfg.threshold >= 0 else
                 ("--fit-data" if fit else "stored with the model"), "threshold_fit": fit or rm.meta.get("threshold_fit")})
     save_config(out, cfg)
+    from prmkit.prompting import record_format
+
+    record_format(out, rm)  # the format the model read the traces with (saved in its dir)
     write_scored(out / "scored.jsonl", traces, scores, rm)
     atomic_write_text(out / "processbench.json", dumps_strict_json(res))  # NaN (e.g. no AUROC) -> null
     print(f"ProcessBench F1 {res['f1']:.3f} (acc_error {res['acc_error']:.3f}, acc_correct {res['acc_correct']:.3f}; "

@@ -171,6 +171,9 @@ def run(cfg: SearchConfig) -> dict:
         rm = PAVScorer(rm, prover.load(cfg.aggregation, cfg.device), cfg.pav_alpha)
     result = SEARCHES[cfg.method](problems, sampler, rm, params)
     save_config(out, cfg)
+    from prmkit.prompting import record_format
+
+    record_format(out, sampler)  # the policy's (the reward model's is in its own dir)
     write_records(out / "traces.jsonl", result.to_traces())
     summary = {**result.summary(), "params": asdict(params),
                "per_problem": [{"id": r.problem.id, "answer": r.answer, "correct": r.correct,

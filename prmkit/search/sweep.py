@@ -243,6 +243,9 @@ def run(cfg: EvalSearchConfig) -> dict:
     problems, sampler, rm = cfg.load(cfg.aggregation)
     out = Path(cfg.out)
     save_config(out, cfg)
+    from prmkit.prompting import record_format
+
+    record_format(out, sampler)  # the policy's (the reward model's is in its own dir)
     base = SearchParams(**{f.name: getattr(cfg, f.name) for f in fields(SearchParams)})
     cache = out / "points" / _config_key(cfg)
     points = sweep(problems, sampler, rm, cfg.methods.split(","), _ints(cfg.ns), _ints(cfg.seeds), base,

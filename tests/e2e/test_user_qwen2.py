@@ -203,6 +203,8 @@ def test_user_qwen2_end_to_end(tmp_path, monkeypatch, loads):
     assert sorted(Inputs(log, questions).of("reward_model")) == sorted(
         (questions.index(t.prompt), trl_text(t.steps)) for t in read_traces(gold))
     assert json.loads((tmp_path / "pb" / "processbench.json").read_text())
+    for run in ("score", "pb"):  # each run dir records the format its model read with
+        assert json.loads((tmp_path / run / "prompt_format.json").read_text()) == expected_format
 
     # search: the policy continues chat prompts (+ committed steps); the PRM scores chat prompt + steps
     for method in ("best_of_n", "beam"):
@@ -212,6 +214,7 @@ def test_user_qwen2_end_to_end(tmp_path, monkeypatch, loads):
         seen = Inputs(log, questions)
         policy = seen.of("policy")
         assert {i for i, _ in policy} == set(range(NUM_PROBLEMS)) and seen.of("reward_model")
+        assert json.loads((tmp_path / f"search-{method}" / "prompt_format.json").read_text()) == expected_format
         if method == "best_of_n":
             assert sorted(policy) == [(i, "") for i in range(NUM_PROBLEMS)]
         else:
