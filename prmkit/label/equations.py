@@ -39,6 +39,7 @@ MAX_TERMS = 2_000  # bound on the number of terms of the expanded form
 MAX_POW = 1000  # bound on |exponent|
 MAX_SECONDS = 1.0  # wall-clock bound on checking one step
 MAX_CHARS = 200  # bound on one side's text
+MAX_STEP_CHARS = 20_000  # a longer step is not read at all (unknown)
 
 _LATEX = [(r"\times", "*"), (r"\cdot", "*"), (r"\div", "/"), ("×", "*"), ("÷", "/"), ("−", "-"), ("^", "**"),
           ("{", "("), ("}", ")"), ("$", ""), (r"\(", ""), (r"\)", ""), (r"\[", ""), (r"\]", "")]
@@ -303,7 +304,9 @@ def _verdicts(chains: list[list[ast.Expression]]) -> list[bool]:
 
 def check_equation_text(step: str, max_seconds: float = MAX_SECONDS) -> bool | None:
     """True/False when the step has equation chains the checker can read (every pair of each
-    must hold), None when it has none, or when checking takes over `max_seconds`."""
+    must hold), None when it has none, is over `MAX_STEP_CHARS`, or takes over `max_seconds`."""
+    if len(step) > MAX_STEP_CHARS:
+        return None
     import sympy  # noqa: F401 - imported before the clock starts (the first import takes about a second)
 
     try:

@@ -86,6 +86,8 @@ def _bounded(value: Fraction) -> Fraction:
 def _decimal(text: str) -> Fraction:
     """The exact value of a decimal numeral (`1.5`, `2e3`), refusing before it is expanded one whose
     digits plus exponent exceed `MAX_DIGITS` (`1e99999999` would be a 100-million-digit integer)."""
+    if len(text) > 2 * MAX_DIGITS + 16:  # cannot be within the bounds: refused before it is parsed
+        raise ValueError(f"number {text!r:.40} has over {MAX_DIGITS} digits")
     try:
         d = Decimal(text)
     except ArithmeticError as e:  # decimal.InvalidOperation
