@@ -5,6 +5,7 @@ problem ids, which the CLI sets from `--allow-empty` / `--on-duplicate`."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +78,35 @@ def read_input_text(path: str | os.PathLike) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise _not_utf8(raw, e.start, path, raw.count(b"\n", 0, e.start) + 1) from None
+
+
+# --------------------------------------------------------------------------- model names: local dir or hub id
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def is_hub_id(name: str) -> bool:
+    """`org/name` with hub characters (no leading '.', '/', '~', one slash)."""
+    return bool(_HUB_ID.match(name)) and ".." not in name
+
+
+def looks_local(name: str) -> bool:
+    """A name meant as a local path: starts with '.', '/' or '~', has no `org/name` hub shape, or is
+    `a/b` where `a` exists here (a path that exists partially)."""
+    if name.startswith((".", "/", "~")) or not is_hub_id(name):
+        return True
+    return Path(name).parent.exists()
+
+
+def check_model_name(name: str, option: str, what: str = "a model") -> str:
+    """`name` if it is an existing local dir or a hub id; a local-looking missing path (or a file) is an
+    InputError at once, naming the option, so no hub request is tried for a typo."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists():
+        raise InputError(f"expected a directory holding {what}, got a file", file=name, field=option)
+    if looks_local(name):
+        raise InputError(f"no such directory (expected {what}: a local dir, or a hub id of the form org/name)",
+                         file=name, field=option)
+    return name

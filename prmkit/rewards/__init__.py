@@ -35,7 +35,11 @@ def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw:
     from prmkit.rewards.discriminative import _read_rm_config
     from prmkit.rewards.public_prms import IMPLICIT_PRESETS
 
-    path = str(path_or_hub_id)
+    from prmkit.reading import check_model_name
+
+    # a local-looking path that does not exist is refused here, never tried on the hub (spec strings such
+    # as 'checker' or http:// go through prmkit.resolve, the one grammar of the commands)
+    path = check_model_name(str(path_or_hub_id), "model", "a reward model")
     saved = _read_rm_config(path) if Path(path).is_dir() else _hub_rm_config(path)
     # a public implicit PRM named by its readout (e.g. "eurus-prm") is an implicit reward model
     kind = kind or saved.get("kind") or ("implicit" if kw.get("readout") in IMPLICIT_PRESETS else "prm")

@@ -166,3 +166,12 @@ def test_remote_token_is_probed_before_anything_loads(monkeypatch):
         th.join(10)
     with pytest.raises(InputError, match="cannot reach"):
         parse_rm_spec(url)                                                 # the server is gone
+
+
+def test_the_library_loader_refuses_a_missing_local_path_at_once(tmp_path):
+    from prmkit.rewards import load_reward_model
+
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="no such directory"):
+        load_reward_model(str(tmp_path / "runs" / "prmm"))                 # a typo: no hub request (no_hub)
+    assert time.perf_counter() - t < 1.0
