@@ -207,7 +207,35 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                 return f"{_f(svm[m]['final_accuracy'], '.2f')} ({_f(mon.get('last', float('nan')), '.2f')})"
             out.append(("PURE with PRM-only rewards: sum-form vs min-form final accuracy (repeated-step share)",
                         f"{rep('pure-sum')} vs {rep('pure')}", "monitors shown"))
+    out += _prime_rows(res)
     out += _serve_rows(res)
+    return out
+
+
+def _prime_rows(res: Path) -> list[tuple[str, str, str]]:
+    """Rows of bench/prime.py: each arm's primary metric, the rule that fired, the steps ratios."""
+    pr = _load(res / "prime.json")
+    if not pr:
+        return []
+    b = pr["budget"]
+    tag = f"{b['test_steps']} steps × {b['prompts_per_step']} × {b['k']}, reduced budget"
+    out = []
+    for arm, d in pr["arms"].items():
+        seeds = len(d["finished_seeds"])
+        rank = d.get("rank_acc_before_steps_20_60")
+        out.append((f"bench/prime.py `{arm}` ({tag}, {seeds} of 3 seeds): mean of the last four evaluations"
+                    + (" / PRM ranking accuracy, steps 20–60" if rank is not None else ""),
+                    _f(d.get("primary")) + (f" / {_f(rank)}" if rank is not None else ""), ""))
+    dec = pr["decision"]
+    shown = (f"{dec['rule']}: {dec['statement']} (faithful − twin {dec['D']:+.3f} ± {dec['SE']:.3f})"
+             if dec.get("rule") else dec["statement"])
+    out.append(("bench/prime.py pre-registered rule (faithful PRIME vs its process-coefficient-0 twin)", shown,
+                "rules fixed before the runs"))
+    for key, base in (("prime_vs_grpo_steps_ratio", "GRPO"), ("prime_vs_filtered_rloo_steps_ratio", "filtered RLOO")):
+        note = pr.get(key.replace("_steps_ratio", "_note"), "")
+        val = _f(pr[key], ".2f") if pr[key] is not None else f"undefined ({note})"
+        out.append((f"faithful PRIME ÷ {base} steps to reach {base}'s final accuracy (bench/prime.py)", val,
+                    "papers: ≈0.4"))
     return out
 
 
