@@ -5,7 +5,9 @@
 
 Anything that takes a reward model (search, RL, the TRL adapter, evaluation) can use a model
 running on another machine this way. Large calls are split into requests of at most
-`max_items_per_request` items; the server coalesces concurrent requests into batches.
+`max_items_per_request` items and `max_steps_per_request` steps (the server's default limits allow
+more); the server coalesces concurrent requests into batches. A 429 (the server's queue is full)
+is retried after its Retry-After, up to `retries_429` times.
 
 Compute accounting: `num_parameters` is the served model's (from `/health`); token counts are
 kept by the server (`/health` reports `tokens_scored`), so `stats.tokens_scored` here is the
@@ -24,13 +26,14 @@ from prmkit.rewards.base import ScorerStats
 
 class RemoteRM:
     def __init__(self, base_url: str, token: str | None = None, aggregation: str | None = None,
-                 timeout: float = 600.0, max_items_per_request: int = 256):
+                 timeout: float = 600.0, max_items_per_request: int = 256, max_steps_per_request: int = 4096,
+                 retries_429: int = 30):
         import httpx
 
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(timeout=timeout, headers=headers)
-        self.max_items = max_items_per_request
+        self.max_items, self.max_steps, self.retries_429 = max_items_per_request, max_steps_per_request, retries_429
         info = self.health()
         self.model_name = info.get("model", "")
         self.kind, self.threshold, self.meta = "remote", None, {"url": self.base_url, "model": self.model_name}
@@ -63,15 +66,21 @@ class RemoteRM:
             raise InputError(f"expected one list of steps per prompt ({len(prompts)}), got {len(steps)}",
                              field="steps")
         out: list[list[float]] = []
-        for c in range(0, len(prompts), self.max_items):
-            out += self._request(list(prompts[c:c + self.max_items]), [list(s) for s in steps[c:c + self.max_items]])
+        for a, b in request_spans([len(s) for s in steps], self.max_items, self.max_steps):
+            out += self._request(list(prompts[a:b]), [list(s) for s in steps[a:b]])
         self.stats.calls += 1
         self.stats.sequences += len(prompts)
         return out
 
     def _request(self, prompts: list[str], steps: list[list[str]]) -> list[list[float]]:
+        import time
+
         url = f"{self.base_url}/score"
-        r = self.client.post(url, json={"prompts": prompts, "steps": steps})
+        for _ in range(self.retries_429 + 1):
+            r = self.client.post(url, json={"prompts": prompts, "steps": steps})
+            if r.status_code != 429:
+                break
+            time.sleep(min(30.0, float(r.headers.get("retry-after", "1") or 1)))
         if r.status_code != 200:
             try:
                 detail = r.json().get("detail", r.text)
@@ -85,3 +94,17 @@ class RemoteRM:
         rows = [res["step_scores"] for res in data["results"]]
         # the server sends non-finite scores as null; the protocol speaks floats
         return [[float("nan") if v is None else float(v) for v in row] for row in rows]
+
+
+def request_spans(step_counts: Sequence[int], max_items: int, max_steps: int) -> list[tuple[int, int]]:
+    """[start, end) item ranges, in order, each of at most `max_items` items and `max_steps` steps
+    (an item over `max_steps` alone goes in a request of its own, for the server to refuse by name)."""
+    spans, start, steps = [], 0, 0
+    for i, n in enumerate(step_counts):
+        if i > start and (i - start >= max_items or steps + n > max_steps):
+            spans.append((start, i))
+            start, steps = i, 0
+        steps += n
+    if start < len(step_counts):
+        spans.append((start, len(step_counts)))
+    return spans

@@ -43,9 +43,9 @@ class CompletionLimits:
 
     max_prompts: int = 256
     """most prompts in one request (more: 413)"""
-    max_request_tokens: int = 262_144
+    max_request_tokens: int = 1_048_576
     """most new tokens one request may ask for: prompts x n x max_tokens (more: 413)"""
-    max_queued_tokens: int = 1_048_576
+    max_queued_tokens: int = 4_194_304
     """admission limit: new tokens asked for by requests not yet answered; a request past it gets 429"""
     max_body_bytes: int = DEFAULT_MAX_BODY
     """largest accepted request body in bytes (larger: 413)"""

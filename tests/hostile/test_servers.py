@@ -367,3 +367,47 @@ def test_atomic_writes_get_the_users_normal_permissions(tmp_path):
         assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_remote_client_packs_requests_under_the_servers_limits():
+    from prmkit.rewards.remote import RemoteRM, request_spans
+
+    # by hand: items of 3, 3, 5, 1, 9 steps; at most 2 items and 6 steps per request
+    assert request_spans([3, 3, 5, 1, 9], 2, 6) == [(0, 2), (2, 4), (4, 5)]
+    assert request_spans([7, 1], 4, 6) == [(0, 1), (1, 2)]  # an item over the limit goes alone
+    assert request_spans([], 4, 6) == []
+    prompts, steps = _gold(300)
+    limits = ScoreLimits(max_steps=200, max_items=64)
+    server, thread = start_in_thread(create_app(GymCheckerRM(), limits=limits), _free_port())
+    try:
+        remote = RemoteRM(f"http://127.0.0.1:{server.config.port}", max_items_per_request=64, max_steps_per_request=200)
+        assert remote.score(prompts, steps) == GymCheckerRM().score(prompts, steps)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_remote_client_waits_out_a_429():
+    """Two clients whose requests do not fit the admission limit together: the refused one retries
+    after Retry-After and both get the model's scores."""
+    from prmkit.rewards.remote import RemoteRM
+
+    prompts, steps = _gold(20)
+    total = sum(map(len, steps))
+    rm = PacedRM(per_item_s=0.02)
+    server, thread = start_in_thread(create_app(rm, limits=ScoreLimits(max_queued_steps=total + 1)), _free_port())
+    try:
+        url = f"http://127.0.0.1:{server.config.port}"
+        clients = [RemoteRM(url), RemoteRM(url)]
+        codes = []
+        for c in clients:
+            c.client.event_hooks["response"] = [lambda r: codes.append(r.status_code)]
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda c: c.score(prompts, steps), clients))
+        health = httpx.get(f"{url}/health", timeout=5).json()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert got == [GymCheckerRM().score(prompts, steps)] * 2
+    assert 429 in codes and codes.count(200) >= 2, codes  # one really was refused, then answered
+    assert health["requests"] == 2 and sum(rm.call_sizes) == 40  # the refused attempt never reached the model
