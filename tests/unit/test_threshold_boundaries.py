@@ -79,7 +79,7 @@ def test_scan_keeps_a_question_at_exactly_the_minimum_self_confidence():
 def test_prime_accuracy_filter_bounds_are_inclusive():
     """PRIME (arXiv 2502.01456) keeps prompts whose group accuracy is in [lower, upper]. K = 4 per
     group, accuracies 0, 1/4, 2/4, 3/4, 1 with bounds 0.25 and 0.75: by hand keep groups 1, 2, 3."""
-    from prmkit.rl.prime import accuracy_filter
+    from prmkit.rl.filtering import accuracy_filter
 
     outcomes = torch.tensor([0., 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1])
     groups = torch.arange(5).repeat_interleave(4)
