@@ -61,6 +61,13 @@ baseline's own such step (null when never reached, or when the baseline does not
 If runs are cut off, the JSON holds whatever finished and says which arms/seeds are missing; no rule
 fires without all three seeds of prime_faithful and prime_faithful_p0.
 
+AMENDMENT (14:15 UTC, before any test run; dev runs had reached step 3 and were restarted from scratch): under
+the shared machine's load a PRIME step took 35-170 s, so the budget is cut further: test runs 60 steps
+(evaluations every 10 steps: the primary metric is the mean of steps 30, 40, 50, 60); dev runs 40 steps and
+the dev criterion is mean prm/rank_acc_before over steps 20-40 (rules R1-R4 keep RHO over steps 20-60, which
+for 60-step test runs is steps 20-60). Job order puts the decision's arms (prime_faithful, prime_faithful_p0)
+first once dev has chosen. Nothing else changes.
+
 Writes bench/results/prime.json and bench/results/prime_curves.png. Runs live in runs/bench_prime/
 (resumable: each run checkpoints; rerunning continues where it stopped).
 """
@@ -80,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
-STEPS, DEV_STEPS, SEEDS = 80, 60, [0, 1, 2]
+STEPS, DEV_STEPS, SEEDS = 60, 40, [0, 1, 2]
 COMMON = dict(prompts_per_step=16, k=8, lr=3e-5, lr_1d_mult=100.0, minibatch=32, gym_max_ops=5, max_new_tokens=96,
               threads=1, tensorboard=False, save_policy=False, checkpoint_every=5)
 TEST = dict(steps=STEPS, eval_every=10, eval_problems=200, eval_split="test")
@@ -88,7 +95,8 @@ DEV = dict(steps=DEV_STEPS, eval_every=0, eval_problems=50, eval_split="dev")
 REFILL = dict(refill_oversample=2.0)
 DEV_GRID = [dict(prime_lr=1e-6, prime_beta=0.05, prime_passes=1), dict(prime_lr=1e-6, prime_beta=0.5, prime_passes=2),
             dict(prime_lr=1e-5, prime_beta=0.05, prime_passes=2), dict(prime_lr=1e-5, prime_beta=0.5, prime_passes=1)]
-RANK_WINDOW = (20, 60)
+RANK_WINDOW = (20, 60)  # test runs; dev: DEV_WINDOW
+DEV_WINDOW = (20, 40)
 ARMS = ["grpo", "rloo", "rloo_filter", "prime_v1", "prime_faithful", "prime_faithful_p0"]
 NEEDS_DEV = {"prime_faithful", "prime_faithful_p0"}
 
@@ -125,12 +133,9 @@ def run_config(work: Path, job: tuple, chosen: dict | None):
 def jobs() -> list[tuple]:
     """Priority order: the dev grid and the arms that do not need it first, then seed by seed."""
     out = [("dev", dev_name(g), 0) for g in DEV_GRID]
-    out += [("test", a, 0) for a in ("grpo", "rloo", "prime_v1", "rloo_filter")]
-    out += [("test", a, 0) for a in ("prime_faithful", "prime_faithful_p0")]
-    for s in SEEDS[1:]:
-        out += [("test", a, s) for a in ("prime_faithful", "prime_faithful_p0", "grpo", "rloo", "prime_v1",
-                                         "rloo_filter")]
-    return out
+    out += [("test", a, s) for s in SEEDS for a in ("prime_faithful", "prime_faithful_p0")]
+    out += [("test", a, s) for a in ("grpo", "prime_v1", "rloo") for s in SEEDS]
+    return out + [("test", "rloo_filter", s) for s in SEEDS]
 
 
 def read_records(out: Path, steps: int) -> list[dict] | None:
@@ -154,11 +159,12 @@ def dev_selection(work: Path) -> tuple[dict | None, list[dict]]:
     for g in DEV_GRID:
         recs = read_records(work / "dev" / dev_name(g) / "seed0", DEV_STEPS)
         done &= recs is not None
-        table.append({**g, "rank_acc_before_steps_20_60": window_mean(recs) if recs else None,
+        table.append({**g, "rank_acc_before_steps_20_40": window_mean(recs, lo=DEV_WINDOW[0], hi=DEV_WINDOW[1])
+                      if recs else None,
                       "finished": recs is not None})
     if not done:
         return None, table
-    best = max(range(len(table)), key=lambda i: (table[i]["rank_acc_before_steps_20_60"], -i))
+    best = max(range(len(table)), key=lambda i: (table[i]["rank_acc_before_steps_20_40"], -i))
     table[best]["chosen"] = True
     return {k: DEV_GRID[best][k] for k in DEV_GRID[best]}, table
 

@@ -7,7 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
-from bench.prime import (ARMS, DEV_GRID, DEV_STEPS, RANK_WINDOW, SEEDS, STEPS, dev_name, dev_selection, read_records,
+from bench.prime import (ARMS, DEV_GRID, DEV_STEPS, DEV_WINDOW, RANK_WINDOW, SEEDS, STEPS, dev_name, dev_selection, read_records,
                          rloo_filter_reused, window_mean)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,8 @@ def plot(arms: dict, dev_table: list[dict], work: Path, path: Path) -> None:
     axes[2].set(xlabel="policy steps", ylabel="prm/rank_acc_before", title="dev grid (seed 0)")
     for ax in axes[1:]:
         ax.axhline(0.5, color="#999", ls="--", lw=1)
-        ax.axvspan(*RANK_WINDOW, color="#eee")
+    axes[1].axvspan(*RANK_WINDOW, color="#eee")
+    axes[2].axvspan(*DEV_WINDOW, color="#eee")
     for ax in axes:
         ax.legend(fontsize=6)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -142,7 +143,7 @@ def summarize(work: Path, out: Path) -> dict:
                        "eval_every": 10, "eval_problems": 200,
                        "note": "REDUCED from the bench budget (160 steps) for time; declared in bench/prime.py "
                                "before any run"},
-            "dev_selection": {"criterion": f"mean prm/rank_acc_before over steps {RANK_WINDOW[0]}-{RANK_WINDOW[1]}",
+            "dev_selection": {"criterion": f"mean prm/rank_acc_before over steps {DEV_WINDOW[0]}-{DEV_WINDOW[1]}",
                               "table": table, "chosen": chosen},
             "rloo_filter_seeds_1_2_reuse_prime_faithful_p0": reused,
             "arms": arms, "primary_metric": p, "decision": decide(arms),
