@@ -61,7 +61,7 @@ baseline's own such step (null when never reached, or when the baseline does not
 If runs are cut off, the JSON holds whatever finished and says which arms/seeds are missing; no rule
 fires without all three seeds of prime_faithful and prime_faithful_p0.
 
-AMENDMENT (14:15 UTC, before any test run; dev runs had reached step 3 and were restarted from scratch): under
+AMENDMENT (14:13 UTC, before any test run; dev runs had reached step 3 and were restarted from scratch): under
 the shared machine's load a PRIME step took 35-170 s, so the budget is cut further: test runs 60 steps
 (evaluations every 10 steps: the primary metric is the mean of steps 30, 40, 50, 60); dev runs 40 steps and
 the dev criterion is mean prm/rank_acc_before over steps 20-40 (rules R1-R4 keep RHO over steps 20-60, which
