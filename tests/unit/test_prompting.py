@@ -204,3 +204,56 @@ def test_a_bos_written_by_the_chat_template_is_not_doubled():
     assert enc.input_ids.count(bos) == 1 and enc.input_ids[0] == bos
     raw = encode_steps(tok, "2+3", ["a"], sep="\n")  # without a template the BOS is still added
     assert raw.input_ids[0] == bos
+
+
+def test_reward_models_render_with_their_saved_format(qwen_tok, tmp_path):
+    """A PRM and an implicit PRM read (problem, steps) as chat text + steps, keep the format in their dir and
+    read it back; the ids equal encode_steps of the hand-written chat text."""
+    from transformers import Qwen2ForTokenClassification
+
+    from prmkit.rewards import load_reward_model
+    from prmkit.rewards.discriminative import DiscriminativePRM
+    from prmkit.rewards.implicit import ImplicitPRM
+    from prmkit.steps import encode_steps
+
+    from transformers import AutoTokenizer
+
+    steps = ["2+3=5", "The answer is 5."]
+    torch.manual_seed(0)
+    head = Qwen2ForTokenClassification(build_tiny_qwen2(qwen_tok).config)
+    # the tokenizer as a model dir gives it back (beside a Qwen2 config it loads as Qwen2's own class)
+    head.save_pretrained(tmp_path / "base")
+    qwen_tok.save_pretrained(tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "base")
+    prm = DiscriminativePRM(head, tok, readout="trl")
+    prm.prompt_format = CHAT
+    want = encode_steps(tok, CHAT_TEXT, steps, sep="", step_tag="\n")   # the trl readout's layout
+    assert prm.encode("2+3", steps).input_ids == want.input_ids
+    prm.save_pretrained(tmp_path / "prm")
+    back = load_reward_model(tmp_path / "prm")
+    assert back.prompt_format == CHAT and back.encode("2+3", steps).input_ids == want.input_ids
+    assert back.score(["2+3"], [steps])[0] == pytest.approx(prm.score(["2+3"], [steps])[0], abs=1e-6)
+
+    lm = build_tiny_qwen2(qwen_tok)
+    imp = ImplicitPRM(lm, build_tiny_qwen2(qwen_tok, seed=1), qwen_tok, sep="\n")
+    imp.prompt_format = CHAT
+    assert imp.encode("2+3", steps).input_ids == encode_steps(qwen_tok, CHAT_TEXT, steps, sep="\n").input_ids
+    imp.save_pretrained(tmp_path / "imp")
+    assert PromptFormat.load(tmp_path / "imp") == CHAT
+
+
+def test_search_ends_a_solution_at_a_stop_string_that_is_not_the_separator():
+    from prmkit.policy.base import Completion
+    from prmkit.search.base import Policy, SearchParams
+
+    class Fixed:  # a sampler stand-in: the search's classification of what it returns is under test
+        sep = "\n"
+
+    policy = Policy(Fixed(), None, SearchParams(), 1)
+    step = Completion(text="2+3=5", token_ids=[1, 2], logprobs=[0.0, 0.0], steps=["2+3=5"], finish_reason="stop",
+                      stop="\n")
+    end = Completion(text="The answer is 5.", token_ids=[1, 2], logprobs=[0.0, 0.0], steps=["The answer is 5."],
+                     finish_reason="stop", stop="<|im_end|>")
+    assert (policy._classify(step, False, None).ended, policy._classify(step, False, None).sep_hit) == (False, True)
+    assert (policy._classify(end, False, None).ended, policy._classify(end, False, None).steps) == (
+        True, ["The answer is 5."])
