@@ -91,10 +91,11 @@ def test_small_request_is_not_starved_by_a_huge_one(paced_server):
     url, rm, _ = paced_server
     big_prompts, big_steps = _gold(3000)
     small_prompts, small_steps = _gold(2)
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(4) as pool:
         big = pool.submit(_post, url, {"prompts": big_prompts, "steps": big_steps})
         time.sleep(0.5)  # the big request is being scored
-        smalls = [_post(url, {"prompts": small_prompts, "steps": small_steps}) for _ in range(3)]
+        futures = [pool.submit(_post, url, {"prompts": small_prompts, "steps": small_steps}) for _ in range(3)]
+        smalls = [f.result() for f in futures]
         big_r, big_s = big.result()
     for r, elapsed in smalls:
         assert r.status_code == 200, r.text
