@@ -10,7 +10,11 @@ With a local sampler that takes token ids (`HFSampler.sample_ids`) the context i
 ids: the generated action tokens exactly as sampled, then the observation's tokens; with the
 sampler's key/value prefix cache on (`set_kv_cache`), a turn prefills only the new observation
 tokens. With a text sampler (an OpenAI-compatible server) the context is kept as text and the
-tool loop runs here, on the client side. `EpisodeTokens.action_mask` marks the tokens the policy
+tool loop runs here, on the client side; text loses a special token the policy sampled inside an
+action (it decodes to nothing), so the server's re-tokenised context then differs from the tokens
+sampled. `OpenAISampler(token_prompts=True)` keeps the context as token ids over the wire instead
+(token-id prompts and `/tokenize`, as vLLM and `prmkit serve-policy` take) and matches the local
+sampler exactly. `EpisodeTokens.action_mask` marks the tokens the policy
 generated: observation and prompt tokens get zero weight in every policy loss.
 """
 
@@ -81,6 +85,17 @@ class _Live:
     stopped: bool = False
 
 
+def _takes_ids(sampler) -> bool:
+    """Whether the context is kept as token ids (a local sampler, or a client sending token-id prompts)."""
+    return hasattr(sampler, "sample_ids") and getattr(sampler, "token_prompts", True)
+
+
+def _encode_text(sampler, text: str) -> list[int]:
+    if hasattr(sampler, "tokenize"):
+        return sampler.tokenize(text, add_special_tokens=False)
+    return list(sampler.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: RolloutParams) -> list[_Live]:
     live = []
     for i, problem in enumerate(problems):
@@ -88,7 +103,7 @@ def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: R
             env = make_env(problem)
             prompt = env.reset()
             toks = EpisodeTokens()
-            if hasattr(sampler, "sample_ids"):
+            if _takes_ids(sampler):
                 toks.extend(sampler.encode_prompt(prompt), generated=False)
             toks.prompt_len = len(toks.ids)
             live.append(_Live(i, k, problem, env, prompt, toks))
@@ -99,7 +114,7 @@ def _sample_turn(sampler, rows: list[_Live], params: RolloutParams, turn: int):
     sp = SamplingParams(n=1, max_new_tokens=params.max_action_tokens, temperature=params.temperature,
                         top_p=params.top_p, stop=["\n"])
     seeds = [episode_seed(params.seed, r.problem.id, r.k, turn) for r in rows]
-    if not hasattr(sampler, "sample_ids"):
+    if not _takes_ids(sampler):
         return [c[0] for c in sampler.sample([r.text for r in rows], sp, seeds=seeds)]
     out, size = [], max(1, getattr(sampler, "batch_size", 64))
     for c in range(0, len(rows), size):
@@ -125,8 +140,8 @@ def _apply(sampler, row: _Live, completion, params: RolloutParams) -> None:
     observed = obs.text + "\n" if obs.text else ""
     row.text += action + "\n" + observed
     tail = ("\n" if newline_missing else "") + observed  # what the context gets beyond the generated tokens
-    if hasattr(sampler, "sample_ids") and tail:
-        row.tokens.extend(sampler.tokenizer(tail, add_special_tokens=False)["input_ids"], generated=False)
+    if _takes_ids(sampler) and tail:
+        row.tokens.extend(_encode_text(sampler, tail), generated=False)
     row.tokens.context_ends.append(len(row.tokens.ids))
     row.finished = obs.done
     if len(row.tokens.ids) >= params.max_tokens:

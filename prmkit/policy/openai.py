@@ -13,6 +13,10 @@ of that message, so a partial solution ending in its separator may be continued 
 
 Token ids are asked for with vLLM's `return_tokens_as_token_ids` (tokens come back as
 `token_id:<id>`); a server that ignores it still gives text, logprobs and token strings.
+
+With `token_prompts=True` the sampler also sends prompts as token ids (`sample_ids`, the form OpenAI's
+API and vLLM take) and tokenizes text with the server's `/tokenize` (vLLM's and `prmkit serve-policy`'s):
+multi-turn rollouts then keep their context as the exact tokens sampled, as the local sampler does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ ENDPOINTS = ("completions", "chat")
 class OpenAISampler:
     def __init__(self, base_url: str, model: str | None = None, sep: str = DEFAULT_SEP,
                  api_key: str | None = None, timeout: float = 600.0, max_prompts_per_request: int = 32,
-                 endpoint: str = "completions", prompt_format: PromptFormat | None = None):
+                 endpoint: str = "completions", prompt_format: PromptFormat | None = None,
+                 token_prompts: bool = False):
         import httpx
 
         if endpoint not in ENDPOINTS:
@@ -42,6 +47,7 @@ class OpenAISampler:
         self._tokenizer = None
 
         self.base_url, self.sep = base_url.rstrip("/"), sep
+        self.token_prompts = token_prompts
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout, headers=headers)
         self.model = model or self._first_model()
@@ -85,7 +91,28 @@ class OpenAISampler:
             out += self._request(list(prompts[c:c + self.max_prompts]), params, list(seeds[c:c + self.max_prompts]))
         return out
 
-    def _request(self, prompts: list[str], params: SamplingParams, seeds: list[int]) -> list[list[Completion]]:
+    def sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[list[Completion]]:
+        """`sample` with prompts given as token ids (needs a server that takes token-id prompts)."""
+        params = with_stops(params, self.prompt_format)
+        out: list[list[Completion]] = []
+        for c in range(0, len(prompt_ids), self.max_prompts):
+            out += self._request([list(p) for p in prompt_ids[c:c + self.max_prompts]], params,
+                                 list(seeds[c:c + self.max_prompts]))
+        return out
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The server's token ids of `text` (its `/tokenize` endpoint)."""
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        r = self.client.post(f"{root}/tokenize", json={"model": self.model, "prompt": text,
+                                                      "add_special_tokens": add_special_tokens})
+        if r.status_code != 200:
+            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=f"{root}/tokenize")
+        return [int(t) for t in r.json()["tokens"]]
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return self.tokenize(prompt, add_special_tokens=True)
+
+    def _request(self, prompts: list, params: SamplingParams, seeds: list[int]) -> list[list[Completion]]:
         # `seed` is the standard field; `prompt_seeds` (one per prompt) is honoured by prmkit serve-policy
         # so its samples equal the local sampler's, and ignored by other servers
         body = {"model": self.model, "prompt": prompts, "n": params.n, "max_tokens": params.max_new_tokens,

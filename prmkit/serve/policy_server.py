@@ -22,6 +22,11 @@ prompt, then that message's content verbatim (the text `prompting.PromptFormat` 
 partial solution). The request's `seed` seeds its conversation's stream, so chat samples equal the
 local sampler's for the same seed; the same limits apply (one prompt). The prompt-format options add
 their stop strings to every request.
+
+A prompt may be token ids instead of text (`prompt: [int, ...]` or a list of them, as OpenAI's API and
+vLLM take), and `POST /tokenize` (vLLM's endpoint) returns a text's token ids: a multi-turn client
+then keeps its context as the exact tokens sampled (a special token sampled inside an action has no
+text, so re-tokenised text would lose it; `prmkit.agents.rollout`).
 """
 
 
@@ -119,7 +124,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
 
     class CompletionRequest(BaseModel):
         model: Optional[str] = None
-        prompt: Union[str, list[str]]
+        prompt: Union[str, list[str], list[int], list[list[int]]]
         n: int = Field(1, ge=1, le=256)
         max_tokens: int = Field(16, ge=1, le=4096)
         temperature: float = Field(1.0, ge=0.0, allow_inf_nan=False)
@@ -157,11 +162,21 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
     def models() -> dict:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "prmkit"}]}
 
+    class TokenizeRequest(BaseModel):
+        model: Optional[str] = None
+        prompt: str
+        add_special_tokens: bool = True
+
+    @app.post("/tokenize")
+    def tokenize(req: TokenizeRequest) -> dict:
+        ids = encode(req.prompt) if req.add_special_tokens else tok(req.prompt, add_special_tokens=False)["input_ids"]
+        return {"tokens": list(ids), "count": len(ids), "max_model_len": context}
+
     @app.post("/v1/completions")
     def completions(req: CompletionRequest) -> dict:
         if req.echo:
             raise HTTPException(status_code=400, detail="field 'echo': not supported")
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        prompts = _prompt_list(req.prompt)
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         base = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
         params = SamplingParams(n=req.n, max_new_tokens=req.max_tokens, temperature=req.temperature,
@@ -170,7 +185,11 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
         seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
         if len(prompts) > limits.max_prompts:  # before tokenizing them
             raise HTTPException(413, f"field 'prompt': {len(prompts)} prompts is over the limit of {limits.max_prompts}")
-        prompt_ids = [encode(p) for p in prompts]
+        prompt_ids = [p if isinstance(p, list) else encode(p) for p in prompts]
+        bad = next((i for i, ids in enumerate(prompt_ids) if not ids or not all(0 <= t < len(tok) for t in ids)), None)
+        if bad is not None:
+            raise HTTPException(422, f"field 'prompt': prompt {bad} is empty or has a token id outside the "
+                                     f"vocabulary of {len(tok)}")
         asked = check_request(req, prompts, seeds, limits, [len(ids) for ids in prompt_ids], context)
         with admission:  # one request alone is always admitted
             busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
@@ -182,7 +201,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
                                      f"limit {limits.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
         try:
             with lock:
-                groups = sampler.sample(prompts, params, seeds=seeds)
+                groups = _sample(sampler, prompts, prompt_ids, params, seeds)
         finally:
             with admission:
                 queue["tokens"] -= asked
@@ -196,7 +215,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
                     name = ((lambda t: f"token_id:{t}") if req.return_tokens_as_token_ids
                             else (lambda t: tok.decode([t])))
                     pieces = [tok.decode([t]) for t in c.token_ids]
-                    offsets, pos = [], len(prompts[i])
+                    offsets, pos = [], len(prompts[i]) if isinstance(prompts[i], str) else 0
                     for p in pieces:
                         offsets.append(pos)
                         pos += len(p)
@@ -330,6 +349,26 @@ def chat_choice(index: int, c, name, logprobs: bool, top_k: int) -> dict:
             content.append({"token": name(t), "logprob": lp, "top_logprobs": top})
         choice["logprobs"] = {"content": content}
     return choice
+
+
+def _prompt_list(prompt) -> list:
+    """The request's prompts: each a text or a list of token ids."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(t, int) for t in prompt):
+        return [list(prompt)]
+    return list(prompt)
+
+
+def _sample(sampler, prompts: list, prompt_ids: list, params, seeds: list) -> list:
+    """Text prompts through `sampler.sample`, token-id prompts through `sampler.sample_ids` (same streams)."""
+    if all(isinstance(p, str) for p in prompts):
+        return sampler.sample(prompts, params, seeds=seeds)
+    per_chunk = max(1, getattr(sampler, "batch_size", 64) // max(1, params.n))
+    out: list = []
+    for c in range(0, len(prompts), per_chunk):
+        out += sampler.sample_ids(prompt_ids[c:c + per_chunk], params, list(seeds[c:c + per_chunk]))
+    return out
 
 
 def run(cfg: ServePolicyConfig) -> None:
