@@ -10,8 +10,10 @@ How a step is read (`check_equation_text`):
   chain like any other (`x = 12*3/2 = 18` checks `12*3/2 = 18`). When the defining side has no
   variables, the step gives `x` that value.
 * Every consecutive pair of a chain must be equal. Variables the step gives a value to are replaced
-  by it (`2/3*x = 12, so x = 18` holds); an equation in a variable the step gives no value to is
-  read as an identity (`(x+1)^2 = x^2 + 2x + 1` holds, `(x+1)^2 = x^2 + 1` does not).
+  by it (`2/3*x = 12, so x = 18` holds). An equation with a variable the step gives no value to is
+  a condition to solve when the variables are on one side only (`2/3*x = 12` alone: no verdict),
+  and an identity when both sides have them (`(x+1)^2 = x^2 + 2x + 1` holds, `(x+1)^2 = x^2 + 1`
+  does not).
 * Zero test: exact rational arithmetic when no variable is left, `cancel` (exact for rational
   functions) when every power is an integer, `simplify` otherwise (radicals).
 
@@ -288,15 +290,25 @@ def _equal(a: ast.Expression, b: ast.Expression, values: dict[str, Fraction]) ->
     return sympy.simplify(d) == 0
 
 
+def _claims(sides: list[ast.Expression], values: dict[str, Fraction]) -> list[tuple]:
+    """The pairs of a chain that claim something: an equation with variables on one side only
+    (`2/3*x = 12` when the step gives x no value) is a condition to solve, not a claim."""
+    out = []
+    for a, b in zip(sides, sides[1:]):
+        if bool(size(a, values).symbols) == bool(size(b, values).symbols):
+            out.append((a, b))
+    return out
+
+
 def _verdicts(chains: list[list[ast.Expression]]) -> list[bool]:
     values = _values(chains)
     out = []
     for chain in chains:
-        sides = chain[1:] if _defined(chain[0]) is not None else chain
-        if len(sides) < 2:
-            continue  # "x = 3": a definition, nothing to check
+        sides = chain[1:] if _defined(chain[0]) is not None else chain  # "x = 3": a definition
         try:
-            out.append(all(_equal(a, b, values) for a, b in zip(sides, sides[1:])))
+            claims = _claims(sides, values)
+            if claims:
+                out.append(all(_equal(a, b, values) for a, b in claims))
         except ValueError:
             continue  # beyond the bounds: this chain is unreadable
     return out

@@ -140,8 +140,13 @@ def test_sympy_chains_and_definitions_by_hand():
     assert check_equation_text("x = 12 * 3/2 = 17") is False
     assert check_equation_text("Let x = 3. Then 2x + 1 = 7") is True
     assert check_equation_text("Let x = 3. Then 2x + 1 = 8") is False
-    assert check_equation_text("x = 3 and x = 4, so x + 1 = 4") is False  # two values: x is a variable again
+    assert check_equation_text("x = 3 and x = 4, so x + 1 = 4") is None  # two values: x + 1 = 4 is a condition again
+    assert check_equation_text("x = 3, so x + 1 = 5") is False
     assert check_equation_text("y = 2x + 1") is None  # a symbolic definition: nothing to check
+    assert check_equation_text("We have 2/3 * x = 12.") is None  # a condition to solve, not a claim
+    assert check_equation_text("3x = 12 = 4 * 3") is True  # the condition is skipped, 12 = 4*3 checked
+    assert check_equation_text("3x = 12 = 4 * 4") is False
+    assert check_equation_text("2(x + 1) = 2x + 3") is False  # variables on both sides: an identity claim
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,3 +220,10 @@ def test_judge_and_verifier_parsers_read_5000_digit_step_numbers():
     assert parse_verdict(f"The first error is in Step {huge}.", 4) is None
     assert parse_verdict("The first error is in Step 2.", 4) == 1
     assert parse_step_verdicts(f"Step {huge}: wrong \\boxed{{incorrect}}", 3) == [None, None, None]
+
+
+def test_label_checker_sympy_marks_the_solved_equation_right():
+    """The case reported against `label --checker sympy`: 2/3 * x = 12 solved as x = 18 (2/3 * 18 = 12)."""
+    t = Trace("m", "Two thirds of a number is 12. What is it?",
+              ["We have 2/3 * x = 12.", "So x = 12 * 3/2 = 18.", "Check: 2/3 * x = 12 with x = 18.", "So x = 17."])
+    assert label_verify([t], checker="sympy")[0].labels.values == [None, 1.0, 1.0, None]
