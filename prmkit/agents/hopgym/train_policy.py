@@ -47,6 +47,8 @@ class AgentPolicyConfig:
     """per-hop probability of an injected wrong, redundant or hallucinated call in the training trajectories"""
     save_every: int = 200
     """steps between resumable checkpoints"""
+    init: str = ""
+    """start from this saved agent policy (continued training) instead of random weights"""
     threads: int = 1
     """torch CPU threads (0 = torch's default)"""
 
@@ -131,7 +133,8 @@ def run(cfg: AgentPolicyConfig) -> Path:
     ckpt = out / "train_state.pt"
     tokenizer = build_char_tokenizer(AGENT_CHARS)
     torch.manual_seed(cfg.seed)
-    model = LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, 1024))
+    model = (LlamaForCausalLM.from_pretrained(cfg.init) if cfg.init
+             else LlamaForCausalLM(model_config(tokenizer, cfg.hidden_size, cfg.num_layers, cfg.num_heads, 1024)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
     check_resume(out, cfg, has_work=ckpt.exists(), ignore=("out", "threads", "save_every"), name="train_config.json")
     start = _load_state(ckpt, model, opt) if ckpt.exists() else 0  # no dropout: the weights and step are the state
