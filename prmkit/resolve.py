@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -38,9 +38,6 @@ GYM_POLICY_NAMES = ("gym", "gym-policy")
 def note(message: str) -> None:
     """Say on stderr what a command chose for the user (a gym default, a fallback)."""
     print(f"note: {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- paths and hub ids
 
 
 # --------------------------------------------------------------------------- gym data
@@ -78,7 +75,7 @@ class RMSpec:
     form: str
     target: str = ""
     flip_rate: float = 0.0
-    token: str = ""
+    token: str = field(default="", repr=False)      # never printed
 
     def describe(self) -> str:
         return {"gym-prm": "shipped gym PRM", "checker": f"gym checker (flip rate {self.flip_rate})",

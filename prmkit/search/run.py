@@ -75,6 +75,11 @@ class SearchSources(PromptOptions):
         gym = problems_are_gym(problems)
         model = policy_path(self.model, "model", gym) if self.sampler == "hf" else self.model
         spec = parse_rm_spec(self.prm, "prm", gym, self.prm_token, self.flip_rate)
+        if self.flip_rate and spec.form != "checker":
+            from prmkit.errors import InputError
+
+            raise InputError(f"--flip-rate applies to the gym checker only (--prm checker), not to the "
+                             f"{spec.describe()}", field="flip_rate")
         if self.prm_kv_cache and spec.form in ("checker", "remote"):
             from prmkit.errors import InputError
 

@@ -131,6 +131,8 @@ def test_search_rl_score_eval_fail_before_any_model_loads(files, tmp_path, no_mo
     _fails("search", "--problems", str(d / "notask.jsonl"), "--model", model, "--prm", model, match="task",
            field="task")
     _fails("search", "--problems", problems, "--model", model, "--prm", "./no-prm", match="no such directory")
+    _fails("search", "--problems", problems, "--model", model, "--prm", model, "--flip-rate", "0.1",
+           match="gym checker only", field="flip_rate")                          # never silently ignored
     _fails("rl", "--reward", "pure", "--problems", problems, "--eval-problems-file", problems, "--model", model,
            "--out", str(tmp_path / "rl"), match="pass --prm", field="prm")
     _fails("rl", "--reward", "grpo", "--problems", problems, "--model", model, "--out", str(tmp_path / "rl"),

@@ -40,6 +40,7 @@ def test_named_specs(spec, form, flip):
 def test_checker_flip_option_and_bad_rates():
     assert parse_rm_spec("checker", flip_rate=0.3).flip_rate == 0.3       # --flip-rate when the spec has none
     assert parse_rm_spec("checker:0.2", flip_rate=0.3).flip_rate == 0.2   # the spec's own wins
+    assert "sekret" not in repr(RMSpec("remote", "http://h:1", token="sekret"))
     for bad in ("checker:x", "checker:1.5", "checker:-0.1"):
         with pytest.raises(InputError, match="flip rate"):
             parse_rm_spec(bad)
