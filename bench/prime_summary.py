@@ -133,6 +133,10 @@ def summarize(work: Path, out: Path) -> dict:
     from prmkit.schema import atomic_write_text
 
     chosen, table = dev_selection(work)
+    for g, row in zip(DEV_GRID, table):  # progress of unfinished dev runs (the choice uses finished runs only)
+        part = _partial(work / "dev" / dev_name(g) / "seed0")
+        row["steps_done"] = part[-1]["step"] if part else 0
+        row["rank_acc_before_so_far"] = window_mean(part, lo=DEV_WINDOW[0], hi=DEV_WINDOW[1]) if part else None
     reused = rloo_filter_reused(work)
     arms = {a: arm_runs(work, a, reused) for a in ARMS}
     r_grpo, why_grpo = steps_ratio(arms, "prime_faithful", "grpo")
@@ -151,8 +155,9 @@ def summarize(work: Path, out: Path) -> dict:
             "rloo_filter_minus_grpo": diff("rloo_filter", "grpo"),
             "prime_vs_grpo_steps_ratio": r_grpo, "prime_vs_grpo_note": why_grpo,
             "prime_vs_filtered_rloo_steps_ratio": r_rloo, "prime_vs_filtered_rloo_note": why_rloo,
-            "plot": "bench/results/prime_curves.png"}
-    plot(arms, table, work, ROOT / data["plot"])
+            "plot": str((out.parent / "prime_curves.png").resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT)
+            else str(out.parent / "prime_curves.png")}
+    plot(arms, table, work, out.parent / "prime_curves.png")
     atomic_write_text(out, json.dumps(data, indent=2) + "\n")
     print(json.dumps({"primary": p, "decision": data["decision"], "dev": table}, indent=2))
     return data
