@@ -70,7 +70,9 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
         name = "--" + f.name.replace("_", "-")
         if _option_type(hints[f.name]) is bool:  # a switch both ways (Optional[bool]: None when not given)
             name = f"{name}/--no-{name[2:]}"
-        opt = typer.Option(default, name, help=docs.get(f.name, ""))
+        # a list option (repeatable) shows its item type, so the help table keeps its width
+        extra = {"metavar": "<str>"} if typing.get_origin(_option_type(hints[f.name])) is list else {}
+        opt = typer.Option(default, name, help=docs.get(f.name, ""), **extra)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
                                         annotation=_option_type(hints[f.name])))
 

@@ -257,3 +257,24 @@ def test_search_ends_a_solution_at_a_stop_string_that_is_not_the_separator():
     assert (policy._classify(step, False, None).ended, policy._classify(step, False, None).sep_hit) == (False, True)
     assert (policy._classify(end, False, None).ended, policy._classify(end, False, None).steps) == (
         True, ["The answer is 5."])
+
+
+def test_prompt_options_on_the_command_line():
+    """--stop repeats; the options build the format a command uses."""
+    import typer
+    from typer.testing import CliRunner
+
+    from prmkit.config import command_from_config
+
+    seen = []
+    app = typer.Typer()
+    app.command()(command_from_config(PromptOptions, seen.append))
+    result = CliRunner().invoke(app, ["--chat-template", "--system-prompt", "Be brief.", "--prompt-template",
+                                      "Solve: {problem}", "--stop", "<|im_end|>", "--stop", "\n\n",
+                                      "--solution-prefix", "Step 1:"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen[-1].given_format() == PromptFormat(template="Solve: {problem}", chat_template=True,
+                                                   system_prompt="Be brief.", stop=("<|im_end|>", "\n\n"),
+                                                   solution_prefix="Step 1:")
+    CliRunner().invoke(app, [], catch_exceptions=False)
+    assert seen[-1].given_format() is None and seen[-1].resolve_format() == PromptFormat()
