@@ -74,30 +74,33 @@ def _register() -> None:
         module_name, cls_name = target.split(":")
         module = importlib.import_module(module_name)
         cmd = command_from_config(getattr(module, cls_name), module.run)
-        if (group, name) in READS_RECORDS:
-            cmd = _with_read_options(cmd)
-        GROUPS.get(group, app).command(name)(cmd)
+        GROUPS.get(group, app).command(name)(_cli_command(cmd, (group, name) in READS_RECORDS))
     _registered.append(True)
 
 
-def _with_read_options(cmd: Callable[..., Any]) -> Callable[..., Any]:
-    """`cmd` plus --allow-empty and --on-duplicate, which set the record readers' policy for the run."""
+def _cli_command(cmd: Callable[..., Any], read_options: bool) -> Callable[..., None]:
+    """`cmd` as the command line runs it: its result is not returned (so `main` can tell a finished
+    command from an exit code), and with `read_options` it takes --allow-empty and --on-duplicate,
+    which set the record readers' policy for the run."""
     from prmkit.reading import DUPLICATE_RULES, ReadPolicy, set_read_policy
 
     params = list(inspect.signature(cmd).parameters.values())
-    if {"allow_empty", "on_duplicate"} & {p.name for p in params}:
-        return cmd
-    params += [
-        inspect.Parameter("allow_empty", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-            False, "--allow-empty", help="accept an input file with no records (default: an error)")),
-        inspect.Parameter("on_duplicate", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
-            "error", "--on-duplicate", help=f"a problem id given twice with different content: "
-            f"{' | '.join(DUPLICATE_RULES)} (which copy wins; identical copies are merged)"))]
+    read_options = read_options and not {"allow_empty", "on_duplicate"} & {p.name for p in params}
+    if read_options:
+        params += [
+            inspect.Parameter("allow_empty", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+                False, "--allow-empty", help="accept an input file with no records (default: an error)")),
+            inspect.Parameter("on_duplicate", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+                "error", "--on-duplicate", help=f"a problem id given twice with different content: "
+                f"{' | '.join(DUPLICATE_RULES)} (which copy wins; identical copies are merged)"))]
 
-    def command(**kwargs: Any) -> Any:
+    def command(**kwargs: Any) -> None:
+        if not read_options:
+            cmd(**kwargs)
+            return
         previous = set_read_policy(ReadPolicy(kwargs.pop("allow_empty"), kwargs.pop("on_duplicate")))
         try:
-            return cmd(**kwargs)
+            cmd(**kwargs)
         finally:
             set_read_policy(previous)
 
@@ -106,12 +109,36 @@ def _with_read_options(cmd: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _click_exceptions():
+    try:  # typer >= 0.20 carries its own copy of click, and its own Abort
+        from typer._click import exceptions
+        from typer.exceptions import Abort
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import exceptions
+        from click.exceptions import Abort
+    return exceptions, Abort
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The error boundary: an expected failure exits 2 with one line naming what and where; any other
-    exception keeps its traceback, says it is a bug, and exits 1."""
+    """The error boundary: a command-line mistake or an expected failure exits 2 with one line naming
+    what and where; any other exception keeps its traceback, says it is a bug, and exits 1."""
     _register()
+    cx, abort = _click_exceptions()
     try:
-        app(args=argv, prog_name="prmkit")
+        code = app(args=argv, prog_name="prmkit", standalone_mode=False)
+    except cx.UsageError as e:
+        if isinstance(e, cx.NoArgsIsHelpError):
+            e.show()
+            sys.exit(e.exit_code)
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        print(f"error: {_usage_line(e)}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except cx.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(1)
     except Exception as e:  # SystemExit and KeyboardInterrupt pass through
         message = expected_failure(e)
         if message is None:
@@ -121,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)  # an int here is click's exit code (--help: 0)
+
+
+def _usage_line(e: Exception) -> str:
+    return " ".join(e.format_message().split())  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -187,6 +187,10 @@ CASES = [
     ("convert-dir-as-file", "convert --input {a_dir} --source prmkit --target trl --output {tmp}/c3.jsonl", ["{a_dir}"]),
     ("convert-empty", "convert --input {empty} --source prmkit --target trl --output {tmp}/c4.jsonl", ["{empty}", "no records"]),
     ("convert-unknown-format", "convert --input {traces} --source nosuch --target trl --output {tmp}/c5.jsonl", ["nosuch"]),
+    # command-line mistakes: one line too, naming the option and where --help is
+    ("usage-unknown-option", "grade --no-such-option x", ["--no-such-option", "prmkit grade --help"]),
+    ("usage-bad-int", "gym make --num-problems many", ["--num-problems", "prmkit gym make --help"]),
+    ("usage-unknown-command", "trian prm", ["trian"]),
     # gym
     ("gym-unknown-split", "gym stats --split nosuch", ["'split'", "nosuch"]),
     ("gym-make-out-under-a-file", "gym make --num-problems 1 --out {a_file}/p.jsonl", ["{a_file}"]),
@@ -207,6 +211,15 @@ def test_expected_failure_is_one_line(argv, needles, f, capsys):
 def test_read_only_output_location(argv, f, read_only_dir, capsys):
     code, err = run_main(argv.format(ro=read_only_dir, **f).split(), capsys)
     assert_one_line_error(code, err, str(read_only_dir), "ermission")
+
+
+def test_help_and_a_finished_command_exit_0(f, tmp_path, capsys):
+    """The boundary does not turn a command's return value into an exit code (gym make returns a path)."""
+    code, _ = run_main(["grade", "--help"], capsys)
+    assert code == 0
+    code, err = run_main(["gym", "make", "--num-problems", "2", "--out", str(tmp_path / "p.jsonl")], capsys)
+    assert code == 0, err
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
 
 
 def test_installed_entry_point_in_a_subprocess(f):
