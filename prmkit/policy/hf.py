@@ -2,9 +2,11 @@
 
 The prompt of each request is run through the model once; its cache is then repeated for the `n`
 samples (`DynamicCache.batch_repeat_interleave`), so K continuations of a step prefix cost one
-prefix forward, not K. Finished rows are dropped from the batch as they end. Each prompt samples
-from its own seeded stream (inverse-CDF sampling with per-prompt uniforms), so a prompt's samples
-do not depend on which other prompts share its batch.
+prefix forward, not K. Each prompt samples from its own seeded stream (inverse-CDF sampling with
+per-prompt uniforms), so a prompt's samples do not depend on which other prompts share its batch.
+The decode loop (`policy.decode`) keeps its state on the device: on CPU it drops finished rows as
+they end (bit-identical to the original host loop); on CUDA it runs without a per-token host sync
+over a static KV cache, optionally compiled.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from __future__ import annotations
 from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplerStats, SamplingParams
+from prmkit.policy.decode import FINISH_EOS, FINISH_LENGTH, DecodeOptions, DynamicStep, StaticStep, StopMatcher, decode
 from prmkit.steps import DEFAULT_SEP, split_steps
 
 
 class HFSampler:
-    def __init__(self, model, tokenizer, sep: str = DEFAULT_SEP, batch_size: int = 64):
+    def __init__(self, model, tokenizer, sep: str = DEFAULT_SEP, batch_size: int = 64,
+                 decode_options: DecodeOptions | None = None):
+        """`decode_options`: how the decode loop runs (`policy.decode.DecodeOptions`; default per device:
+        row compaction on CPU, bit-identical to the original host loop; no per-token sync and a static
+        KV cache on CUDA)."""
         import torch
 
         self.model, self.tokenizer, self.sep = model.eval(), tokenizer, sep
@@ -33,6 +40,8 @@ class HFSampler:
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.kv_store = None
+        self.decode_options = decode_options or DecodeOptions.for_device(self.device)
+        self._matchers: dict = {}
         from prmkit.prompting import PromptFormat
 
         self.prompt_format = PromptFormat()  # how a problem becomes this policy's input (`render`)
@@ -52,7 +61,8 @@ class HFSampler:
     @classmethod
     def from_pretrained(cls, name_or_path: str, sep: str = DEFAULT_SEP, device: str = "",
                         dtype: str = "float32", batch_size: int = 64, trust_remote_code: bool = False,
-                        prompt_format=None) -> "HFSampler":
+                        prompt_format=None,
+                        decode_options: DecodeOptions | None = None) -> "HFSampler":
         """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`);
         `trust_remote_code` runs the checkpoint's own modeling code; `prompt_format` (checked against the
         tokenizer before the weights load) renders its problems."""
@@ -77,7 +87,7 @@ class HFSampler:
             note_unused_chat_template(prompt_format, tok, "the policy")
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype),
                                                      trust_remote_code=trust_remote_code).to(device)
-        s = cls(model, tok, sep=sep, batch_size=batch_size)
+        s = cls(model, tok, sep=sep, batch_size=batch_size, decode_options=decode_options)
         if prompt_format is not None:
             s.prompt_format = prompt_format
         return s
@@ -176,92 +186,50 @@ class HFSampler:
             self._piece_cache[token_id] = s
         return s
 
-    def _draw(self, logits, gens, rows, params: SamplingParams, n: int):
-        """Next token for each active row: greedy at temperature 0, else inverse-CDF sampling from
-        the temperature/top-p distribution with a uniform from the row's prompt stream."""
-        torch = self._torch
-        if params.temperature == 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits / params.temperature, -1)  # (R, V)
-        if params.top_p < 1.0:
-            sp, idx = probs.sort(-1, descending=True)
-            keep = (sp.cumsum(-1) - sp) < params.top_p  # the smallest set reaching top_p
-            probs = torch.zeros_like(probs).scatter(-1, idx, sp * keep)
-        # uniforms come from each prompt's own stream, one block per prompt (rows are sorted by prompt)
-        parts, start = [], 0
-        while start < len(rows):
-            p, end = rows[start] // n, start
-            while end < len(rows) and rows[end] // n == p:
-                end += 1
-            parts.append(torch.rand(end - start, generator=gens[p]))
-            start = end
-        u = torch.cat(parts)  # (R,)
-        cdf = probs.cumsum(-1)  # (R, V)
-        u = u.to(cdf.device) * cdf[:, -1]
-        return torch.searchsorted(cdf, u[:, None]).squeeze(-1).clamp(max=probs.size(-1) - 1)
+    def _stop_matcher(self, stops: list[str], vocab: int):
+        """The device stop-string matcher for `stops` over the model's `vocab` ids (kept per stop list)."""
+        key = (tuple(stops), vocab)
+        m = self._matchers.get(key)
+        if m is None:
+            if len(self._matchers) >= 16:
+                self._matchers.clear()
+            m = self._matchers[key] = StopMatcher([self._pieces(t) for t in range(vocab)], stops, self.device,
+                                                       self._special_names)
+        return m
 
     def _decode(self, logits, cache, mask, pos, gens, params: SamplingParams, num_prompts: int):
-        torch = self._torch
-        n, eos = params.n, self.tokenizer.eos_token_id
-        R = logits.size(0)
-        tokens: list[list[int]] = [[] for _ in range(R)]
-        lps: list[list[float]] = [[] for _ in range(R)]
-        k_top = min(params.top_logprobs, logits.size(-1))
-        tops: list[list[dict[int, float]]] = [[] for _ in range(R)]
-        texts = [""] * R
-        finish = ["length"] * R
-        stop_hit: list[str | None] = [None] * R
-        # a stop string that is one special token (e.g. a chat template's end of turn, "<|im_end|>") decodes
-        # to no text, so it is matched by id
-        stop_ids = {self._special_names[s]: s for s in params.stop if s in self._special_names}
-        rows = list(range(R))  # original row of each active batch slot
-        for _ in range(params.max_new_tokens):
-            logp = torch.log_softmax(logits, -1)  # (A, V)
-            nxt = self._draw(logits, gens, rows, params, n)  # (A,)
-            chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
-            if k_top:
-                tv, ti = logp.topk(k_top, -1)  # (A, k)
-                tv, ti = tv.tolist(), ti.tolist()
-            keep = []
-            for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
-                tokens[r].append(t)
-                lps[r].append(chosen[j])
-                if k_top:
-                    tops[r].append(dict(zip(ti[j], tv[j])))
-                done = False
-                if t == eos and not params.ignore_eos:
-                    finish[r], done = "stop", True
-                elif t in stop_ids:
-                    finish[r], stop_hit[r], done = "stop", stop_ids[t], True
-                else:
-                    texts[r] += self._pieces(t)
-                    for s in params.stop:
-                        if texts[r].endswith(s):
-                            finish[r], stop_hit[r], done = "stop", s, True
-                            texts[r] = texts[r][: len(texts[r]) - len(s)]
-                            break
-                if not done:
-                    keep.append(j)
-            self.stats.generated_tokens += len(rows)
-            if not keep:
-                break
-            if len(keep) < len(rows):
-                idx = torch.tensor(keep, device=mask.device)
-                cache.batch_select_indices(idx)
-                nxt, mask, pos = nxt[idx], mask[idx], pos[idx]
-                rows = [rows[j] for j in keep]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], -1)  # (A, T+1)
-            pos = pos + 1  # (A, 1)
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
-                             **{self._cache_kw: cache})
-            self.stats.forward_tokens += len(rows)
-            logits = out.logits[:, -1].float()
+        opts = self.decode_options
+        if opts.compact:
+            step = DynamicStep(self.model, self._cache_kw, cache, mask, pos)
+        else:
+            step = StaticStep(self.model, self._cache_kw, cache, mask, pos, params.max_new_tokens, opts.compile) \
+                if opts.static_cache else DynamicStep(self.model, self._cache_kw, cache, mask, pos)
+        eos = self.tokenizer.eos_token_id
+        eos = -1 if eos is None or params.ignore_eos else int(eos)
+        matcher = self._stop_matcher(list(params.stop), logits.size(-1)) if params.stop else None
+        st = decode(step, logits, gens, params, eos, matcher, opts, self.stats)
+        return self._completions(st, params, num_prompts)
+
+    def _completions(self, st, params: SamplingParams, num_prompts: int) -> list[list[Completion]]:
+        """The decode state, read back once, as Completions: text = the concatenated token pieces (an EOS that
+        ended the row excluded), less the stop string that ended it (a special-token stop has no text)."""
+        n, S = params.n, len(params.stop)
+        toks, lps, lens, fin = st.tokens.tolist(), st.logprobs.tolist(), st.lengths.tolist(), st.finish.tolist()
+        tv, ti = (st.top_v.tolist(), st.top_i.tolist()) if st.top_v is not None else (None, None)
         result = []
         for p in range(num_prompts):
             group = []
             for r in range(p * n, (p + 1) * n):
-                group.append(Completion(text=texts[r], token_ids=tokens[r], logprobs=lps[r],
-                                        steps=split_steps(texts[r], self.sep), finish_reason=finish[r],
-                                        stop=stop_hit[r], top_logprobs=tops[r] if k_top else None))
+                L = lens[r]
+                ids = toks[r][:L]
+                by_id = fin[r] == FINISH_EOS or fin[r] - 2 >= S      # ended by a token that adds no text
+                text = "".join(self._pieces(t) for t in (ids[:-1] if by_id else ids))
+                stop = params.stop[(fin[r] - 2) % S] if fin[r] >= 2 else None
+                if stop is not None and fin[r] - 2 < S:
+                    text = text[: len(text) - len(stop)]
+                group.append(Completion(
+                    text=text, token_ids=ids, logprobs=lps[r][:L], steps=split_steps(text, self.sep),
+                    finish_reason="length" if fin[r] == FINISH_LENGTH else "stop", stop=stop,
+                    top_logprobs=[dict(zip(ti[r][i], tv[r][i])) for i in range(L)] if tv is not None else None))
             result.append(group)
         return result
