@@ -270,3 +270,29 @@ def decode(step, logits: torch.Tensor, gens: Sequence[torch.Generator], params, 
     if not opts.compact:
         stats.generated_tokens += int(st.lengths.sum())
     return st
+
+
+def teacher_forced_gap(model, prompt_ids: Sequence[Sequence[int]], groups, batch: int = 32) -> float:
+    """The largest |sampled log-probability - teacher-forced log-probability| over every generated token of
+    `groups` (per prompt, its Completions): one cache-free forward of prompt + tokens per sample, right-
+    padded in batches. Sampling that draws from the model's own distribution gives ~0 (float noise of the
+    device and dtype); a decode loop with a wrong cache, position or mask does not."""
+    seqs = [(list(p), c) for p, g in zip(prompt_ids, groups) for c in g if c.token_ids]
+    dev = next(model.parameters()).device
+    worst = 0.0
+    for b in range(0, len(seqs), batch):
+        chunk = seqs[b:b + batch]
+        T = max(len(p) + len(c.token_ids) for p, c in chunk)
+        ids = torch.zeros((len(chunk), T), dtype=torch.long)
+        mask = torch.zeros((len(chunk), T), dtype=torch.long)
+        for i, (p, c) in enumerate(chunk):
+            ids[i, :len(p) + len(c.token_ids)] = torch.tensor(p + list(c.token_ids))
+            mask[i, :len(p) + len(c.token_ids)] = 1
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float(), -1)
+        for i, (p, c) in enumerate(chunk):
+            L = len(c.token_ids)
+            pos = torch.arange(len(p) - 1, len(p) - 1 + L, device=dev)
+            tf = logp[i, pos, torch.tensor(c.token_ids, device=dev)]
+            worst = max(worst, float((tf.cpu() - torch.tensor(c.logprobs)).abs().max()))
+    return worst
