@@ -51,6 +51,7 @@ def old_sample(s: HFSampler, prompts, params, share_prefix=True):
         toks, lps, tops = [[] for _ in range(R)], [[] for _ in range(R)], [[] for _ in range(R)]
         texts, finish, stop = [""] * R, ["length"] * R, [None] * R
         rows, k = list(range(R)), params.top_logprobs
+        stop_ids = {s._special_names[x]: x for x in params.stop if x in s._special_names}
         for _ in range(params.max_new_tokens):
             logp = torch.log_softmax(logits, -1)
             nxt = old_draw(logits, gens, rows, params, n)
@@ -64,6 +65,9 @@ def old_sample(s: HFSampler, prompts, params, share_prefix=True):
                     tops[r].append(dict(zip(ti[j].tolist(), tv[j].tolist())))
                 if t == s.tokenizer.eos_token_id and not params.ignore_eos:
                     finish[r] = "stop"
+                    continue
+                if t in stop_ids:                                # a special-token stop: matched by id
+                    finish[r], stop[r] = "stop", stop_ids[t]
                     continue
                 texts[r] += s._pieces(t)
                 hit = next((x for x in params.stop if texts[r].endswith(x)), None)
@@ -101,7 +105,8 @@ def prefixes(k: int) -> list[str]:
 CASES = [SamplingParams(n=3, max_new_tokens=60, seed=2, stop=["\n", "=1"], top_p=0.9, top_logprobs=2),
          SamplingParams(n=2, max_new_tokens=30, temperature=0.7, seed=5),
          SamplingParams(n=1, max_new_tokens=40, temperature=0),
-         SamplingParams(n=4, max_new_tokens=20, seed=1, ignore_eos=True, stop=["+"])]
+         SamplingParams(n=4, max_new_tokens=20, seed=1, ignore_eos=True, stop=["+"]),
+         SamplingParams(n=3, max_new_tokens=80, seed=4, ignore_eos=True, stop=["<eos>", "=0"])]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +121,7 @@ def test_default_loop_is_bit_identical_to_the_host_loop(samplers, kv_store):
     assert new.decode_options == DecodeOptions()                      # the CPU default
     for s in (new, ref):
         s.set_kv_cache(20_000 if kv_store else 0)
-    prompts, stopped, nucleus_draws = prefixes(5), 0, 0
+    prompts, stopped, nucleus_draws, by_id = prefixes(5), 0, 0, 0
     for params in CASES:
         for share in (True, False):
             f0, g0 = new.stats.forward_tokens, new.stats.generated_tokens
@@ -125,9 +130,10 @@ def test_default_loop_is_bit_identical_to_the_host_loop(samplers, kv_store):
             assert got == want
             assert (new.stats.forward_tokens - f0, new.stats.generated_tokens - g0) == counts
             stopped += sum(c[5] is not None for g in got for c in g)
+            by_id += sum(c[5] == "<eos>" for g in got for c in g)
             nucleus_draws += sum(len(c[0]) for g in got for c in g) if params.top_p < 1 else 0
     new.set_kv_cache(0)
-    assert stopped > 10 and nucleus_draws > 100                      # the stop and top-p paths really ran
+    assert stopped > 10 and nucleus_draws > 100 and by_id > 0     # the stop and top-p paths really ran
 
 
 @pytest.mark.parametrize("mode", ["sync_free", "static"])
