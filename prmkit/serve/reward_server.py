@@ -23,6 +23,8 @@ before reading the body, 413 for a body over `max_body_bytes` and 408 for one no
 a sequence over the model's context in tokens; 429 when the steps already queued pass
 `max_queued_steps`; 422 for a body that is not the expected JSON (`field 'steps[1][0]': ...`).
 `prmkit.rewards.remote.RemoteRM` is the client; it implements the RewardModel protocol.
+`POST /get_reward` takes OpenRLHF's remote reward body (raw text, split server-side) behind the same
+guard, limits and batcher (`prmkit.serve.openrlhf`).
 """
 
 
@@ -84,6 +86,12 @@ class ServeConfig(ScoreLimits):
     """how to read an external PRM without prmkit_rm.json (trl, math-shepherd, qwen2.5-math-prm, rlhflow, ...)"""
     trust_remote_code: bool = False
     """run the model's own modeling code (needed by PRMs whose head is custom code, e.g. Qwen2.5-Math-PRM)"""
+    raw_split: str = ""
+    """POST /get_reward (OpenRLHF's --remote_rm_url): split raw responses by this prmkit.steps.split_solution
+    mode (double_newline, newline, regex:<p>, step_markers); empty: on the model's step separator"""
+    raw_strip: str = ""
+    """POST /get_reward: comma-separated trailing strings cut off each raw response; empty: the model
+    tokenizer's EOS and pad text"""
 
     def limits(self) -> ScoreLimits:
         import dataclasses
@@ -209,10 +217,11 @@ def _health(rm, batcher, limits: ScoreLimits, model_name: str, how: str, token_l
 
 def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Optional[str] = None,
                max_batch: int = 64, batch_wait_ms: float = 5.0, model_name: str = "reward-model",
-               aggregation: Optional[str] = None, limits: Optional[ScoreLimits] = None):
+               aggregation: Optional[str] = None, limits: Optional[ScoreLimits] = None, raw_format=None):
     """The FastAPI app serving `reward_model` (anything implementing the RewardModel protocol);
     `limits` (default `ScoreLimits()`) bound each request, its `max_body_bytes` replaced by the
-    argument when `limits` is not given."""
+    argument when `limits` is not given. `raw_format` (`prmkit.serve.openrlhf.RawTextFormat`, default
+    the model's own) splits the raw text POST /get_reward receives."""
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
 
@@ -249,23 +258,33 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
         if token_limit:
             await batcher.run(check_tokens, reward_model, prompts, steps, token_limit)
 
-    @app.post("/score")
-    async def score(req: ScoreRequest) -> dict:
-        t0 = time.perf_counter()
+    async def score_checked(prompts: list, steps: list, key: str) -> list:
+        """Step scores after every limit and admission check; a refusal is an HTTPException."""
         try:
-            prompts, steps, key, how = read_request(req, default_how)
             await admit(prompts, steps, key)
-            rows = await batcher.score(prompts, steps)
+            return await batcher.score(prompts, steps)
         except Refused as e:
             raise HTTPException(status_code=e.status, detail=str(e),
                                 headers={"Retry-After": "1"} if e.status == 429 else None) from None
         except ValueError as e:  # InputError included: the model refused this input
             raise HTTPException(status_code=422, detail=str(e)) from None
+
+    @app.post("/score")
+    async def score(req: ScoreRequest) -> dict:
+        t0 = time.perf_counter()
+        try:
+            prompts, steps, key, how = read_request(req, default_how)
+        except Refused as e:
+            raise HTTPException(status_code=e.status, detail=str(e)) from None
+        rows = await score_checked(prompts, steps, key)
         stats = getattr(reward_model, "stats", None)
         return {"model": model_name, "aggregation": how, "results": _results(rows, how),
                 "latency_s": time.perf_counter() - t0,
                 "tokens_scored": int(getattr(stats, "tokens_scored", 0))}  # the server's running count
 
+    from prmkit.serve import openrlhf
+
+    openrlhf.mount(app, score_checked, raw_format or openrlhf.model_format(reward_model), default_how)
     return app
 
 
@@ -282,7 +301,14 @@ def load_reward_model(name: str, device: str = "", readout: str = "", trust_remo
 def run(cfg: ServeConfig) -> None:
     import uvicorn
 
+    from prmkit.serve.openrlhf import model_format
+
+    if cfg.raw_split:
+        from prmkit.steps import check_split_mode
+
+        check_split_mode(cfg.raw_split)  # before the model loads
     rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
     app = create_app(rm, token=cfg.token or None, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,
-                     model_name=cfg.model or "gym-prm", aggregation=cfg.aggregation or None, limits=cfg.limits())
+                     model_name=cfg.model or "gym-prm", aggregation=cfg.aggregation or None, limits=cfg.limits(),
+                     raw_format=model_format(rm, cfg.raw_split, cfg.raw_strip))
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
