@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.prmkit-installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean install-verl test-verl
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to run"; exit 0; fi; exit $$rc
+
+# verl pins transformers below the main environment's, so its integration test has its own venv
+# (verl without vLLM, prmkit editable); the stamp keeps it between runs until pyproject.toml changes
+VERL_VENV := .venv-verl
+VERL_STAMP := $(VERL_VENV)/.prmkit-verl-installed
+
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/python -m pip install -q -e ".[verl]" "pytest>=8"
+	touch $(VERL_STAMP)
+
+install-verl: $(VERL_STAMP)
+
+test-verl: $(VERL_STAMP)
+	OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integrations/test_verl.py
 
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
 # (search settings are chosen on long_dev by search_tau.py before search.py reads them)

@@ -1,0 +1,1 @@
+"""Adapters that put prmkit inside other RL engines (verl); none imports its engine at module level."""
