@@ -35,7 +35,7 @@ $(VERL_STAMP): pyproject.toml
 install-verl: $(VERL_STAMP)
 
 test-verl: $(VERL_STAMP)
-	OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integrations/test_verl.py
+	OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -o addopts= -q -p no:cacheprovider tests/integrations/test_verl.py
 
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
 # (search settings are chosen on long_dev by search_tau.py before search.py reads them)
