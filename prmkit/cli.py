@@ -63,7 +63,7 @@ COMMANDS = {
 READS_RECORDS = {("", "sample"), ("", "convert"), ("", "grade"), ("", "label"), ("", "label-report"),
                  ("train", "prm"), ("train", "implicit"), ("train", "orm"), ("", "score"),
                  ("eval", "processbench"), ("eval", "bon"), ("", "search"), ("", "eval-search"),
-                 ("eval", "search"), ("", "rl"), ("gym", "stats")}
+                 ("eval", "search"), ("", "rl"), ("gym", "stats"), ("agent", "sample"), ("agent", "rl")}
 _registered: list[bool] = []
 
 

@@ -193,6 +193,7 @@ CASES = [
     ("usage-unknown-command", "trian prm", ["trian"]),
     # gym
     ("gym-unknown-split", "gym stats --split nosuch", ["'split'", "nosuch"]),
+    ("gym-stats-missing-model", "gym stats --num-problems 1 --model {missing_model}", ["{missing_model}", "no such"]),
     ("gym-make-out-under-a-file", "gym make --num-problems 1 --out {a_file}/p.jsonl", ["{a_file}"]),
 ]
 
