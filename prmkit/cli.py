@@ -56,6 +56,7 @@ COMMANDS = {
     ("agent", "stats"): "prmkit.agents.stats:AgentStatsConfig",
     ("agent", "sample"): "prmkit.agents.sample:AgentSampleConfig",
     ("agent", "rl"): "prmkit.agents.rl:AgentRLConfig",
+    ("agent", "search"): "prmkit.agents.search_run:AgentSearchConfig",
 }
 
 

@@ -1,0 +1,152 @@
+"""`prmkit agent search`: best-of-N or beam search over turns with a turn reward model, on an environment's
+problems; writes the chosen episodes, every candidate's score, success and the compute each method spent
+(policy tokens generated and run, reward-model tokens), as `prmkit search` does for single-turn search."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prmkit.errors import InputError
+
+METHODS = ("best-of-n", "beam")
+
+
+@dataclass
+class AgentSearchConfig:
+    """Turn-level search for an agent: best-of-N over episodes or beam over turns, scored by a turn RM."""
+
+    out: str = "runs/agent-search"
+    """output directory (results.json, episodes.jsonl)"""
+    method: str = "best-of-n"
+    """best-of-n or beam"""
+    model: str = ""
+    """policy: local dir or hub id (empty: hopgym's shipped agent policy)"""
+    env: str = "hopgym"
+    """environment: a registered name (hopgym, calc) or package.module:factory"""
+    problems: str = ""
+    """problems JSONL (empty: hopgym's built-in --split)"""
+    split: str = "test"
+    """hopgym split when --problems is empty"""
+    num_problems: int = 50
+    """problems to search"""
+    turn_rm: str = "checker"
+    """turn reward model: a reward-model dir / hub id (a PRM trained on turn traces), or 'checker' (the
+    environment's exact turn gold), 'checker:0.1' (10% of its verdicts flipped)"""
+    n: int = 4
+    """best-of-n: episodes per problem; beam: beam width"""
+    m: int = 2
+    """beam: candidate actions per beam"""
+    select: str = "prm"
+    """final pick: prm (aggregated turn scores), majority or weighted (vote over answers)"""
+    aggregation: str = "min"
+    """turn scores -> episode score: min, prod, last, mean, sum"""
+    lookahead: int = 0
+    """beam: greedy look-ahead turns of ReARTeR's value correction (0 = off)"""
+    alpha: float = 0.5
+    """look-ahead: TD step size"""
+    min_gain: float = 0.05
+    """look-ahead: value gain under which the look-ahead stops"""
+    temperature: float = 1.0
+    """sampling temperature (0 = greedy)"""
+    max_turns: int = 10
+    """most actions per episode"""
+    max_action_tokens: int = 24
+    """most tokens per action"""
+    seed: int = 0
+    """seed of every episode's stream"""
+
+    def __post_init__(self) -> None:
+        from prmkit.agents.search import SELECT_RULES
+        from prmkit.rewards.aggregate import AGGREGATIONS
+
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}", field="method")
+        if self.select not in SELECT_RULES:
+            raise InputError(f"unknown selection {self.select!r}; expected one of {', '.join(SELECT_RULES)}",
+                             field="select")
+        if self.aggregation not in AGGREGATIONS:
+            raise InputError(f"unknown aggregation {self.aggregation!r}; expected one of {', '.join(AGGREGATIONS)}",
+                             field="aggregation")
+        for name in ("n", "m", "num_problems", "max_turns", "max_action_tokens"):
+            if getattr(self, name) < 1:
+                raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
+        if self.lookahead < 0 or self.temperature < 0 or not 0.0 <= self.alpha <= 1.0:
+            raise InputError("expected lookahead >= 0, temperature >= 0 and alpha in [0, 1]", field="lookahead")
+        if self.lookahead and self.method != "beam":
+            raise InputError("--lookahead applies to --method beam only", field="lookahead")
+
+
+def _problems(cfg: AgentSearchConfig):
+    from prmkit.schema import read_problems
+
+    if cfg.problems:
+        problems = read_problems(cfg.problems)[: cfg.num_problems]
+    elif cfg.env == "hopgym":
+        from prmkit.agents.hopgym import make_split
+
+        print(f"problems: hopgym's built-in {cfg.split} split ({cfg.num_problems})")
+        problems = make_split(cfg.split, cfg.num_problems)
+    else:
+        raise InputError(f"environment {cfg.env!r} has no built-in problems: pass --problems", field="problems")
+    if not problems:
+        raise InputError("expected at least one problem", file=cfg.problems or None)
+    return problems
+
+
+def search(sampler, task, problems, rm, cfg: AgentSearchConfig) -> tuple[list, dict]:
+    """Run the configured method; (results per problem, summary with success and compute)."""
+    from prmkit.agents import search as S
+
+    p = S.TurnSearchParams(n=cfg.n, m=cfg.m, select=cfg.select, aggregation=cfg.aggregation, lookahead=cfg.lookahead,
+                           alpha=cfg.alpha, min_gain=cfg.min_gain, max_turns=cfg.max_turns,
+                           max_action_tokens=cfg.max_action_tokens, temperature=cfg.temperature, seed=cfg.seed)
+    st = sampler.stats
+    gen0, fwd0, rm0, t0 = st.generated_tokens, st.forward_tokens, rm.tokens_scored, time.perf_counter()
+    run = S.best_of_n if cfg.method == "best-of-n" else S.beam
+    results = run(sampler, task, problems, rm, p)
+    gen, fwd = st.generated_tokens - gen0, st.forward_tokens - fwd0
+    measured = fwd > 0 or gen == 0
+    n = len(problems)
+    summary = {"method": cfg.method, "problems": n, "select": cfg.select, "aggregation": cfg.aggregation,
+               "n": cfg.n, "m": cfg.m if cfg.method == "beam" else None, "lookahead": cfg.lookahead,
+               "success": sum(bool(r.chosen.outcome and r.chosen.outcome > 0.5) for r in results) / n,
+               "oracle_success": sum(any(e.outcome and e.outcome > 0.5 for e in r.candidates) for r in results) / n,
+               "candidates_per_problem": sum(len(r.candidates) for r in results) / n,
+               "compute": {"policy_tokens": gen, "policy_forward_tokens": fwd if measured else gen,
+                           "forward_measured": measured, "prm_tokens": rm.tokens_scored - rm0,
+                           "policy_tokens_per_problem": gen / n, "prm_tokens_per_problem": (rm.tokens_scored - rm0) / n,
+                           "wall_s": time.perf_counter() - t0}}
+    return results, summary
+
+
+def run(cfg: AgentSearchConfig) -> dict:
+    from prmkit.agents.env import get_env_task
+    from prmkit.agents.rl import SHIPPED_AGENT
+    from prmkit.agents.search import make_turn_rm
+    from prmkit.policy.hf import HFSampler
+    from prmkit.schema import atomic_write_text
+
+    task = get_env_task(cfg.env)
+    problems = _problems(cfg)
+    rm = make_turn_rm(cfg.turn_rm, task, cfg.seed)  # before the policy: a bad --turn-rm fails first
+    if cfg.turn_rm.startswith("checker"):
+        print(f"turn reward model: the environment's exact turn gold ({cfg.turn_rm})")
+    if not cfg.model:
+        print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
+    sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+    results, summary = search(sampler, task, problems, rm, cfg)
+    summary["config"] = asdict(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"problem_id": r.chosen.problem_id, "chosen": asdict(r.chosen), "scores": r.scores,
+                         "candidates": [asdict(e) for e in r.candidates]}) + "\n" for r in results]
+    atomic_write_text(out / "episodes.jsonl", "".join(lines))
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    c = summary["compute"]
+    print(f"{cfg.method}: success {summary['success']:.3f} (oracle {summary['oracle_success']:.3f}) on "
+          f"{summary['problems']} problems; policy tokens {c['policy_tokens']} ({c['policy_tokens_per_problem']:.0f}"
+          f"/problem), PRM tokens {c['prm_tokens']} -> {out / 'results.json'}")
+    return summary
