@@ -23,7 +23,10 @@ class AgentSearchConfig:
     method: str = "best-of-n"
     """best-of-n or beam"""
     model: str = ""
-    """policy: local dir or hub id (empty: hopgym's shipped agent policy)"""
+    """policy: local dir or hub id (empty: hopgym's shipped agent policy); with --base-url, the served model's name"""
+    base_url: str = ""
+    """an OpenAI-compatible server to sample from (e.g. http://127.0.0.1:8000/v1 of prmkit serve-policy or vLLM);
+    the context goes as token ids (token-id prompts and /tokenize), so episodes equal the local sampler's"""
     env: str = "hopgym"
     """environment: a registered name (hopgym, calc) or package.module:factory"""
     problems: str = ""
@@ -134,9 +137,14 @@ def run(cfg: AgentSearchConfig) -> dict:
     rm = make_turn_rm(cfg.turn_rm, task, cfg.seed)  # before the policy: a bad --turn-rm fails first
     if cfg.turn_rm.startswith("checker"):
         print(f"turn reward model: the environment's exact turn gold ({cfg.turn_rm})")
-    if not cfg.model:
-        print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
-    sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+    if cfg.base_url:
+        from prmkit.policy.openai import OpenAISampler
+
+        sampler = OpenAISampler(base_url=cfg.base_url, model=cfg.model or None, token_prompts=True)
+    else:
+        if not cfg.model:
+            print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
+        sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
     results, summary = search(sampler, task, problems, rm, cfg)
     summary["config"] = asdict(cfg)
     out = Path(cfg.out)

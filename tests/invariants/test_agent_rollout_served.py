@@ -1,4 +1,5 @@
-"""Multi-turn rollouts through `prmkit serve-policy` equal the local sampler's for the same seeds.
+"""Multi-turn rollouts (and turn-level beam search) through `prmkit serve-policy` equal the local sampler's
+for the same seeds.
 
 K episodes from the same prompts, on a tiny random agent policy saved to disk and served on loopback:
 with token-id prompts (`OpenAISampler(token_prompts=True)`) every episode's actions, observations,
@@ -112,3 +113,22 @@ def test_text_path_equals_local_unless_a_special_token_was_sampled_mid_episode(s
         else:
             differing += not same
     assert clean >= 4 and differing >= 1
+
+
+def test_beam_search_over_the_wire_equals_local(served, tmp_path):
+    """`prmkit agent search --base-url` (beam, sampled candidates, the gold checker) picks the same episodes
+    with the same scores as the same search on the local sampler."""
+    import json
+
+    from prmkit.agents.search_run import AgentSearchConfig, run
+
+    local, url = served
+    base = dict(method="beam", n=2, m=3, num_problems=2, split="dev", max_turns=3, max_action_tokens=8, seed=4)
+    rows = {}
+    for name, extra in (("local", dict(model=local.model.name_or_path)), ("served", dict(base_url=f"{url}/v1"))):
+        run(AgentSearchConfig(out=str(tmp_path / name), **base, **extra))
+        rows[name] = [json.loads(x) for x in (tmp_path / name / "episodes.jsonl").read_text().splitlines()]
+    for a, b in zip(rows["local"], rows["served"]):
+        assert [[(t["action"], t["observation"]) for t in e["turns"]] for e in a["candidates"]] == \
+               [[(t["action"], t["observation"]) for t in e["turns"]] for e in b["candidates"]]
+        assert a["scores"] == b["scores"] and a["chosen"] == b["chosen"]
