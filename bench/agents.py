@@ -7,13 +7,15 @@ Rules, written down before any run (nothing below is chosen on the test split):
 
 * Policy: hopgym's shipped agent policy (`prmkit/agents/hopgym/policy`, `prmkit agent train-policy` defaults).
 * stats: `prmkit agent stats` on 500 `test` problems, one episode each (T = 1, seed 0).
-* rl budget, the same for every method: 16 steps x 8 problems x 8 episodes, PPO-clip 0.2, minibatch 32,
+* rl budget, the same for every method: 12 steps x 6 problems x 6 episodes, PPO-clip 0.2, minibatch 32,
   held-out success on 100 `test` problems (one episode each, T = 1, fixed seeds) every 4 steps, seeds 0, 1, 2.
   Methods benchmarked (2-core CPU budget): grpo (the baseline), igpo, istar, spa, gigpo, attributed (the
   gym's exact `useful` as the judge), pure (the gym checker as the frozen turn RM). rloo, hybrid, spear, oni,
   loo_turn and per_turn_index run in the smoke tests only.
 * rl learning rate: outcome GRPO on the `dev` split (100 problems) with lr in {3e-5, 1e-4, 3e-4}, seed 0,
   8 steps; the lr with the highest dev success at step 8 wins (ties: the smaller); every method uses it.
+  (Budget cut twice before any run, to fit the 2-core machine shared with other jobs: 20 x 8 x 8 -> 16 x 8 x 8
+  -> 12 x 6 x 6; it is small, so a method "reaching GRPO's final success" at this budget is weak evidence.)
   Every method-specific knob is the library default (the paper's), never tuned.
 * steps_to_grpo_final[m]: the first evaluation step at which method m's seed-mean held-out success is at
   least outcome GRPO's seed-mean final success (null when never); GRPO's own is the first step at which its
@@ -21,7 +23,8 @@ Rules, written down before any run (nothing below is chosen on the test split):
 * Turn reward models: episodes of the shipped policy, turns as steps, exact gold turn labels (1 before the
   first wrong turn, 0 at it): 300 `train` problems x 4 episodes for training, 100 `dev` x 4 for the
   threshold, 200 `test` x 8 for the numbers. PRM: `train prm` on the policy's backbone (no likelihood
-  feature); ORM: `train orm`, same data; both with the trainer defaults. First-wrong-turn F1 at the
+  feature); ORM: `train orm`, same data; both with the trainer defaults. (Cut before any run to 200 `train`
+  problems x 4 and 150 `test` x 8.) First-wrong-turn F1 at the
   dev-fitted threshold; best-of-8 rank@1 (PRM by its min over turns, ORM by its last-turn score).
 Writes bench/results/agents.json (parts update their own keys) and bench/results/agents.png.
 """
@@ -41,7 +44,7 @@ os.environ.setdefault("PRMKIT_QUIET", "1")
 
 OUT = ROOT / "bench" / "results" / "agents.json"
 RUNS = ROOT / "runs" / "bench-agents"
-BUDGET = dict(steps=16, prompts_per_step=8, k=8, minibatch=32, eval_problems=100, eval_every=4, threads=1)
+BUDGET = dict(steps=12, prompts_per_step=6, k=6, minibatch=32, eval_problems=100, eval_every=4, threads=1)
 LRS = (3e-5, 1e-4, 3e-4)
 SEEDS = (0, 1, 2)
 RL_ARMS = ("grpo", "igpo", "istar", "spa", "gigpo", "attributed", "pure")
@@ -125,9 +128,9 @@ def part_rl(workers: int) -> None:
 
 def part_prm() -> None:
     from prmkit.agents.rl import SHIPPED_AGENT
-    from prmkit.agents.turn_rm import evaluate_turn_rms
+    from prmkit.agents.turn_rm import TurnRMPlan, evaluate_turn_rms
 
-    res = evaluate_turn_rms(str(SHIPPED_AGENT), RUNS / "turn-rm")
+    res = evaluate_turn_rms(str(SHIPPED_AGENT), RUNS / "turn-rm", TurnRMPlan(train=(200, 4), dev=(100, 4), test=(150, 8)))
     _merge({"turn_prm_first_error_f1": res.pop("turn_prm_first_error_f1"), "bon_rank1": res.pop("bon_rank1"),
             "turn_rms": res})
 
