@@ -64,7 +64,8 @@ COMMANDS = {
 READS_RECORDS = {("", "sample"), ("", "convert"), ("", "grade"), ("", "label"), ("", "label-report"),
                  ("train", "prm"), ("train", "implicit"), ("train", "orm"), ("", "score"),
                  ("eval", "processbench"), ("eval", "bon"), ("", "search"), ("", "eval-search"),
-                 ("eval", "search"), ("", "rl"), ("gym", "stats"), ("agent", "sample"), ("agent", "rl")}
+                 ("eval", "search"), ("", "rl"), ("gym", "stats"), ("agent", "sample"), ("agent", "rl"),
+                 ("agent", "search")}
 _registered: list[bool] = []
 
 

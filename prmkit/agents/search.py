@@ -134,16 +134,24 @@ class ModelTurnRM:
         return [list(map(float, s)) for s in score_traces(self.rm, traces)]
 
 
+def checker_flip(spec: str) -> float | None:
+    """The flip rate of a `checker` / `checker:<p>` spec; None for any other spec (a reward model)."""
+    name, _, rate = spec.partition(":")
+    if name != "checker":
+        return None
+    try:
+        flip = float(rate) if rate else 0.0
+    except ValueError:
+        flip = -1.0
+    if not 0.0 <= flip <= 1.0:
+        raise InputError(f"turn reward model {spec!r}: expected checker:<flip rate in [0, 1]>", field="turn_rm")
+    return flip
+
+
 def make_turn_rm(spec: str, task, seed: int = 0):
     """`checker`, `checker:<flip rate>`, or a reward model dir / hub id (`load_reward_model`)."""
-    name, _, rate = spec.partition(":")
-    if name == "checker":
-        try:
-            flip = float(rate) if rate else 0.0
-        except ValueError:
-            flip = -1.0
-        if not 0.0 <= flip <= 1.0:
-            raise InputError(f"turn reward model {spec!r}: expected checker:<flip rate in [0, 1]>", field="turn_rm")
+    flip = checker_flip(spec)
+    if flip is not None:
         return CheckerTurnRM(task, flip, seed)
     from prmkit.rewards import load_reward_model
 

@@ -62,7 +62,7 @@ class AgentSearchConfig:
     """seed of every episode's stream"""
 
     def __post_init__(self) -> None:
-        from prmkit.agents.search import SELECT_RULES
+        from prmkit.agents.search import SELECT_RULES, checker_flip
         from prmkit.rewards.aggregate import AGGREGATIONS
 
         if self.method not in METHODS:
@@ -78,6 +78,7 @@ class AgentSearchConfig:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
         if self.lookahead < 0 or self.temperature < 0 or not 0.0 <= self.alpha <= 1.0:
             raise InputError("expected lookahead >= 0, temperature >= 0 and alpha in [0, 1]", field="lookahead")
+        checker_flip(self.turn_rm)  # a bad checker spec fails here, before anything is read
         if self.lookahead and self.method != "beam":
             raise InputError("--lookahead applies to --method beam only", field="lookahead")
 
@@ -132,8 +133,12 @@ def run(cfg: AgentSearchConfig) -> dict:
     from prmkit.policy.hf import HFSampler
     from prmkit.schema import atomic_write_text
 
+    from prmkit.reading import check_model_name
+
     task = get_env_task(cfg.env)
     problems = _problems(cfg)
+    if cfg.model and not cfg.base_url:  # a missing policy path fails before the turn RM loads
+        check_model_name(cfg.model, "model", "a policy")
     rm = make_turn_rm(cfg.turn_rm, task, cfg.seed)  # before the policy: a bad --turn-rm fails first
     if cfg.turn_rm.startswith("checker"):
         print(f"turn reward model: the environment's exact turn gold ({cfg.turn_rm})")

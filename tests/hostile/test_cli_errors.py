@@ -195,6 +195,12 @@ CASES = [
     ("gym-unknown-split", "gym stats --split nosuch", ["'split'", "nosuch"]),
     ("gym-stats-missing-model", "gym stats --num-problems 1 --model {missing_model}", ["{missing_model}", "no such"]),
     ("gym-make-out-under-a-file", "gym make --num-problems 1 --out {a_file}/p.jsonl", ["{a_file}"]),
+    # agent search
+    ("agent-search-bad-flip-rate", "agent search --num-problems 1 --turn-rm checker:3 --out {tmp}/as1",
+     ["'turn_rm'", "flip rate"]),
+    ("agent-search-missing-model", "agent search --num-problems 1 --model {missing_model} --out {tmp}/as2",
+     ["{missing_model}", "no such"]),
+    ("agent-search-lookahead-best-of-n", "agent search --lookahead 2 --out {tmp}/as3", ["'lookahead'", "beam"]),
 ]
 
 

@@ -76,7 +76,9 @@ def _turns(ep) -> list[tuple[str, str]]:
 
 def _special_before_last_turn(toks, special: set[int]) -> bool:
     """A special token (other than an ending EOS) sampled in an action that is followed by another turn."""
-    last_start = toks.turn_ends[-2] + 1 if len(toks.turn_ends) > 1 else len(toks.ids)
+    if len(toks.turn_ends) < 2:
+        return False
+    last_start = toks.context_ends[-2]  # where the last action's tokens begin
     return any(m and t in special for t, m in zip(toks.ids[:last_start], toks.action_mask[:last_start]))
 
 
