@@ -110,3 +110,17 @@ def check_model_name(name: str, option: str, what: str = "a model") -> str:
         raise InputError(f"no such directory (expected {what}: a local dir, or a hub id of the form org/name)",
                          file=name, field=option)
     return name
+
+
+def load_saved_dataset(path: str | os.PathLike):
+    """`datasets.load_from_disk` with its failures named: no dataset there, or an empty one (which
+    `datasets` itself cannot load)."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise InputError("expected a file, or a directory written by datasets' save_to_disk", file=str(path)) from None
+    except IndexError:
+        raise InputError("a dataset directory with no rows (datasets cannot load an empty save_to_disk dataset)",
+                         file=str(path)) from None

@@ -114,10 +114,9 @@ def _saved_dataset_records(path: str | os.PathLike) -> list[tuple[int, dict[str,
     """Rows of a Hugging Face dataset saved with `save_to_disk` (one split's directory)."""
     import datasets
 
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise InputError("expected a file, or a directory written by datasets' save_to_disk", file=str(path)) from None
+    from prmkit.reading import load_saved_dataset
+
+    ds = load_saved_dataset(path)
     if isinstance(ds, datasets.DatasetDict):
         raise InputError(f"a dataset with splits {sorted(ds)}: pass one split's directory, e.g. "
                          f"{Path(path) / 'train'}", file=str(path))

@@ -34,7 +34,9 @@ def _dataset_traces(path: str) -> list[Trace]:
 
     from prmkit.formats import trl
 
-    ds = datasets.load_from_disk(path) if Path(path).is_dir() else datasets.load_dataset(path)
+    from prmkit.reading import load_saved_dataset
+
+    ds = load_saved_dataset(path) if Path(path).is_dir() else datasets.load_dataset(path)
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise InputError(f"expected a 'train' split, got {sorted(ds)}", file=path)
