@@ -9,14 +9,16 @@ be measured on the gym.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
 
 from prmkit.errors import InputError
+from prmkit.label import rules
 from prmkit.label.rollouts import rollout_seed
 from prmkit.policy.base import SamplingParams
-from prmkit.schema import Trace
+from prmkit.schema import StepLabels, Trace
 
 JUDGE_TEMPLATE = (
     "The following is a problem and a step-by-step solution.\n\n"
@@ -114,3 +116,41 @@ class LMJudge:
             self.unparsed += fe is None
             out.append({"first_error": fe, "text": text})
         return out
+
+
+def judge_traces(items: Sequence[tuple[int, Trace]], verdicts: Sequence[dict], judge_name: str) -> list[Trace]:
+    """Judge labels (`method` "judge"): 1 before the judged first error, 0 from it on; an unparsed
+    verdict leaves the trace unlabelled with `meta["label"]["dropped"] = "unparsed_verdict"`."""
+    out = []
+    for (_, t), v in zip(items, verdicts):
+        info = {"judge": judge_name, "first_error": v["first_error"], "verdict_text": v["text"]}
+        if v["first_error"] is None:
+            out.append(dataclasses.replace(t, labels=None, meta={**t.meta, "label": {
+                "method": "judge", "dropped": "unparsed_verdict", **info}}))
+        else:
+            out.append(dataclasses.replace(t, labels=StepLabels(
+                values=rules.omega_labels(len(t.steps), v["first_error"]), method="judge", meta=info)))
+    return out
+
+
+def consensus_traces(items: Sequence[tuple[int, Trace]], verdicts: Sequence[dict], counted, k: int,
+                     judge_name: str) -> list[Trace]:
+    """MC/judge consensus labels (`method` "consensus"; arXiv 2501.07301): a trace keeps its MC hard
+    labels, cut after the MC first error, only when the judge names the same first error; otherwise
+    it is unlabelled with `meta["label"]["dropped"] = "disagree"`. `counted` is `mc_counts`' output."""
+    out = []
+    for (_, t), v, (counts, cost) in zip(items, verdicts, counted):
+        hard = rules.mc_hard_labels(counts, k)
+        mc_fe = rules.first_error_from_labels(hard)
+        info = {"k": k, "correct_counts": counts, "mc_first_error": mc_fe, "judge": judge_name,
+                "judge_first_error": v["first_error"], "verdict_text": v["text"]}
+        keep = v["first_error"] is not None and rules.consensus_keep(mc_fe, v["first_error"])
+        if keep:
+            values = hard if mc_fe == -1 else hard[:mc_fe + 1] + [None] * (len(hard) - mc_fe - 1)
+            out.append(dataclasses.replace(t, labels=StepLabels(
+                values=values, method="consensus", rollouts=cost.rollouts, policy_tokens=cost.tokens, meta=info)))
+        else:
+            out.append(dataclasses.replace(t, labels=None, meta={**t.meta, "label": {
+                "method": "consensus", "dropped": "disagree", "rollouts": cost.rollouts,
+                "policy_tokens": cost.tokens, **info}}))
+    return out

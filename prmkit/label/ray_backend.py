@@ -4,31 +4,29 @@ local backend's (per-trace seeding).  `--ray-address` joins a cluster; otherwise
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Sequence
 
+from prmkit.label.config import LabelConfig
+from prmkit.label.worker import Worker
 from prmkit.schema import Problem, Trace
 
 
 class _LabelActor:
-    def __init__(self, cfg, problems, sc_map):
-        import dataclasses
-        import os
-
+    def __init__(self, cfg: LabelConfig, problems, sc_map):
         os.environ.setdefault("PRMKIT_QUIET", "1")
-        from prmkit.label.run import Worker
-
         if not cfg.threads:
             cfg = dataclasses.replace(cfg, threads=1)
-
         self.worker = Worker(cfg, problems, sc_map)
 
     def label(self, items):
         return self.worker.label(items)
 
 
-def run_ray(cfg, problems: dict[str, Problem] | None, sc_map: dict[str, float] | None,
+def run_ray(cfg: LabelConfig, problems: dict[str, Problem] | None, sc_map: dict[str, float] | None,
             chunks: Sequence[list[tuple[int, Trace]]], write: Callable[[list[str]], None]) -> None:
-    import ray
+    import ray  # (heavy, and optional: only for --backend ray)
     from ray.util import ActorPool
 
     started = False
