@@ -23,19 +23,23 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to run"; exit 0; fi; exit $$rc
 
 # verl pins transformers below the main environment's, so its integration test has its own venv
-# (verl without vLLM, prmkit editable); the stamp keeps it between runs until pyproject.toml changes
-VERL_VENV := .venv-verl
+# (verl without vLLM, prmkit's dependencies). It is built once per machine in a cache keyed by
+# pyproject.toml's content (several minutes the first time), and the tests run this checkout's code
+# through PYTHONPATH, so every clone with the same dependencies reuses it. PRMKIT_VERL_VENV=DIR moves it.
+VERL_KEY := $(shell sha256sum pyproject.toml | cut -c1-12)
+VERL_VENV ?= $(or $(PRMKIT_VERL_VENV),$(HOME)/.cache/prmkit/venv-verl-$(VERL_KEY))
 VERL_STAMP := $(VERL_VENV)/.prmkit-verl-installed
 
-$(VERL_STAMP): pyproject.toml
+$(VERL_STAMP):
 	test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
-	$(VERL_VENV)/bin/python -m pip install -q -e ".[verl]" "pytest>=8"
+	$(VERL_VENV)/bin/python -m pip install -q ".[verl]" "pytest>=8"
 	touch $(VERL_STAMP)
 
 install-verl: $(VERL_STAMP)
 
 test-verl: $(VERL_STAMP)
-	OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -o addopts= -q -p no:cacheprovider tests/integrations/test_verl.py
+	PYTHONPATH=$(CURDIR) OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -o addopts= -q -p no:cacheprovider \
+		tests/integrations/test_verl.py
 
 # every benchmark writes bench/results/<name>.json; the README's results table is rebuilt from them
 # (search settings are chosen on long_dev by search_tau.py before search.py reads them)

@@ -1,4 +1,4 @@
-"""The verl integration test, run from the main suite in its own virtualenv (.venv-verl).
+"""The verl integration test, run from the main suite in its own virtualenv (a per-machine cache; see the Makefile).
 
 `make install-verl` builds the venv once (a stamp keeps it until pyproject.toml changes; a fresh
 build took 6.5-8 min on a loaded 2-core machine), then `make test-verl` runs tests/integrations/
@@ -24,7 +24,7 @@ def _make(target: str, timeout: int) -> subprocess.CompletedProcess:
 
 def test_verl_reward_manager_in_its_own_venv():
     if shutil.which("make") is None:
-        pytest.fail("make is needed to build .venv-verl (the README's test command uses it too)")
+        pytest.fail("make is needed to build the verl venv (the README's test command uses it too)")
     install = _make("install-verl", timeout=1500)
     out = install.stdout + install.stderr
     if install.returncode != 0:
@@ -34,6 +34,6 @@ def test_verl_reward_manager_in_its_own_venv():
         pytest.fail(f"make install-verl failed (rc {install.returncode}):\n{out[-3000:]}")
     run = _make("test-verl", timeout=600)
     out = run.stdout + run.stderr
-    assert run.returncode == 0, f"test_verl.py failed in .venv-verl:\n{out[-4000:]}"
+    assert run.returncode == 0, f"test_verl.py failed in the verl venv:\n{out[-4000:]}"
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) >= 4 and "skipped" not in out, out[-2000:]
