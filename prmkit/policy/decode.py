@@ -187,52 +187,6 @@ def record(st: DecodeState, t: int, slots: torch.Tensor, logp: torch.Tensor, nxt
     return ended
 
 
-class DynamicStep:
-    """The original loop's forward over a `DynamicCache`: one mask column appended per step, finished rows
-    dropped from the cache (`select`)."""
-
-    def __init__(self, model, cache_kw: str, cache, mask: torch.Tensor, pos: torch.Tensor):
-        self.model, self.kw, self.cache, self.mask, self.pos = model, cache_kw, cache, mask, pos
-
-    def select(self, keep: torch.Tensor) -> None:
-        self.cache.batch_select_indices(keep)
-        self.mask, self.pos = self.mask[keep], self.pos[keep]
-
-    def __call__(self, nxt: torch.Tensor) -> torch.Tensor:
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], -1)  # (A, T+1)
-        self.pos = self.pos + 1                                                     # (A, 1)
-        out = self.model(input_ids=nxt[:, None], attention_mask=self.mask, position_ids=self.pos, use_cache=True,
-                         **{self.kw: self.cache})
-        return out.logits[:, -1].float()
-
-
-class StaticStep:
-    """The forward over a preallocated `StaticCache` of prompt + `steps` positions: the prefill's keys and
-    values are copied in once, the attention mask is built once for all steps (causality hides the future
-    slots), every row runs every step; shapes never change, so `compile` can capture CUDA graphs."""
-
-    def __init__(self, model, cache_kw: str, cache, mask: torch.Tensor, pos: torch.Tensor, steps: int,
-                 compile: bool = False):
-        from transformers import StaticCache
-
-        R, T = mask.shape
-        self.cache = StaticCache(config=model.config, max_cache_len=T + steps)
-        for i, layer in enumerate(cache.layers):
-            self.cache.update(layer.keys, layer.values, i)
-        self.kw, self.pos = cache_kw, pos
-        self.mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(R, steps)], -1)  # (R, T+steps)
-        self.forward = torch.compile(model.forward, mode="reduce-overhead") if compile else model.forward
-
-    def select(self, keep: torch.Tensor) -> None:
-        raise RuntimeError("StaticStep keeps every row (DecodeOptions.compact must be False)")
-
-    def __call__(self, nxt: torch.Tensor) -> torch.Tensor:
-        self.pos = self.pos + 1
-        out = self.forward(input_ids=nxt[:, None], attention_mask=self.mask, position_ids=self.pos, use_cache=True,
-                           **{self.kw: self.cache})
-        return out.logits[:, -1].float()
-
-
 def decode(step, logits: torch.Tensor, gens: Sequence[torch.Generator], params, eos: int,
            matcher: StopMatcher | None, opts: DecodeOptions, stats) -> DecodeState:
     """Sample up to `params.max_new_tokens` tokens for each of the R = P*n rows (row r belongs to prompt

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplerStats, SamplingParams
-from prmkit.policy.decode import FINISH_EOS, FINISH_LENGTH, DecodeOptions, DynamicStep, StaticStep, StopMatcher, decode
+from prmkit.policy.decode import FINISH_EOS, FINISH_LENGTH, DecodeOptions, StopMatcher, decode
+from prmkit.policy.kv_steps import DynamicStep, StaticStep
 from prmkit.steps import DEFAULT_SEP, split_steps
 
 
@@ -199,11 +200,11 @@ class HFSampler:
 
     def _decode(self, logits, cache, mask, pos, gens, params: SamplingParams, num_prompts: int):
         opts = self.decode_options
-        if opts.compact:
-            step = DynamicStep(self.model, self._cache_kw, cache, mask, pos)
+        S = params.max_new_tokens
+        if opts.static_cache:
+            step = StaticStep(self.model, self._cache_kw, cache, mask, pos, S, opts.compile)
         else:
-            step = StaticStep(self.model, self._cache_kw, cache, mask, pos, params.max_new_tokens, opts.compile) \
-                if opts.static_cache else DynamicStep(self.model, self._cache_kw, cache, mask, pos)
+            step = DynamicStep(self.model, self._cache_kw, cache, mask, pos, S)
         eos = self.tokenizer.eos_token_id
         eos = -1 if eos is None or params.ignore_eos else int(eos)
         matcher = self._stop_matcher(list(params.stop), logits.size(-1)) if params.stop else None
