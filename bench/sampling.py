@@ -1,17 +1,22 @@
 """Sampler benchmark: our batched KV-cache sampler vs `model.generate`, and prefix reuse.
 
 Writes bench/results/sampling.json:
-  sampler_vs_generate_tokens_per_s   our tokens/s ÷ generate's, same model, batch and length
+  sampler_vs_generate_tokens_per_s   our tokens/s ÷ generate's, same model, batch and length: the median
+                                     over interleaved pairs of runs (wall clock); `timing` has the spread
+  sampler_vs_generate_cpu_time       the same ratio in this process's CPU time (steadier on a shared machine)
   prefix_reuse_forward_token_ratio   forward tokens with prefix reuse ÷ without (K=8 continuations)
 
-    python bench/sampling.py [--model DIR] [--device cuda] [--batch 64] [--new-tokens 64]
+    python bench/sampling.py [--model DIR] [--device cuda] [--batch 64] [--new-tokens 64] [--repeats 15]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -24,31 +29,55 @@ from prmkit.policy.sample import default_policy
 from prmkit.schema import atomic_write_text
 
 
-def time_ours(sampler: HFSampler, prompts: list[str], new_tokens: int, repeats: int) -> float:
-    params = SamplingParams(n=1, max_new_tokens=new_tokens, temperature=1.0, ignore_eos=True)
-    best = float("inf")
-    for r in range(repeats):
-        t = time.perf_counter()
-        out = sampler.sample(prompts, SamplingParams(**{**params.__dict__, "seed": r}))
-        best = min(best, time.perf_counter() - t)
-        assert all(len(c.token_ids) == new_tokens for g in out for c in g)
-    return len(prompts) * new_tokens / best
+def run_ours(sampler: HFSampler, prompts: list[str], new_tokens: int, seed: int) -> None:
+    params = SamplingParams(n=1, max_new_tokens=new_tokens, temperature=1.0, ignore_eos=True, seed=seed)
+    out = sampler.sample(prompts, params)
+    assert all(len(c.token_ids) == new_tokens for g in out for c in g)
 
 
-def time_generate(sampler: HFSampler, prompts: list[str], new_tokens: int, repeats: int) -> float:
-    tok, model = sampler.tokenizer, sampler.model
-    enc = tok(prompts, return_tensors="pt", padding=True)  # left padding (the tokenizer's side)
+def run_generate(sampler: HFSampler, enc: dict, new_tokens: int, seed: int) -> None:
+    tok = sampler.tokenizer
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = sampler.model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                                     max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                     pad_token_id=tok.pad_token_id)
+    assert out.shape[1] - enc["input_ids"].shape[1] == new_tokens
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def spread(xs: list[float]) -> dict:
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "q1": q[0], "q3": q[2]}
+
+
+def interleaved(sampler: HFSampler, prompts: list[str], new_tokens: int, repeats: int) -> dict:
+    """`repeats` pairs of runs, ours and generate back to back, the order alternating (ABBA) so drift in the
+    machine's load hits both; per-pair ratios of generate's time to ours (= our tokens/s over generate's)."""
+    enc = sampler.tokenizer(prompts, return_tensors="pt", padding=True)  # left padding (the tokenizer's side)
     enc = {k: v.to(sampler.device) for k, v in enc.items()}
-    best = float("inf")
+    ours = lambda r: run_ours(sampler, prompts, new_tokens, r)          # noqa: E731
+    gen = lambda r: run_generate(sampler, enc, new_tokens, r)           # noqa: E731
+    ours(0), gen(0)                                                     # warm-up
+    t = {"ours": [], "generate": []}
     for r in range(repeats):
-        torch.manual_seed(r)
-        t = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-                                 max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=tok.pad_token_id)
-        best = min(best, time.perf_counter() - t)
-        assert out.shape[1] - enc["input_ids"].shape[1] == new_tokens
-    return len(prompts) * new_tokens / best
+        order = (("ours", ours), ("generate", gen)) if r % 2 == 0 else (("generate", gen), ("ours", ours))
+        for name, fn in order:
+            t[name].append(timed(lambda: fn(r + 1)))
+    toks = len(prompts) * new_tokens
+    res = {}
+    for i, clock in enumerate(("wall", "cpu")):
+        o, g = [x[i] for x in t["ours"]], [x[i] for x in t["generate"]]
+        res[clock] = {"ratio": spread([b / a for a, b in zip(o, g)]),
+                      "ours_tokens_per_s": spread([toks / a for a in o]),
+                      "generate_tokens_per_s": spread([toks / b for b in g])}
+    return res
 
 
 def prefix_reuse(sampler: HFSampler, num_prefixes: int, k: int) -> dict:
@@ -72,26 +101,37 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=15, help="interleaved pairs (ours, generate)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--note", default="", help="free text recorded with the result (e.g. the machine's load)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sampling.json"))
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     sampler = HFSampler.from_pretrained(args.model, device=args.device, batch_size=args.batch)
     prompts = [p.prompt for p in make_split("test", args.batch)]
-    time_ours(sampler, prompts[:4], 8, 1)  # warm-up
-    ours = time_ours(sampler, prompts, args.new_tokens, args.repeats)
-    gen = time_generate(sampler, prompts, args.new_tokens, args.repeats)
+    load0 = os.getloadavg()
+    timing = interleaved(sampler, prompts, args.new_tokens, args.repeats)
+    load1 = os.getloadavg()
     reuse = prefix_reuse(sampler, num_prefixes=16, k=8)
     result = {
-        "sampler_vs_generate_tokens_per_s": ours / gen,
+        "sampler_vs_generate_tokens_per_s": timing["wall"]["ratio"]["median"],
+        "sampler_vs_generate_cpu_time": timing["cpu"]["ratio"]["median"],
         "prefix_reuse_forward_token_ratio": reuse["ratio"],
-        "ours_tokens_per_s": ours,
-        "generate_tokens_per_s": gen,
+        "ours_tokens_per_s": timing["wall"]["ours_tokens_per_s"]["median"],
+        "generate_tokens_per_s": timing["wall"]["generate_tokens_per_s"]["median"],
+        "timing": timing,
         "prefix_reuse": reuse,
         "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
         "setup": {"model": Path(args.model).name, "parameters": sampler.num_parameters, "device": args.device,
                   "batch": args.batch, "new_tokens": args.new_tokens, "repeats": args.repeats, "k": 8,
-                  "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},
+                  "decode_options": dataclasses.asdict(sampler.decode_options),
+                  "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+                  "cpus": os.cpu_count(), "load_average_1m": [load0[0], load1[0]]},
+        "notes": ("ratios are per interleaved pair (generate's time / ours, ABBA order), median with min/max/"
+                  "quartiles; 'cpu' uses this process's CPU time, which other processes on the machine "
+                  "disturb less than wall time. " + args.note).strip(),
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -136,10 +136,11 @@ def test_default_loop_is_bit_identical_to_the_host_loop(samplers, kv_store):
     assert stopped > 10 and nucleus_draws > 100 and by_id > 0     # the stop and top-p paths really ran
 
 
-@pytest.mark.parametrize("mode", ["sync_free", "static"])
-def test_sync_free_loops_give_the_same_samples(samplers, mode):
+@pytest.mark.parametrize("mode,kv_store", [("sync_free", False), ("static", False), ("static", True)])
+def test_sync_free_loops_give_the_same_samples(samplers, mode, kv_store):
     s, ref = samplers[mode], samplers["compact"]
     prompts = prefixes(5)
+    s.set_kv_cache(20_000 if kv_store else 0)
     for params in CASES:
         got, want = s.sample(prompts, params), ref.sample(prompts, params)
         for g, w in zip(got, want):
@@ -148,6 +149,7 @@ def test_sync_free_loops_give_the_same_samples(samplers, mode):
                 assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
                 if b.top_logprobs is not None:
                     assert [list(t) for t in a.top_logprobs] == [list(t) for t in b.top_logprobs]
+    s.set_kv_cache(0)
 
 
 @pytest.mark.parametrize("mode", ["compact", "sync_free", "static"])
