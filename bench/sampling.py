@@ -46,10 +46,27 @@ def run_generate(sampler: HFSampler, enc: dict, new_tokens: int, seed: int) -> N
 
 
 def timed(fn) -> tuple[float, float]:
-    """(wall seconds, this process's CPU seconds) of one call."""
+    """(wall seconds, this process's CPU seconds) of one call (the GPU's queue drained before and after)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     w, c = time.perf_counter(), time.process_time()
     fn()
+    sync()
     return time.perf_counter() - w, time.process_time() - c
+
+
+def time_ours(sampler: HFSampler, prompts: list[str], new_tokens: int, repeats: int) -> float:
+    """Best-of-`repeats` new tokens/s of our sampler (bench/gpu.py's measure)."""
+    best = min(timed(lambda: run_ours(sampler, prompts, new_tokens, r))[0] for r in range(repeats))
+    return len(prompts) * new_tokens / best
+
+
+def time_generate(sampler: HFSampler, prompts: list[str], new_tokens: int, repeats: int) -> float:
+    """Best-of-`repeats` new tokens/s of `model.generate` on the same prompts."""
+    enc = sampler.tokenizer(prompts, return_tensors="pt", padding=True)  # left padding (the tokenizer's side)
+    enc = {k: v.to(sampler.device) for k, v in enc.items()}
+    best = min(timed(lambda: run_generate(sampler, enc, new_tokens, r))[0] for r in range(repeats))
+    return len(prompts) * new_tokens / best
 
 
 def spread(xs: list[float]) -> dict:
