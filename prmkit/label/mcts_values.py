@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Sequence
 
 from prmkit.errors import InputError
-from prmkit.label.rules import rest_mcts_value_targets
+from prmkit.label.rules import TreeNode, rest_mcts_value_targets
 from prmkit.schema import Problem, StepLabels, Trace
+
+
+def tree_nodes(tree_records: Sequence[dict]) -> list[TreeNode]:
+    """`search.mcts.export_tree` records -> `label.rules.TreeNode`s, ready for `rest_mcts_value_targets`."""
+    return [TreeNode(parent=r["parent"], is_terminal=bool(r["terminal"]), is_correct=bool(r["correct"]))
+            for r in tree_records]
 
 
 def value_traces(records: Sequence[dict], problem: Problem) -> list[Trace]:
     """Value-labelled traces of one exported MCTS tree (node 0 = the root)."""
-    from prmkit.search.mcts import tree_nodes
-
     v = rest_mcts_value_targets(tree_nodes(records))
     out = []
     for j, rec in enumerate(records):

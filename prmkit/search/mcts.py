@@ -26,7 +26,7 @@ A problem stops when a finished solution scores >= `end_gate`, its policy tokens
 `token_budget`, or after `max_iterations`. The answer is selected by `params.select` among the
 finished solutions (tree leaves and completed rollouts); a problem with none gets one greedy
 completion from its best node. `result.meta["tree"]` is the whole tree (rollouts included), which
-`tree_nodes` turns into `label.rules.TreeNode`s for `rest_mcts_value_targets`.
+`label.mcts_values.tree_nodes` turns into `label.rules.TreeNode`s for `rest_mcts_value_targets`.
 """
 
 from __future__ import annotations
@@ -249,11 +249,3 @@ def export_tree(tree: Tree, problem: Problem, sep: str) -> list[dict]:
                         "q": None, "terminal": end, "correct": end and grade(problem, steps, sep)[1], "rollout": True})
             parent = len(out) - 1
     return out
-
-
-def tree_nodes(tree_records: Sequence[dict]):
-    """`export_tree` records -> `label.rules.TreeNode`s, ready for `rest_mcts_value_targets`."""
-    from prmkit.label.rules import TreeNode
-
-    return [TreeNode(parent=r["parent"], is_terminal=bool(r["terminal"]), is_correct=bool(r["correct"]))
-            for r in tree_records]

@@ -124,8 +124,9 @@ def test_mcts_tree_select_and_backup():
 
 
 def test_mcts_tree_feeds_rest_mcts_value_targets():
+    from prmkit.label.mcts_values import tree_nodes
     from prmkit.label.rules import rest_mcts_value_targets
-    from prmkit.search.mcts import Node, Tree, export_tree, tree_nodes
+    from prmkit.search.mcts import Node, Tree, export_tree
 
     problem = Problem(id="p", prompt="Q:2,+3,*2\n", answer="10", task="gym")
     t = Tree()
