@@ -83,6 +83,7 @@ class _Live:
     turns: list[Turn] = field(default_factory=list)
     finished: bool = False
     stopped: bool = False
+    seed_key: str = ""
 
 
 def _takes_ids(sampler) -> bool:
@@ -96,9 +97,11 @@ def _encode_text(sampler, text: str) -> list[int]:
     return list(sampler.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: RolloutParams) -> list[_Live]:
+def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: RolloutParams,
+           prefixes: Sequence[Sequence[str]] | None = None) -> list[_Live]:
     live = []
     for i, problem in enumerate(problems):
+        prefix = list(prefixes[i]) if prefixes else []
         for k in range(params.k):
             env = make_env(problem)
             prompt = env.reset()
@@ -106,14 +109,31 @@ def _start(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: R
             if _takes_ids(sampler):
                 toks.extend(sampler.encode_prompt(prompt), generated=False)
             toks.prompt_len = len(toks.ids)
-            live.append(_Live(i, k, problem, env, prompt, toks))
+            row = _Live(i, k, problem, env, prompt, toks, seed_key=problem.id + (f"#{len(prefix)}" if prefix else ""))
+            _replay(sampler, row, prefix)
+            live.append(row)
     return live
+
+
+def _replay(sampler, row: _Live, prefix: Sequence[str]) -> None:
+    """Play given actions first (a prefix to continue from): their tokens are context, not generated."""
+    for action in prefix:
+        obs = row.env.step(action)
+        row.turns.append(Turn(action=action, observation=obs.text))
+        piece = action + "\n" + (obs.text + "\n" if obs.text else "")
+        row.text += piece
+        if _takes_ids(sampler):
+            row.tokens.extend(_encode_text(sampler, piece), generated=False)
+        row.tokens.prompt_len = len(row.tokens.ids)
+        if obs.done:
+            row.finished = True
+            return
 
 
 def _sample_turn(sampler, rows: list[_Live], params: RolloutParams, turn: int):
     sp = SamplingParams(n=1, max_new_tokens=params.max_action_tokens, temperature=params.temperature,
                         top_p=params.top_p, stop=["\n"])
-    seeds = [episode_seed(params.seed, r.problem.id, r.k, turn) for r in rows]
+    seeds = [episode_seed(params.seed, r.seed_key, r.k, turn) for r in rows]
     if not _takes_ids(sampler):
         return [c[0] for c in sampler.sample([r.text for r in rows], sp, seeds=seeds)]
     out, size = [], max(1, getattr(sampler, "batch_size", 64))
@@ -148,12 +168,14 @@ def _apply(sampler, row: _Live, completion, params: RolloutParams) -> None:
         row.stopped = True
 
 
-def rollout(sampler, problems: Sequence[Problem], make_env: EnvFactory,
-            params: RolloutParams) -> list[tuple[Episode, EpisodeTokens]]:
-    """`params.k` episodes for each problem, in problem-major order (problem 0's k episodes first)."""
+def rollout(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: RolloutParams,
+            prefixes: Sequence[Sequence[str]] | None = None) -> list[tuple[Episode, EpisodeTokens]]:
+    """`params.k` episodes for each problem, in problem-major order (problem 0's k episodes first). With
+    `prefixes[i]`, problem i's episodes first replay those actions and continue from there (Monte Carlo
+    values of a turn prefix); the replayed turns are in the episode but their tokens are context."""
     from prmkit.progress import progress
 
-    live = _start(sampler, problems, make_env, params)
+    live = _start(sampler, problems, make_env, params, prefixes)
     bar = progress(total=params.max_turns, desc="episodes: turns", leave=False)
     for turn in range(params.max_turns):
         rows = [r for r in live if not r.finished and not r.stopped]

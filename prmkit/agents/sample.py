@@ -35,6 +35,11 @@ class AgentSampleConfig:
     """episode seed"""
     max_turns: int = 10
     """most actions per episode"""
+    labels: str = "gold"
+    """turn labels of turns.jsonl: gold (the environment's exact turn gold), mc-hard / mc-soft (Monte Carlo
+    values of each turn prefix from --mc-k continuations of the same policy), none"""
+    mc_k: int = 4
+    """continuations per turn prefix for mc labels"""
 
 
 def run(cfg: AgentSampleConfig) -> Path:
@@ -46,6 +51,8 @@ def run(cfg: AgentSampleConfig) -> Path:
     from prmkit.policy.hf import HFSampler
     from prmkit.schema import atomic_write_text, read_problems, to_dict
 
+    if cfg.labels not in ("gold", "mc-hard", "mc-soft", "none"):
+        raise InputError(f"expected gold, mc-hard, mc-soft or none, got {cfg.labels!r}", field="labels")
     task = get_env_task(cfg.env)
     if cfg.problems:
         problems = read_problems(cfg.problems)[: cfg.num_problems]
@@ -65,7 +72,14 @@ def run(cfg: AgentSampleConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(asdict(e)) + "\n" for e in episodes))
-    traces = [episode_trace(e) for e in episodes]
+    traces = [episode_trace(e, labels="gold" if cfg.labels == "gold" else "none") for e in episodes]
+    if cfg.labels.startswith("mc-"):
+        from prmkit.agents.turn_labels import mc_turn_labels, mc_turn_values
+
+        mc = RolloutParams(k=cfg.mc_k, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed + 1)
+        values = mc_turn_values(sampler, task, {p.id: p for p in problems}, episodes, mc)
+        for t, v in zip(traces, values):
+            t.labels = mc_turn_labels(v, cfg.mc_k, cfg.labels[3:])
     atomic_write_text(out / "turns.jsonl", "".join(json.dumps(to_dict(t)) + "\n" for t in traces))
     ok = sum(1 for e in episodes if e.outcome and e.outcome > 0.5)
     print(f"{len(episodes)} episodes ({ok} successful) -> {out / 'episodes.jsonl'}, turn traces -> {out / 'turns.jsonl'}")

@@ -41,6 +41,10 @@ def _train(kind: str, policy: str, data: Path, fit: Path, out: Path) -> Path:
         from prmkit.train.prm import TrainPRMConfig, run
 
         run(TrainPRMConfig(out=str(out), data=str(data), model=policy, fit_data=str(fit), loglik_feature=False))
+    elif kind == "implicit":  # an implicit turn PRM from episode outcomes only (arXiv 2412.01981)
+        from prmkit.train.implicit import TrainImplicitConfig, run
+
+        run(TrainImplicitConfig(out=str(out), data=str(data), model=policy, fit_data=str(fit)))
     else:
         from prmkit.train.orm import TrainORMConfig, run
 
@@ -63,9 +67,9 @@ def evaluate_turn_rms(policy: str, work: Path, plan: TurnRMPlan = TurnRMPlan()) 
     return out
 
 
-def train_and_evaluate(policy: str, paths: dict[str, Path], work: Path) -> dict:
-    """Train a turn PRM and an ORM on `paths["train"]` turn traces (threshold on `paths["dev"]`) and measure
-    them on `paths["test"]`."""
+def train_and_evaluate(policy: str, paths: dict[str, Path], work: Path, kinds: tuple[str, ...] = ("prm", "orm")) -> dict:
+    """Train turn reward models (`prm`, `orm`, `implicit`) on `paths["train"]` turn traces (threshold on
+    `paths["dev"]`) and measure them on `paths["test"]`."""
     from prmkit.evaluate.processbench import evaluate_scores
     from prmkit.rewards import load_reward_model
     from prmkit.rewards.aggregate import aggregate
@@ -74,12 +78,12 @@ def train_and_evaluate(policy: str, paths: dict[str, Path], work: Path) -> dict:
 
     test = read_traces(paths["test"])
     out: dict = {"test_episodes": len(test), "test_success": sum(bool(t.outcome) for t in test) / len(test)}
-    for kind in ("prm", "orm"):
+    for kind in kinds:
         model_dir = _train(kind, policy, paths["train"], paths["dev"], work / kind)
         rm = load_reward_model(model_dir)
         scores = score_traces(rm, test)
         res = evaluate_scores(scores, [t.first_error for t in test], rm.threshold)
-        how = "min" if kind == "prm" else "last"
+        how = "last" if kind == "orm" else "min"
         out[kind] = {"first_error_f1": res["f1"], "threshold": rm.threshold, "aggregation": how,
                      "auroc_vs_useful": turn_auroc(scores, test),
                      "spearman_vs_info_gain": _info_gain_spearman(scores, test),

@@ -36,12 +36,12 @@ def _turn_traces(path, split, n, k):
 
 def test_turn_rm_pipeline(tmp_path, tiny_agent):  # noqa: F811
     paths = {s: _turn_traces(tmp_path / s / "turns.jsonl", s, n, 2) for s, n in (("train", 8), ("dev", 6), ("test", 5))}
-    res = train_and_evaluate(tiny_agent, paths, tmp_path)
+    res = train_and_evaluate(tiny_agent, paths, tmp_path, kinds=("prm", "orm", "implicit"))
     assert res["test_episodes"] == 10
-    for kind in ("prm", "orm"):
+    for kind in ("prm", "orm", "implicit"):
         assert 0.0 <= res[kind]["first_error_f1"] <= 1.0
         assert 0.0 <= res[kind]["bon_rank1"] <= 1.0
         assert res[kind]["auroc_vs_useful"] is None or 0.0 <= res[kind]["auroc_vs_useful"] <= 1.0
     assert set(res["bon_rank1"]) == {"prm", "orm"}
-    again = train_and_evaluate(tiny_agent, paths, tmp_path)  # trained models are reused
+    again = train_and_evaluate(tiny_agent, paths, tmp_path, kinds=("prm", "orm", "implicit"))  # reused
     assert again["prm"]["first_error_f1"] == res["prm"]["first_error_f1"]
