@@ -15,7 +15,7 @@ from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplerStats, SamplingParams
 from prmkit.policy.decode import FINISH_EOS, FINISH_LENGTH, DecodeOptions, StopMatcher, decode
-from prmkit.policy.kv_steps import DynamicStep, StaticStep
+from prmkit.policy.kv_steps import DynamicStep, StaticStep, compiled_forward
 from prmkit.steps import DEFAULT_SEP, split_steps
 
 
@@ -43,6 +43,7 @@ class HFSampler:
         self.kv_store = None
         self.decode_options = decode_options or DecodeOptions.for_device(self.device)
         self._matchers: dict = {}
+        self._compiled = None  # the compiled forward (DecodeOptions.compile), made on first use
         from prmkit.prompting import PromptFormat
 
         self.prompt_format = PromptFormat()  # how a problem becomes this policy's input (`render`)
@@ -202,7 +203,9 @@ class HFSampler:
         opts = self.decode_options
         S = params.max_new_tokens
         if opts.static_cache:
-            step = StaticStep(self.model, self._cache_kw, cache, mask, pos, S, opts.compile)
+            if opts.compile and self._compiled is None:
+                self._compiled = compiled_forward(self.model)
+            step = StaticStep(self.model, self._cache_kw, cache, mask, pos, S, self._compiled if opts.compile else None)
         else:
             step = DynamicStep(self.model, self._cache_kw, cache, mask, pos, S)
         eos = self.tokenizer.eos_token_id

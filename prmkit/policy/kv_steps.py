@@ -86,10 +86,11 @@ class DynamicStep:
 class StaticStep:
     """The forward over a preallocated `StaticCache` of prompt + `steps` positions: the prefill's keys and
     values are copied in once, the attention mask is built once for all steps (causality hides the future
-    slots), every row runs every step; shapes never change, so `compile` can capture CUDA graphs."""
+    slots), every row runs every step; shapes never change, so a compiled `forward` (`compiled_forward`) can
+    capture CUDA graphs."""
 
     def __init__(self, model, cache_kw: str, cache, mask: torch.Tensor, pos: torch.Tensor, steps: int,
-                 compile: bool = False):
+                 forward=None):
         from transformers import StaticCache
 
         R, T = mask.shape
@@ -98,7 +99,7 @@ class StaticStep:
             self.cache.update(layer.keys, layer.values, i)
         self.kw, self.pos = cache_kw, pos
         self.mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(R, steps)], -1)  # (R, T+steps)
-        self.forward = torch.compile(model.forward, mode="reduce-overhead") if compile else model.forward
+        self.forward = forward or model.forward
 
     def select(self, keep: torch.Tensor) -> None:
         raise RuntimeError("StaticStep keeps every row (DecodeOptions.compact must be False)")
@@ -110,3 +111,10 @@ class StaticStep:
         return out.logits[:, -1].float()
 
 
+
+
+def compiled_forward(model):
+    """`model.forward` through `torch.compile(mode="reduce-overhead")` (CUDA graphs on GPU). Keep one per
+    model: a new batch size or cache length recompiles (minutes on the first call), so it pays off on long
+    runs of same-shaped calls."""
+    return torch.compile(model.forward, mode="reduce-overhead")
