@@ -60,7 +60,7 @@ def tree_stats(tree_records) -> tuple[int, int, int]:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="rest-mcts|widen+merge, rollout-to-end",
-                    help="'|'-separated names from bench/search_tau.py MCTS_CONFIGS")
+                    help="'|'-separated names from prmkit.search.presets.MCTS_CONFIGS")
     ap.add_argument("--budget", type=int, default=1000)
     ap.add_argument("--problems", type=int, default=200)
     ap.add_argument("--device", default="cpu")
@@ -69,13 +69,12 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.search import BASE, MCTS_DEFAULT, MCTS_MORE
-    from bench.search_tau import MCTS_CONFIGS
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SEARCHES, SearchParams
+    from prmkit.search.presets import BASE, MCTS_CONFIGS, MCTS_MORE, mcts_config
     from prmkit.search.run import make_reward_model
 
     problems = make_split("long_dev", args.problems)
@@ -84,7 +83,7 @@ def main(argv=None) -> dict:
     out = {"split": "long_dev", "problems": args.problems, "budget": args.budget, "seed": 0, "configs": {}}
     for name in args.configs.split("|"):
         t0 = time.perf_counter()
-        cfg = {**MCTS_DEFAULT, **MCTS_CONFIGS[name]}
+        cfg = mcts_config(MCTS_CONFIGS[name])
         run = SEARCHES["mcts"](problems, sampler, rm, replace(SearchParams(**BASE), token_budget=args.budget,
                                                               seed=0, **{**MCTS_MORE, **cfg}))
         stats = [tree_stats(r.meta["tree"]) for r in run.results]

@@ -4,7 +4,7 @@ verdicts flipped guides best-first MCTS and greedy step search at matched tokens
     .venv/bin/python bench/mcts_verifier_quality.py     # ~10 min on 2 CPU cores; writes mcts_verifier_quality.json
 
 On `long_dev` (200 problems, seed 0; nothing here looks at the long split, and nothing is chosen from it):
-for each flip rate, `prmkit.search.mcts.BEST_FIRST` at the token budget the long_dev rule chose for the
+for each flip rate, `prmkit.search.presets.BEST_FIRST` at the token budget the long_dev rule chose for the
 stronger verifier (2,000 tokens per problem), against greedy step search on the same checker with M
 candidates per step, M set to match MCTS's policy tokens, and plain greedy decoding (bench/search.py's
 `mcts_vs_greedy`). A flip turns a right step's verdict to "wrong" or a wrong step's to "right"
@@ -20,7 +20,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,13 +39,13 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.search import BASE, MCTS_DEFAULT, mcts_vs_greedy
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
-    from prmkit.search.mcts import BEST_FIRST
+    from prmkit.search.compare import mcts_vs_greedy
+    from prmkit.search.presets import BASE, BEST_FIRST, mcts_config
     from prmkit.search.run import make_reward_model
 
     t0 = time.perf_counter()
@@ -57,8 +56,7 @@ def main(argv=None) -> dict:
         cache = ROOT / "bench" / "results" / "search_points" / f"checker{flip:g}-long_dev-p{args.problems}-v2"
         cache.mkdir(parents=True, exist_ok=True)
         r = mcts_vs_greedy(problems, sampler, make_reward_model("checker", flip), SearchParams(tau=4, **BASE),
-                           SimpleNamespace(mcts_budget=BUDGET, mcts_seeds="0", mcts_config={**MCTS_DEFAULT, **BEST_FIRST}),
-                           cache)
+                           BUDGET, [0], mcts_config(BEST_FIRST), cache)
         rows.append({"flip_rate": flip, "mcts": r["mcts_accuracy"], "greedy_same_budget": r["greedy_accuracy_same_budget"],
                      "greedy_decoding": r["greedy_decoding_accuracy"], "mcts_tokens": r["mcts_policy_tokens_per_problem"],
                      "greedy_candidates_per_step": r["greedy_same_budget_candidates_per_step"][0],
@@ -77,7 +75,7 @@ def main(argv=None) -> dict:
             strong = {"mcts": run["mcts"], "greedy_same_budget": run["greedy_same_budget"],
                       "mcts_tokens": run["mcts_tokens"], "config": s["chosen_config_name"]}
     out = {"split": "long_dev", "problems": args.problems, "seed": 0, "budget": BUDGET,
-           "mcts_config": {**MCTS_DEFAULT, **BEST_FIRST}, "by_flip_rate": rows, "strong_verifier_long_dev": strong,
+           "mcts_config": mcts_config(BEST_FIRST), "by_flip_rate": rows, "strong_verifier_long_dev": strong,
            "wall_s": round(time.perf_counter() - t0, 1)}
     out["plot"] = str(plot(out, OUT.with_suffix(".png")).relative_to(ROOT))
     atomic_write_text(OUT, json.dumps(out, indent=2) + "\n")

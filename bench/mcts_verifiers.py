@@ -37,22 +37,20 @@ os.environ.setdefault("PRMKIT_QUIET", "1")
 
 SEEDS = (0, 1, 2)
 POOLS = ROOT / "runs" / "mcts_pools"
-POOL_CONFIG, POOL_BUDGET = "widen+merge, rollout-to-end, T=0.4", 2000   # bench/search_tau.py MCTS_CONFIGS
+POOL_CONFIG, POOL_BUDGET = "widen+merge, rollout-to-end, T=0.4", 2000   # prmkit.search.presets.MCTS_CONFIGS
 WORK = ROOT / "runs" / "strong-verifier"
 OUT = ROOT / "bench" / "results" / "mcts_verifiers.json"
 
 
 def pool_file(split: str, seed: int, problems, sampler, rm) -> Path:
     """MCTS on `split` with POOL_CONFIG at POOL_BUDGET; one JSON line per problem with every finished solution."""
-    from bench.search import BASE
     from prmkit.schema import atomic_write_text
     from prmkit.search import SEARCHES, SearchParams
 
     path = POOLS / f"{split}-s{seed}.jsonl"
     if path.exists():
         return path
-    from bench.search import MCTS_DEFAULT, MCTS_MORE
-    from bench.search_tau import MCTS_CONFIGS
+    from prmkit.search.presets import BASE, MCTS_CONFIGS, MCTS_DEFAULT, MCTS_MORE
 
     params = replace(SearchParams(tau=4, **BASE), token_budget=POOL_BUDGET, seed=seed,
                      **{**MCTS_DEFAULT, **MCTS_MORE, **MCTS_CONFIGS[POOL_CONFIG]})
@@ -67,11 +65,11 @@ def pool_file(split: str, seed: int, problems, sampler, rm) -> Path:
 
 def policy_backbone_prm() -> Path:
     """The tool-labelled recipe of bench/strong_verifier.py on the policy's own backbone."""
-    from bench.strong_verifier import labelled_traces
+    from prmkit.label.checked_samples import checked_traces
 
     out = WORK / "prm-policy-backbone"
     if not (out / "prmkit_rm.json").exists():
-        data = labelled_traces(WORK)
+        data = checked_traces(WORK)
         subprocess.run([str(ROOT / ".venv" / "bin" / "prmkit"), "train", "prm", "--data", str(data), "--out", str(out),
                         "--lr", "3e-4", "--epochs", "1", "--batch-size", "32", "--threads", "2"], check=True, cwd=ROOT)
     return out

@@ -42,15 +42,15 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from bench.search import BASE, chosen_tau
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SEARCHES, SearchParams
+    from prmkit.search.presets import BASE, chosen_tau
     from prmkit.search.run import make_reward_model
 
-    tau, _ = chosen_tau()
+    tau, _ = chosen_tau(ROOT / "bench" / "results")
     points = ROOT / "bench" / "results" / "prm_kv_cache_points"
     points.mkdir(parents=True, exist_ok=True)
     problems = make_split("long", args.problems)

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,37 +44,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
 
-# search settings of every point (fixed in advance; N, M = min(4, N), seed and tau vary per point)
-BASE = dict(beam_width=4, temperature=0.8, top_p=1.0, select="weighted", max_step_tokens=16, max_steps=13,
-            max_new_tokens=160)
-TAU_SELECTION = ROOT / "bench" / "results" / "search_tau_selection.json"
+RESULTS = ROOT / "bench" / "results"
 
 
-def chosen_tau() -> tuple[int, str]:
-    """Early rejection's tau as chosen on the long_dev split (bench/search_tau.py), else the default 4."""
-    if TAU_SELECTION.exists():
-        sel = json.loads(TAU_SELECTION.read_text())
-        return int(sel["chosen_tau"]), f"chosen on long_dev ({TAU_SELECTION.name}): {sel['rule']}"
-    return 4, "default (no long_dev selection on file)"
-
-
-def tokens_to_reach(rows: list[dict], target: float) -> float | None:
-    """Policy tokens at which a curve first reaches `target` accuracy (linear in log tokens between
-    measured points); None if no point reaches it."""
-    rows = sorted(rows, key=lambda r: r["policy_tokens_per_problem"])
-    prev = None
-    for r in rows:
-        if r["accuracy"] >= target:
-            if prev is None:
-                return r["policy_tokens_per_problem"]
-            a0, a1 = prev["accuracy"], r["accuracy"]
-            l0, l1 = math.log(prev["policy_tokens_per_problem"]), math.log(r["policy_tokens_per_problem"])
-            return math.exp(l0 + (target - a0) / (a1 - a0) * (l1 - l0))
-        prev = r
-    return None
-
-
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prm", default="", help="'' = shipped gym PRM, 'checker' = GymCheckerRM, or a model dir")
     ap.add_argument("--flip-rate", type=float, default=0.15)
@@ -98,26 +70,41 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
     ap.add_argument("--only-cached", action="store_true", help="aggregate cached points only (compute nothing)")
     ap.add_argument("--note", default="", help="how this run was executed (stored in setup.note)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--out", default=str(RESULTS / "search.json"))
+    return ap.parse_args(argv)
+
+
+def choices(args) -> tuple[tuple[int, str], dict]:
+    """(tau, where it came from) and the MCTS choice (budget, config, config_name, source): the command
+    line's, else the long_dev selections on file (prmkit.search.presets)."""
+    from prmkit.search.presets import chosen_mcts, chosen_tau
+
+    tau = (args.tau, "--tau") if args.tau is not None else chosen_tau(RESULTS)
     if args.mcts_budget is None:
-        from bench.search_tau import mcts_selection_name
-
-        sel = TAU_SELECTION.with_name(mcts_selection_name(args.prm if args.prm != "checker" else ""))
-        if not sel.exists():  # a reward model without a selection of its own takes the shipped PRM's
-            sel = TAU_SELECTION.with_name(mcts_selection_name())
-        chosen = json.loads(sel.read_text()) if sel.exists() else {}
-        args.mcts_budget = int(chosen.get("chosen_budget", 400))
-        args.mcts_config = chosen.get("chosen_config", {})
-        args.mcts_config_name = chosen.get("chosen_config_name", "rest-mcts")
-        args.mcts_budget_source = f"chosen on long_dev ({sel.name})" if sel.exists() else "default"
+        mcts = chosen_mcts(RESULTS, args.prm if args.prm != "checker" else "")
     else:
-        args.mcts_budget_source, args.mcts_config, args.mcts_config_name = "--mcts-budget", {}, "rest-mcts"
-    if args.tau is None:
-        args.tau, args.tau_source = chosen_tau()
-    else:
-        args.tau_source = "--tau"
+        mcts = {"budget": args.mcts_budget, "config": {}, "config_name": "rest-mcts", "source": "--mcts-budget"}
+    return tau, mcts
 
+
+def record_device(cache: Path, device: str) -> Path:
+    """Add this run's device to `cache`/device.txt (which devices computed the cached points; the JSON
+    reports it); returns that file."""
+    import torch
+
+    where = cache / "device.txt"
+    cache.mkdir(parents=True, exist_ok=True)
+    gpu = f" ({torch.cuda.get_device_name(0)}, torch {torch.__version__})" if device.startswith("cuda") else ""
+    line = f"{device}{gpu}"
+    lines = where.read_text().splitlines() if where.exists() else []
+    if line not in lines:
+        where.write_text("\n".join(lines + [line]) + "\n")
+    return where
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    (tau, tau_source), mcts = choices(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -125,55 +112,59 @@ def main(argv=None) -> dict:
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
     from prmkit.search import SearchParams
+    from prmkit.search.compare import mcts_vs_greedy
+    from prmkit.search.presets import BASE
     from prmkit.search.run import make_reward_model
-    from prmkit.search.sweep import (
-        curves,
-        plot_curves,
-        sweep,
-        temperature_sweep,
-    )
+    from prmkit.search.sweep import curves, sweep, temperature_sweep
 
     t0 = time.perf_counter()
-    import prmkit.search.sweep as sweep_mod
-
-    sweep_mod.ONLY_CACHED = args.only_cached
     rm = make_reward_model(args.prm, args.flip_rate, device=args.device)
-    rm_name = ("GymCheckerRM(flip_rate=%g)" % args.flip_rate if args.prm == "checker"
-               else args.prm or "prmkit.rewards.default_gym_prm()")
     tag = "checker%g" % args.flip_rate if args.prm == "checker" else (Path(args.prm).name if args.prm else "gymprm")
     # v2: points carry the PRM's uncached tokens (prefix-cache accounting for both models, search.budget)
-    cache = ROOT / "bench" / "results" / "search_points" / f"{tag}-p{args.problems}-v2"
+    cache = RESULTS / "search_points" / f"{tag}-p{args.problems}-v2"
     sampler = HFSampler.from_pretrained(default_policy(), batch_size=args.batch_size, device=args.device)
     problems = make_split("long", args.problems)
     seeds = [int(s) for s in args.seeds.split(",")]
     ns = [int(n) for n in args.ns_step.split(",")]
-    base = SearchParams(tau=args.tau, **BASE)
+    base = SearchParams(tau=tau, **BASE)
     parts = args.parts.split(",")
-    where = cache / "device.txt"  # which device computed the cached points (the JSON reports it)
-    if not args.only_cached:
-        cache.mkdir(parents=True, exist_ok=True)
-        gpu = f" ({torch.cuda.get_device_name(0)}, torch {torch.__version__})" if args.device.startswith("cuda") else ""
-        line = f"{args.device}{gpu}"
-        lines = where.read_text().splitlines() if where.exists() else []
-        if line not in lines:
-            where.write_text("\n".join(lines + [line]) + "\n")
+    where = cache / "device.txt" if args.only_cached else record_device(cache, args.device)
+    only = args.only_cached
     points, mcts_res, temps = [], {}, []
     if "curves" in parts:
         if not args.skip_bon:
             points += sweep(problems, sampler, rm, ["best_of_n"], sorted({1, 2, 4, 8, args.bon_n}), seeds, base,
-                            cache=cache)
-        points += sweep(problems, sampler, rm, args.methods.split(","), ns, seeds, base, cache=cache)
+                            cache=cache, only_cached=only)
+        points += sweep(problems, sampler, rm, args.methods.split(","), ns, seeds, base, cache=cache, only_cached=only)
     if "mcts" in parts:
-        mcts_res = mcts_vs_greedy(problems, sampler, rm, base, args, cache)
+        mcts_res = mcts_vs_greedy(problems, sampler, rm, base, mcts["budget"],
+                                  [int(x) for x in args.mcts_seeds.split(",")], mcts["config"], cache, only)
         if mcts_res:
-            mcts_res.update(mcts_token_budget=args.mcts_budget, mcts_config_name=args.mcts_config_name)
+            mcts_res.update(mcts_token_budget=mcts["budget"], mcts_config_name=mcts["config_name"])
     if "temps" in parts:
         temps = temperature_sweep(problems[:args.temp_problems], sampler, rm, base, [0.6, 0.8, 1.0], [0.9, 1.0], 4,
-                                  seed=0, cache=cache)
+                                  seed=0, cache=cache, only_cached=only)
     if args.no_write:
         return {}
-    curve = curves(points)
-    result = headline(curve, args)
+    setup = {"tau": tau, "tau_source": tau_source, "mcts_token_budget": mcts["budget"],
+             "mcts_budget_source": mcts["source"], "mcts_config_name": mcts["config_name"], "search_params": asdict(base),
+             "device": "; ".join(where.read_text().split("\n")).strip("; ") if where.exists() else args.device,
+             "prm_parameters": int(rm.num_parameters), "seeds": seeds, "ns_step": ns,
+             "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1)}
+    return write_result(args, curves(points), mcts_res, temps, setup, t0)
+
+
+def write_result(args, curve: dict, mcts_res: dict, temps: list[dict], setup: dict, t0: float) -> dict:
+    """Headline keys, plots, the HTML report and the JSON at args.out (the shipped-PRM run also folds in the
+    side runs with other reward models)."""
+    import torch
+
+    from prmkit.schema import atomic_write_text
+    from prmkit.search.sweep import plot_curves
+
+    rm_name = ("GymCheckerRM(flip_rate=%g)" % args.flip_rate if args.prm == "checker"
+               else args.prm or "prmkit.rewards.default_gym_prm()")
+    result = headline(curve, args.bon_n)
     result.update(mcts_res)
     result["curves"] = curve
     result["temperature_sweep"] = [{k: r[k] for k in ("temperature", "top_p", "accuracy", "policy_tokens_per_problem")}
@@ -182,24 +173,21 @@ def main(argv=None) -> dict:
     png = None
     if curve:  # a run of the MCTS part alone has no curves to draw
         png = plot_curves(curve, out.with_name(out.stem + "_accuracy_vs_compute.png"),
-                          f"gym long, {args.problems} problems, {len(seeds)} seeds, PRM: {rm_name}")
+                          f"gym long, {args.problems} problems, {len(setup['seeds'])} seeds, PRM: {rm_name}")
         result["plot"] = rel(png)
     result["reward_model"] = rm_name
-    result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": int(rm.num_parameters),
-                       "split": "long", "problems_per_point": args.problems, "seeds": seeds, "ns_step": ns,
-                       "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": args.tau,
-                       "tau_source": args.tau_source,
-                       "mcts_token_budget": args.mcts_budget, "mcts_budget_source": args.mcts_budget_source,
-                       "mcts_config_name": args.mcts_config_name, "search_params": asdict(base),
+    s = setup
+    result["setup"] = {"policy": "shipped gym policy (362,496 parameters)", "prm_parameters": s["prm_parameters"],
+                       "split": "long", "problems_per_point": args.problems, "seeds": s["seeds"], "ns_step": s["ns_step"],
+                       "bon_pool": args.bon_n, "beam_width": "min(4, N)", "tau": s["tau"], "tau_source": s["tau_source"],
+                       "mcts_token_budget": s["mcts_token_budget"], "mcts_budget_source": s["mcts_budget_source"],
+                       "mcts_config_name": s["mcts_config_name"], "search_params": s["search_params"],
                        "flops": "2 x params x tokens, prefix caching for both models: policy generated tokens + "
                                 "PRM uncached tokens (flops_with_prefill: every position each model ran here, the "
                                 "policy's prefix re-reads and the PRM's full prefixes included)",
-                       "device": "; ".join(where.read_text().split("\n")).strip("; ") if where.exists() else args.device,
-                       "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
-                       "sum_of_point_wall_s": round(sum(p.get("wall_s", 0) for p in points), 1), "note": args.note,
+                       "device": s["device"], "threads": args.threads, "torch": torch.__version__,
+                       "machine": platform.machine(), "sum_of_point_wall_s": s["sum_of_point_wall_s"], "note": args.note,
                        "this_invocation_wall_s": round(time.perf_counter() - t0, 1)}
-    from prmkit.schema import atomic_write_text
-
     if not args.prm:  # the same bench with other reward models (run with --prm ... --out <file>)
         for key, name in SIDE_RUNS.items():
             side = out.with_name(name)
@@ -212,7 +200,7 @@ def main(argv=None) -> dict:
             result["mcts_by_verifier_plot"] = rel(by_verifier)
     report = write_bench_report(out.with_name(out.stem + "_report.html"), curve, png, result)
     result["report"] = rel(report)
-    atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "temperature_sweep", "setup")}, indent=2))
     return result
 
@@ -315,11 +303,14 @@ def write_bench_report(path: Path, curve: dict, png: Path | None, result: dict) 
     return write_page(path, "prmkit search benchmark", sections)
 
 
-def headline(curve: dict, args) -> dict:
+def headline(curve: dict, bon_n: int) -> dict:
+    """Beam's tokens to match best-of-`bon_n`, and early rejection against full beam at each N (module docstring)."""
+    from prmkit.search.compare import tokens_to_reach
+
     bon = {r["n"]: r for r in curve.get("best_of_n", [])}
     out: dict = {}
-    if args.bon_n in bon and "beam" in curve:
-        target, t16 = bon[args.bon_n]["accuracy"], bon[args.bon_n]["policy_tokens_per_problem"]
+    if bon_n in bon and "beam" in curve:
+        target, t16 = bon[bon_n]["accuracy"], bon[bon_n]["policy_tokens_per_problem"]
         need = tokens_to_reach(curve["beam"], target)
         top = max(curve["beam"], key=lambda r: r["n"])
         out.update({"bon16_accuracy": target, "bon16_policy_tokens_per_problem": t16,
@@ -344,93 +335,6 @@ def headline(curve: dict, args) -> dict:
                     "early_reject_meets_target": by_n[top]["accuracy_drop_points"] <= 1.0
                     and by_n[top]["flops_ratio"] >= 1.4, "early_reject_by_n": by_n})
     return out
-
-
-MCTS_DEFAULT = dict(branch=3, rollout_steps=3, widen=0.0, merge_siblings=False, temperature=0.8)
-"""ReST-MCTS*-style settings fixed in advance (the first MCTS runs); other configs come from long_dev selection."""
-MCTS_MORE = dict(c_uct=0.7, select="weighted", max_iterations=50, widen_gate=0.0, max_expansions=0)
-"""Further MCTS knobs a config may set (their values in every run before round 4 of bench/search_tau.py)."""
-
-
-def mcts_tag(cfg: dict) -> str:
-    """Cache-key suffix of an MCTS config ('' for the default; knobs at their earlier values add nothing, so
-    earlier cached points stay valid)."""
-    c = {**MCTS_DEFAULT, **MCTS_MORE, **cfg}
-    if c == {**MCTS_DEFAULT, **MCTS_MORE}:
-        return ""
-    tag = f"-r{c['rollout_steps']}-w{c['widen']:g}-m{int(c['merge_siblings'])}-t{c['temperature']:g}"
-    for key, mark in (("branch", "b"), ("c_uct", "c"), ("select", ""), ("max_iterations", "i"), ("widen_gate", "g"),
-                      ("max_expansions", "x")):   # only where a config moved them from their earlier value
-        if c[key] != {**MCTS_DEFAULT, **MCTS_MORE}[key]:
-            tag += f"-{mark}{c[key] if isinstance(c[key], str) else format(c[key], 'g')}"
-    return tag
-
-
-def mcts_vs_greedy(problems, sampler, rm, base, args, cache) -> dict:
-    """MCTS at a per-problem token budget vs greedy step-level search on the PRM at matched tokens and
-    the same sampling temperature (per seed), and plain greedy decoding; accuracies are means over the
-    MCTS seeds. `args.mcts_config` overrides MCTS_DEFAULT."""
-    from statistics import fmean
-
-    from prmkit.search import SEARCHES
-    from prmkit.search.sweep import _cached, point_of
-
-    cfg = {**MCTS_DEFAULT, **(getattr(args, "mcts_config", None) or {})}
-    tag = mcts_tag(cfg)
-    g0 = _cached(cache, "greedy-t0", lambda: [point_of(SEARCHES["best_of_n"](
-        problems, sampler, rm, replace(base, n=1, temperature=0.0, seed=0)), "greedy", 1, 0)])
-    rows = []
-    for s in [int(x) for x in str(args.mcts_seeds).split(",")]:
-        mp = replace(base, token_budget=args.mcts_budget, seed=s, **{**MCTS_MORE, **cfg})
-        m = _cached(cache, f"mcts-b{args.mcts_budget}-s{s}{tag}",
-                    lambda: [point_of(SEARCHES["mcts"](problems, sampler, rm, mp), "mcts", 0, s)])
-        if not m or not g0:
-            continue
-        M = max(1, round(m[0]["policy_tokens_per_problem"] / g0[0]["policy_tokens_per_problem"]))
-        t = cfg["temperature"]
-        g = _cached(cache, f"prm-greedy-m{M}-s{s}" + ("" if t == base.temperature else f"-t{t:g}"),
-                    lambda: [point_of(SEARCHES["dvts"](problems, sampler, rm,
-                                                       replace(base, n=M, beam_width=M, seed=s, temperature=t)),
-                                      "prm_greedy", M, s)])
-        if g:
-            rows.append((s, m[0], g[0], M))
-    if not rows:
-        return {}
-    g0 = g0[0]
-
-    def mean_of(key: str, points: list[dict]) -> float | None:
-        return fmean(p[key] for p in points) if all(p.get(key) is not None for p in points) else None
-
-    def solved(point: dict) -> int:
-        return round(point["accuracy"] * point["problems"])
-
-    mcts = fmean(m["accuracy"] for _, m, _, _ in rows)
-    greedy = fmean(g["accuracy"] for _, _, g, _ in rows)
-    return {"mcts_accuracy": mcts,
-            "mcts_policy_tokens_per_problem": fmean(m["policy_tokens_per_problem"] for _, m, _, _ in rows),
-            "greedy_accuracy_same_budget": greedy,
-            "greedy_same_budget_policy_tokens_per_problem": fmean(g["policy_tokens_per_problem"] for _, _, g, _ in rows),
-            "greedy_same_budget_candidates_per_step": [M for *_, M in rows],
-            # prefix-cached FLOPs of both models (search.budget) and right answers with no gold step error, where
-            # the cached points carry them (points computed before error_free_accuracy existed do not)
-            "mcts_flops_per_problem": fmean(m["flops_per_problem"] for _, m, _, _ in rows),
-            "greedy_same_budget_flops_per_problem": fmean(g["flops_per_problem"] for _, _, g, _ in rows),
-            "mcts_error_free_accuracy": mean_of("error_free_accuracy", [m for _, m, _, _ in rows]),
-            "greedy_same_budget_error_free_accuracy": mean_of("error_free_accuracy", [g for _, _, g, _ in rows]),
-            "mcts_vs_greedy_per_seed": [{"seed": s, "mcts": m["accuracy"], "greedy_same_budget": g["accuracy"],
-                                         "mcts_tokens": m["policy_tokens_per_problem"],
-                                         "greedy_tokens": g["policy_tokens_per_problem"]} for s, m, g, _ in rows],
-            "greedy_baseline": "greedy step-level search on the PRM: one chain, M sampled candidates per step, "
-                               "the PRM's best committed (DVTS with one subtree), M chosen per seed to match MCTS's "
-                               "mean policy tokens",
-            "greedy_decoding_accuracy": g0["accuracy"],
-            "greedy_decoding_policy_tokens_per_problem": g0["policy_tokens_per_problem"],
-            # compared in problems solved (integers summed over seeds), so float rounding cannot break a tie
-            "mcts_solved_per_seed": [solved(m) for _, m, _, _ in rows],
-            "greedy_decoding_solved": solved(g0),
-            "mcts_beats_greedy_same_budget": sum(solved(m) for _, m, _, _ in rows) > sum(solved(g) for _, _, g, _ in rows),
-            "mcts_beats_greedy_decoding": sum(solved(m) for _, m, _, _ in rows) > solved(g0) * len(rows),
-            "mcts_problems": rows[0][1]["problems"], "mcts_seeds": [s for s, *_ in rows], "mcts_config": cfg}
 
 
 if __name__ == "__main__":

@@ -59,34 +59,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PRMKIT_QUIET", "1")
 
-from prmkit.search.mcts import BEST_FIRST  # noqa: E402
+from prmkit.search.presets import MCTS_CONFIGS, TAU_SELECTION_NAME, mcts_config, mcts_selection_name  # noqa: E402
 
 TAUS = (2, 3, 4)
 BUDGETS = (1000, 2000)
-MCTS_CONFIGS = {   # name -> SearchParams overrides (bench.search.MCTS_DEFAULT fills the rest)
-    "rest-mcts": {},
-    "rollout-to-end": dict(rollout_steps=13),
-    "widen+merge": dict(widen=0.5, merge_siblings=True),
-    "widen+merge, rollout-to-end": dict(widen=0.5, merge_siblings=True, rollout_steps=13),
-    "widen+merge, rollout-to-end, T=0.6": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.6),
-    "widen+merge, rollout-to-end, T=0.4": dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4),
-    # round 4 (BEST_FIRST = prmkit.search.mcts.BEST_FIRST; tests/unit/test_search_units.py pins its cache name)
-    "best-first": dict(BEST_FIRST),
-    "best-first, c=0.1": {**BEST_FIRST, "c_uct": 0.1},
-    "best-first, T=1.0": {**BEST_FIRST, "temperature": 1.0},
-    "best-first, branch 2": {**BEST_FIRST, "branch": 2},
-}
-MCTS_SELECTION_NAME = "search_mcts_selection.json"
+RESULTS = ROOT / "bench" / "results"
+TAU_SELECTION = RESULTS / TAU_SELECTION_NAME
 MCTS_RULE = ("smallest budget in {1000, 2000}, then first config, with MCTS >= max(greedy decoding, greedy step "
              "search on the PRM at matched tokens and MCTS's temperature) + 2 points (long_dev, seed 0); else the "
              "largest margin (ties: smaller budget, earlier config)")
-
-
-def mcts_selection_name(prm: str = "") -> str:
-    """The long_dev MCTS selection file of a reward model ('' = the shipped gym PRM)."""
-    return MCTS_SELECTION_NAME if not prm else MCTS_SELECTION_NAME.replace(".json", f"_{Path(prm).name}.json")
-
-
 RULE = ("largest FLOPs ratio (beam / early rejection, N=16, M=4, long_dev, seed 0) with accuracy drop <= 1 point "
         "among tau in {2, 3, 4}; else 4")
 
@@ -105,12 +86,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from bench.search import BASE, TAU_SELECTION
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
     from prmkit.policy.sample import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
+    from prmkit.search.presets import BASE
     from prmkit.search.run import make_reward_model
     from prmkit.search.sweep import sweep
 
@@ -147,11 +128,10 @@ def main() -> None:
 
 
 def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
-    from types import SimpleNamespace
-
-    from bench.search import BASE, MCTS_DEFAULT, TAU_SELECTION, mcts_vs_greedy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
+    from prmkit.search.compare import mcts_vs_greedy
+    from prmkit.search.presets import BASE
 
     names = list(MCTS_CONFIGS)
     if args.configs:
@@ -160,9 +140,8 @@ def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
     rows = []
     for b in budgets:
         for name in names:
-            cfg = {**MCTS_DEFAULT, **MCTS_CONFIGS[name]}
-            r = mcts_vs_greedy(problems, sampler, rm, SearchParams(tau=4, **BASE),
-                               SimpleNamespace(mcts_budget=b, mcts_seeds="0", mcts_config=cfg), cache)
+            r = mcts_vs_greedy(problems, sampler, rm, SearchParams(tau=4, **BASE), b, [0], mcts_config(MCTS_CONFIGS[name]),
+                               cache)
             best = max(r["greedy_decoding_accuracy"], r["greedy_accuracy_same_budget"])
             rows.append({"config": name, "overrides": MCTS_CONFIGS[name], "budget": b, "mcts": r["mcts_accuracy"],
                          "greedy_same_budget": r["greedy_accuracy_same_budget"],
@@ -177,7 +156,7 @@ def select_mcts(args, problems, sampler, rm, cache, t0) -> None:
     key = lambda r: (r["budget"], order[r["config"]])  # noqa: E731
     chosen = min(ok, key=key) if ok else min(rows, key=lambda r: (-r["margin_points"], *key(r)))
     out = {"chosen_budget": chosen["budget"], "chosen_config_name": chosen["config"],
-           "chosen_config": {**MCTS_DEFAULT, **chosen["overrides"]},
+           "chosen_config": mcts_config(chosen["overrides"]),
            "rule": MCTS_RULE.replace("{1000, 2000}", "{" + ", ".join(map(str, budgets)) + "}"), "split": "long_dev",
            "problems": args.problems, "seed": 0, "runs": rows, "device": args.device,
            "wall_s": round(time.perf_counter() - t0, 1)}

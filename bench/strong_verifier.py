@@ -33,41 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "bench" / "models" / "strong_verifier"
-SAMPLES = [  # (temperature, first train problem, problems, seed)
-    (1.0, 0, 4000, 101),
-    (0.5, 4000, 4000, 202),
-]
 
 
 def cli(*args: str) -> None:
     subprocess.run([str(ROOT / ".venv" / "bin" / "prmkit"), *args], check=True, cwd=ROOT)
-
-
-def labelled_traces(work: Path) -> Path:
-    """Policy samples on train problems with the gym checker's exact step labels (one file per setting)."""
-    import torch
-
-    from prmkit.gym.task import make_split
-    from prmkit.label.verify import label_verify
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.sample import make_sampler, sample_traces
-    from prmkit.schema import read_traces, write_records
-
-    torch.set_num_threads(1)
-    sampler = make_sampler("")
-    parts = []
-    for temp, first, n, seed in SAMPLES:
-        path = work / f"traces-t{temp:g}-s{seed}.jsonl"
-        if not path.exists():  # write_records writes a temp file and renames it: a file here is whole
-            problems = make_split("train", first + n)[first:]
-            traces = sample_traces(sampler, problems, SamplingParams(n=4, max_new_tokens=160, temperature=temp,
-                                                                     seed=seed), desc=f"sample T={temp:g}")
-            write_records(path, label_verify(traces, checker="gym"))
-        parts.append(path)
-    data = work / "train.jsonl"
-    if not data.exists():
-        write_records(data, [t for p in parts for t in read_traces(p)])
-    return data
 
 
 def main() -> None:
@@ -80,7 +49,9 @@ def main() -> None:
     lm = work / "lm"
     if not (lm / "model.safetensors").exists() or not (lm / "train_config.json").exists():
         cli("gym", "train-policy", "--out", str(lm), "--steps", "3000", "--threads", "2")
-    data = labelled_traces(work)
+    from prmkit.label.checked_samples import checked_traces
+
+    data = checked_traces(work)   # the samples and labels of step 2
     prm = work / "prm"
     if not (prm / "prmkit_rm.json").exists():
         cli("train", "prm", "--data", str(data), "--model", str(lm), "--out", str(prm),

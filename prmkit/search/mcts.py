@@ -49,10 +49,6 @@ from prmkit.search.base import (
 )
 from prmkit.search.beam import extend_greedy
 
-BEST_FIRST = dict(rollout_steps=0, c_uct=0.0, merge_siblings=True, select="argmax", max_iterations=400, widen_gate=0.5,
-                  max_expansions=8)
-"""SearchParams of best-first MCTS (value-gated widening, no rollouts, depth first among accepted steps): the
-config chosen on the gym's long_dev split for the stronger verifier (bench/search_tau.py, round 4)."""
 
 
 @dataclass

@@ -80,10 +80,10 @@ def point_of(run, method: str, n: int, seed: int, **extra) -> dict:
             "wall_s": c.wall_s, **extra}
 
 
-ONLY_CACHED = False  # set by a caller that wants to aggregate the cached points without computing more
-
-
-def _cached(cache: Path | None, key: str, fn: Callable[[], list[dict]]) -> list[dict]:
+def cached_points(cache: Path | None, key: str, fn: Callable[[], list[dict]], only_cached: bool = False) -> list[dict]:
+    """The points stored under `key` in the folder `cache` (`<cache>/<key>.json`), else `fn()`, written there
+    atomically before it is returned. `only_cached`: a missing key gives [] and nothing is computed. No
+    `cache`: always `fn()`."""
     if cache is None:
         return fn()
     from prmkit.schema import atomic_write_text
@@ -91,17 +91,35 @@ def _cached(cache: Path | None, key: str, fn: Callable[[], list[dict]]) -> list[
     path = cache / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text())
-    if ONLY_CACHED:
+    if only_cached:
         return []
     pts = fn()
     atomic_write_text(path, json.dumps(pts, indent=1) + "\n")
     return pts
 
 
+def point_tag(method: str, n: int, seed: int, tau: int | None = None) -> str:
+    """Cache key of one (method, N, seed) point of `sweep` (best_of_n: its pool of N; early_reject adds tau,
+    the one knob of the shared settings that only it reads)."""
+    return f"{method}-{n}-s{seed}" + (f"-tau{tau}" if method == "early_reject" else "")
+
+
+def mcts_point_tag(n: int, tokens_per_n: int, seed: int) -> str:
+    """Cache key of `sweep`'s MCTS point at N (token budget N x tokens_per_n)."""
+    return f"mcts-{n}x{tokens_per_n}-s{seed}"
+
+
+def temperature_tag(temperature: float, top_p: float, n: int, seed: int) -> str:
+    """Cache key of one point of `temperature_sweep`."""
+    return f"temp-{temperature}-topp-{top_p}-n{n}-s{seed}"
+
+
 def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seeds: Sequence[int], base,
-          cache: Path | None = None, progress_desc: str = "eval-search", mcts_tokens_per_n: int = 64) -> list[dict]:
+          cache: Path | None = None, progress_desc: str = "eval-search", mcts_tokens_per_n: int = 64,
+          only_cached: bool = False) -> list[dict]:
     """One point per (method, N, seed); `base` is a SearchParams whose n/beam_width/seed are replaced
-    (for mcts: token_budget = N x `mcts_tokens_per_n`)."""
+    (for mcts: token_budget = N x `mcts_tokens_per_n`). Points are read from / written to `cache`
+    (`cached_points`; `only_cached`: compute none)."""
     from dataclasses import replace
 
     from prmkit.progress import progress
@@ -118,18 +136,17 @@ def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seed
                 run = SEARCHES["best_of_n"](problems, sampler, rm, replace(base, n=max(ns), seed=seed))
                 return [{"method": "best_of_n", "n": k, "seed": seed, "problems": len(problems),
                          "wall_s": run.compute.wall_s, **subsample(run, k)} for k in ns]
-            points += _cached(cache, f"best_of_n-{max(ns)}-s{seed}", fn)
+            points += cached_points(cache, point_tag("best_of_n", max(ns), seed), fn, only_cached)
         elif method == "mcts":
             def fn(n=n, seed=seed):
                 p = replace(base, token_budget=n * mcts_tokens_per_n, seed=seed)
                 return [point_of(SEARCHES["mcts"](problems, sampler, rm, p), "mcts", n, seed)]
-            points += _cached(cache, f"mcts-{n}x{mcts_tokens_per_n}-s{seed}", fn)
+            points += cached_points(cache, mcts_point_tag(n, mcts_tokens_per_n, seed), fn, only_cached)
         else:
             def fn(method=method, n=n, seed=seed):
                 p = replace(base, n=n, beam_width=min(base.beam_width, n), seed=seed)
                 return [point_of(SEARCHES[method](problems, sampler, rm, p), method, n, seed)]
-            tau = f"-tau{base.tau}" if method == "early_reject" else ""   # only early rejection reads tau
-            points += _cached(cache, f"{method}-{n}-s{seed}{tau}", fn)
+            points += cached_points(cache, point_tag(method, n, seed, base.tau), fn, only_cached)
         bar.update(1)
     bar.close()
     return points
@@ -203,7 +220,7 @@ def write_report(out: Path, curve: dict, png: Path, extra: list[tuple[str, str]]
 
 
 def temperature_sweep(problems, sampler, rm, base, temperatures, top_ps, n: int, seed: int = 0,
-                      cache: Path | None = None) -> list[dict]:
+                      cache: Path | None = None, only_cached: bool = False) -> list[dict]:
     """Best-of-N (base.select) accuracy for each temperature x top-p ("Bag of Tricks"-style sweep)."""
     from dataclasses import replace
 
@@ -215,7 +232,7 @@ def temperature_sweep(problems, sampler, rm, base, temperatures, top_ps, n: int,
             def fn(t=t, tp=tp):
                 run = SEARCHES["best_of_n"](problems, sampler, rm, replace(base, n=n, temperature=t, top_p=tp, seed=seed))
                 return [point_of(run, "best_of_n", n, seed, temperature=t, top_p=tp)]
-            rows += _cached(cache, f"temp-{t}-topp-{tp}-n{n}-s{seed}", fn)
+            rows += cached_points(cache, temperature_tag(t, tp, n, seed), fn, only_cached)
     return rows
 
 
@@ -295,7 +312,7 @@ def _demo_mcts(problems, sampler, rm, base, seed) -> dict:
 
     from prmkit.rewards import STRONG_VERIFIER_DIR
     from prmkit.search import SEARCHES
-    from prmkit.search.mcts import BEST_FIRST
+    from prmkit.search.presets import BEST_FIRST
     from prmkit.search.run import make_reward_model
 
     if not (STRONG_VERIFIER_DIR / "prmkit_rm.json").exists():

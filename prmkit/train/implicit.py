@@ -37,7 +37,7 @@ class TrainImplicitConfig(PromptOptions):
     loss: str = "ce"
     """ce (per-response cross-entropy on the outcome) or dpo (right vs wrong pairs of a problem)"""
     beta: float = 0.5
-    """beta of the log-ratio reward (0.5 on the gym: dev F1 0.49-0.50 vs 0.38 with 0.05, lr 3e-4)"""
+    """beta of the log-ratio reward beta x log(pi / pi_ref)"""
     sep: str = "\n"
     """step separator"""
     epochs: float = 8.0
@@ -49,8 +49,7 @@ class TrainImplicitConfig(PromptOptions):
     grad_accum: int = 1
     """micro-batches per optimizer step"""
     lr: float = 3e-5
-    """peak learning rate (warmup, then cosine decay); on 800 gym traces larger rates overfit, on 22,000
-    (bench/reward_models.py) 3e-4 for 4 epochs was best on dev (F1 0.81; 2 epochs: 0.71, at 1e-3: 0.77)"""
+    """peak learning rate (warmup, then cosine decay)"""
     warmup_ratio: float = 0.05
     """share of steps spent warming up"""
     weight_decay: float = 0.0

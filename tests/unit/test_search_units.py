@@ -188,12 +188,8 @@ def test_best_of_n_subsample_by_hand():
 
 
 def test_tokens_to_reach_interpolates_in_log_tokens():
-    import importlib.util
-    from pathlib import Path
+    import prmkit.search.compare as mod
 
-    spec = importlib.util.spec_from_file_location("bench_search", Path(__file__).parents[2] / "bench" / "search.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     rows = [{"policy_tokens_per_problem": 100, "accuracy": 0.2}, {"policy_tokens_per_problem": 400, "accuracy": 0.4}]
     assert mod.tokens_to_reach(rows, 0.3) == pytest.approx(200.0)   # halfway in log(100)..log(400)
     assert mod.tokens_to_reach(rows, 0.1) == 100
@@ -427,14 +423,14 @@ def test_headline_mcts_takes_the_declared_side_run_and_keeps_the_shipped_one():
 
 
 def test_mcts_cache_tags_keep_earlier_names():
-    from bench.search import MCTS_DEFAULT, mcts_tag
+    from prmkit.search.presets import MCTS_DEFAULT, mcts_tag
 
     # names of points cached before the knobs of round 4 existed must not change
     assert mcts_tag(MCTS_DEFAULT) == ""
     assert mcts_tag(dict(widen=0.5, merge_siblings=True, rollout_steps=13, temperature=0.4)) == "-r13-w0.5-m1-t0.4"
     assert mcts_tag(dict(rollout_steps=0, merge_siblings=True, c_uct=0.0, select="argmax", max_iterations=400,
                          widen_gate=0.5, max_expansions=8, branch=2)) == "-r0-w0-m1-t0.8-b2-c0-argmax-i400-g0.5-x8"
-    from prmkit.search.mcts import BEST_FIRST
+    from prmkit.search.presets import BEST_FIRST
 
     # the preset is the config whose long_dev and long points are cached under this name
     assert mcts_tag(BEST_FIRST) == "-r0-w0-m1-t0.8-c0-argmax-i400-g0.5-x8"
