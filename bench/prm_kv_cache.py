@@ -32,33 +32,15 @@ KV_TOKENS = 2_000_000   # positions kept (LRU); enough for one round of 16 beams
 MODES = {"off": (0, 0), "prm": (KV_TOKENS, 0), "both": (KV_TOKENS, KV_TOKENS)}   # (PRM, policy) kept positions
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--problems", type=int, default=200)
-    ap.add_argument("--methods", default="beam,early_reject")
-    ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm_kv_cache.json"))
-    args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    from prmkit.gym.task import make_split
-    from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+def compute_points(methods, num_problems: int, problems, sampler, params, points: Path) -> None:
+    """Run each method in each mode (MODES) not yet on file in `points`; one JSON per (method, mode)."""
     from prmkit.schema import atomic_write_text
-    from prmkit.search import SEARCHES, SearchParams
-    from prmkit.search.presets import BASE, chosen_tau
+    from prmkit.search import SEARCHES
     from prmkit.search.run import make_reward_model
 
-    tau, _ = chosen_tau(ROOT / "bench" / "results")
-    points = ROOT / "bench" / "results" / "prm_kv_cache_points"
-    points.mkdir(parents=True, exist_ok=True)
-    problems = make_split("long", args.problems)
-    sampler = HFSampler.from_pretrained(default_policy(), batch_size=256, device="cpu")
-    params = replace(SearchParams(tau=tau, **BASE), n=16, beam_width=4, seed=0)
-    for method in args.methods.split(","):
+    for method in methods:
         for mode, (kv, pkv) in MODES.items():
-            f = points / f"{method}-p{args.problems}-{mode}.json"
+            f = points / f"{method}-p{num_problems}-{mode}.json"
             if f.exists():
                 continue
             rm = make_reward_model("", device="cpu", kv_cache=kv)
@@ -74,6 +56,32 @@ def main(argv=None) -> dict:
                 "prm_uncached_tokens": c.prm_uncached_tokens, "policy_tokens": c.policy_tokens,
                 "flops": c.flops, "flops_with_prefill": c.flops_with_prefill, "wall_s": round(wall, 1)}) + "\n")
             print(f.name, round(wall, 1), "s", flush=True)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--problems", type=int, default=200)
+    ap.add_argument("--methods", default="beam,early_reject")
+    ap.add_argument("--no-write", action="store_true", help="compute (and cache) points only")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm_kv_cache.json"))
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    from prmkit.gym.task import make_split
+    from prmkit.policy.hf import HFSampler
+    from prmkit.policy.sample import default_policy
+    from prmkit.schema import atomic_write_text
+    from prmkit.search import SearchParams
+    from prmkit.search.presets import BASE, chosen_tau
+
+    tau, _ = chosen_tau(ROOT / "bench" / "results")
+    points = ROOT / "bench" / "results" / "prm_kv_cache_points"
+    points.mkdir(parents=True, exist_ok=True)
+    problems = make_split("long", args.problems)
+    sampler = HFSampler.from_pretrained(default_policy(), batch_size=256, device="cpu")
+    params = replace(SearchParams(tau=tau, **BASE), n=16, beam_width=4, seed=0)
+    compute_points(args.methods.split(","), args.problems, problems, sampler, params, points)
     if args.no_write:
         return {}
     pts = {}

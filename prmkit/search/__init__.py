@@ -1,20 +1,17 @@
 """PRM-guided test-time search: best-of-N, beam search (with lookahead), DVTS, early rejection and
 MCTS behind one signature, `SEARCHES[name](problems, sampler, rm, params) -> SearchRun`, each run
-with its compute record (`budget.py`)."""
+with its compute record (`budget.py`). Each strategy registers itself where it is written, with
+`@search_strategy(name)` (`registry.py`); importing its module here fills `SEARCHES`."""
 
 from __future__ import annotations
 
-from typing import Callable
-
-from prmkit.search.base import ProblemResult, SearchParams, SearchRun, Solution
-from prmkit.search.beam import beam
+from prmkit.search.base import CommonParams, MCTSParams, ProblemResult, SearchParams, SearchRun, Solution
 from prmkit.search.best_of_n import best_of_n
+from prmkit.search.beam import beam
 from prmkit.search.dvts import dvts
 from prmkit.search.early_reject import early_reject
 from prmkit.search.mcts import mcts
+from prmkit.search.registry import SEARCHES, search_strategy
 
-# name -> fn(problems, sampler, rm, params) -> SearchRun   (strings map to strategies here, once)
-SEARCHES: dict[str, Callable] = {"best_of_n": best_of_n, "beam": beam, "dvts": dvts,
-                                 "early_reject": early_reject, "mcts": mcts}
-
-__all__ = ["SEARCHES", "ProblemResult", "SearchParams", "SearchRun", "Solution"]
+__all__ = ["SEARCHES", "CommonParams", "MCTSParams", "ProblemResult", "SearchParams", "SearchRun", "Solution",
+           "beam", "best_of_n", "dvts", "early_reject", "mcts", "search_strategy"]

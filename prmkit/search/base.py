@@ -18,7 +18,7 @@ does not depend on which other problems share its batch.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 from prmkit.policy.base import Completion, SamplingParams
@@ -31,8 +31,8 @@ SELECT_RULES = ("argmax", "majority", "weighted")
 
 
 @dataclass
-class SearchParams:
-    """Knobs of every strategy (each reads the ones it needs; defaults follow search-and-learn)."""
+class CommonParams:
+    """Knobs every strategy shares (each reads the ones it needs; defaults follow search-and-learn)."""
 
     n: int = 4
     """compute budget N: samples (best_of_n), active beams (beam, early_reject), total leaves (dvts)"""
@@ -62,6 +62,28 @@ class SearchParams:
     """final choice among candidates: argmax, majority or weighted (vote weighted by response score)"""
     seed: int = 0
     """seed of every sampler call (mixed with the problem id and the position in the search)"""
+
+    def __post_init__(self) -> None:
+        from prmkit.errors import InputError
+
+        for name in ("n", "beam_width", "max_step_tokens", "max_steps", "max_new_tokens", "tau"):
+            if getattr(self, name) < 1:
+                raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
+        if self.lookahead < 0:
+            raise InputError(f"expected lookahead >= 0, got {self.lookahead}", field="lookahead")
+        if self.aggregation and self.aggregation not in AGGREGATIONS:
+            raise InputError(f"unknown aggregation {self.aggregation!r}; expected one of {sorted(AGGREGATIONS)}",
+                             field="aggregation")
+        if self.select not in SELECT_RULES:
+            raise InputError(f"unknown select rule {self.select!r}; expected one of {SELECT_RULES}", field="select")
+        if not 0.0 <= self.keep_fraction <= 1.0:
+            raise InputError(f"expected keep_fraction in [0, 1], got {self.keep_fraction}", field="keep_fraction")
+
+
+@dataclass
+class MCTSParams:
+    """Knobs only MCTS reads (`mcts.py`; ReST-MCTS*, arXiv 2406.03816, with widening and value gating)."""
+
     branch: int = 3
     """mcts: children sampled per expansion"""
     c_uct: float = 0.7
@@ -92,20 +114,28 @@ class SearchParams:
     def __post_init__(self) -> None:
         from prmkit.errors import InputError
 
-        for name in ("n", "beam_width", "max_step_tokens", "max_steps", "max_new_tokens", "tau", "branch",
-                     "max_iterations"):
+        for name in ("branch", "max_iterations"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
-        for name in ("lookahead", "rollout_steps", "token_budget", "widen", "widen_gate", "max_expansions"):
+        for name in ("rollout_steps", "token_budget", "widen", "widen_gate", "max_expansions"):
             if getattr(self, name) < 0:
                 raise InputError(f"expected {name} >= 0, got {getattr(self, name)}", field=name)
-        if self.aggregation and self.aggregation not in AGGREGATIONS:
-            raise InputError(f"unknown aggregation {self.aggregation!r}; expected one of {sorted(AGGREGATIONS)}",
-                             field="aggregation")
-        if self.select not in SELECT_RULES:
-            raise InputError(f"unknown select rule {self.select!r}; expected one of {SELECT_RULES}", field="select")
-        if not 0.0 <= self.keep_fraction <= 1.0:
-            raise InputError(f"expected keep_fraction in [0, 1], got {self.keep_fraction}", field="keep_fraction")
+
+
+@dataclass
+class SearchParams(MCTSParams, CommonParams):
+    """Knobs of every strategy: the shared ones (`CommonParams`), then MCTS's own (`MCTSParams`), in one flat
+    record (the command line, the cache keys and the saved configs name them flat). A strategy reads its own
+    group: `params.mcts` is the MCTS group alone."""
+
+    def __post_init__(self) -> None:
+        CommonParams.__post_init__(self)
+        MCTSParams.__post_init__(self)
+
+    @property
+    def mcts(self) -> MCTSParams:
+        """The MCTS knobs of these params, as their own record."""
+        return MCTSParams(**{f.name: getattr(self, f.name) for f in fields(MCTSParams)})
 
 
 @dataclass

@@ -28,6 +28,7 @@ from prmkit.search.base import (
     score_prefixes,
     start,
 )
+from prmkit.search.registry import search_strategy
 
 
 @dataclass
@@ -90,6 +91,7 @@ def keep_top(cands: Sequence[Beam], k: int, dedup: bool) -> list[Beam]:
     return kept
 
 
+@search_strategy("beam")
 def beam(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:
     meter, policy = start(sampler, rm, params, problems)
     how, N, M = aggregation_of(rm, params), params.n, params.beam_width

@@ -17,8 +17,10 @@ from prmkit.search.base import (
     score_prefixes,
     start,
 )
+from prmkit.search.registry import search_strategy
 
 
+@search_strategy("best_of_n")
 def best_of_n(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:
     meter, policy = start(sampler, rm, params, problems)
     how = aggregation_of(rm, params)

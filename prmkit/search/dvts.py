@@ -25,8 +25,10 @@ from prmkit.search.base import (
     start,
 )
 from prmkit.search.beam import Beam, score_candidates
+from prmkit.search.registry import search_strategy
 
 
+@search_strategy("dvts")
 def dvts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:
     meter, policy = start(sampler, rm, params, problems)
     how, M = aggregation_of(rm, params), params.beam_width

@@ -29,6 +29,7 @@ from prmkit.search.base import (
     start,
 )
 from prmkit.search.beam import Beam, keep_top, score_candidates
+from prmkit.search.registry import search_strategy
 
 
 def _finish_steps(policy, problems, params, t, kept: list[tuple[int, Beam, bool]]) -> None:
@@ -48,6 +49,7 @@ def _finish_steps(policy, problems, params, t, kept: list[tuple[int, Beam, bool]
         b.ended = not o.sep_hit  # EOS or the step ran past max_step_tokens: the solution ends here
 
 
+@search_strategy("early_reject")
 def early_reject(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:
     meter, policy = start(sampler, rm, params, problems)
     how, N, M = aggregation_of(rm, params), params.n, params.beam_width

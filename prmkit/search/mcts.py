@@ -38,6 +38,7 @@ from typing import Sequence
 from prmkit.progress import progress
 from prmkit.schema import Problem
 from prmkit.search.base import (
+    MCTSParams,
     SearchParams,
     SearchRun,
     aggregation_of,
@@ -48,6 +49,7 @@ from prmkit.search.base import (
     start,
 )
 from prmkit.search.beam import extend_greedy
+from prmkit.search.registry import search_strategy
 
 
 
@@ -118,13 +120,14 @@ class Tree:
             k = self.nodes[k].parent
 
 
-def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
-    """Expansion, PRM evaluation, rollout and backup of one leaf per live problem."""
+def _expand(policy, rm, problems, params: SearchParams, knobs: MCTSParams, how, it, trees, leaves) -> None:
+    """Expansion, PRM evaluation, rollout and backup of one leaf per live problem (`params`: the shared knobs,
+    `knobs`: MCTS's own)."""
     todo = sorted(leaves.items())
     depth_left = [params.max_steps - len(trees[i].nodes[k].steps) for i, k in todo]
     outs = policy.expand([policy.prefix(problems[i].prompt, trees[i].nodes[k].steps) for i, k in todo],
                          [i for i, _ in todo], [derive_seed(params.seed, problems[i].id, "mcts", it) for i, _ in todo],
-                         params.branch, whole=False)
+                         knobs.branch, whole=False)
     new: list[tuple[int, int]] = []
     fresh: dict[int, list[int]] = {}  # problem -> its new children
     for (i, k), row, left in zip(todo, outs, depth_left):
@@ -136,7 +139,7 @@ def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
         fresh[i] = []
         for o in row:
             steps, terminal = parent.steps + o.steps, o.ended or left <= 1
-            if params.merge_siblings and (tuple(steps), terminal) in seen:
+            if knobs.merge_siblings and (tuple(steps), terminal) in seen:
                 continue
             seen.add((tuple(steps), terminal))
             tree.nodes.append(Node(k, steps, terminal=terminal))
@@ -149,14 +152,14 @@ def _expand(policy, rm, problems, params, how, it, trees, leaves) -> None:
                             [trees[i].nodes[j].steps for i, j in new], how)
     for (i, j), (sc, agg) in zip(new, scored):
         trees[i].nodes[j].step_scores, trees[i].nodes[j].prior = sc, agg
-    _rollout(policy, rm, problems, params, how, trees, fresh)
+    _rollout(policy, rm, problems, knobs, how, trees, fresh)
     for i, k in todo:
         kids = fresh[i] or trees[i].nodes[k].children   # nothing new (all merged): the existing children
         trees[i].backup(k, max(trees[i].nodes[j].prior for j in kids))
 
 
-def _rollout(policy, rm, problems, params, how, trees, fresh) -> None:
-    if not params.rollout_steps:
+def _rollout(policy, rm, problems, knobs: MCTSParams, how, trees, fresh) -> None:
+    if not knobs.rollout_steps:
         return
     picks = []
     for i, kids in sorted(fresh.items()):
@@ -166,9 +169,9 @@ def _rollout(policy, rm, problems, params, how, trees, fresh) -> None:
     if not picks:
         return
     ext, ended = extend_greedy(policy, problems, [i for i, _ in picks],
-                               [trees[i].nodes[j].steps for i, j in picks], params.rollout_steps)
+                               [trees[i].nodes[j].steps for i, j in picks], knobs.rollout_steps)
     scored = score_prefixes(rm, [problems[i].prompt for i, _ in picks], ext, how)
-    a = params.rollout_alpha
+    a = knobs.rollout_alpha
     for (i, j), steps, end, (sc, v) in zip(picks, ext, ended, scored):
         node = trees[i].nodes[j]
         if len(steps) > len(node.steps) and v > float("-inf"):
@@ -182,25 +185,27 @@ def _finished(tree: Tree) -> list[tuple[list[str], list[float], float]]:
     return out + [(s, sc, v) for _, s, sc, v in tree.rollouts]
 
 
+@search_strategy("mcts")
 def mcts(problems: Sequence[Problem], sampler, rm, params: SearchParams) -> SearchRun:
+    knobs = params.mcts
     meter, policy = start(sampler, rm, params, problems)
     how = aggregation_of(rm, params)
     trees = [Tree() for _ in problems]
     live = set(range(len(problems)))
-    for it in progress(range(params.max_iterations), desc="mcts (iterations)"):
+    for it in progress(range(knobs.max_iterations), desc="mcts (iterations)"):
         leaves = {}
         for i in sorted(live):
-            over = params.token_budget and policy.tokens_by_problem[i] >= params.token_budget
-            gated = any(v >= params.end_gate for _, _, v in _finished(trees[i]))
-            leaf = None if over or gated else trees[i].select(params.c_uct, params.branch, params.widen,
-                                                               params.widen_gate, params.max_expansions)
+            over = knobs.token_budget and policy.tokens_by_problem[i] >= knobs.token_budget
+            gated = any(v >= knobs.end_gate for _, _, v in _finished(trees[i]))
+            leaf = None if over or gated else trees[i].select(knobs.c_uct, knobs.branch, knobs.widen,
+                                                               knobs.widen_gate, knobs.max_expansions)
             if leaf is None:
                 live.discard(i)
             else:
                 leaves[i] = leaf
         if not leaves:
             break
-        _expand(policy, rm, problems, params, how, it, trees, leaves)
+        _expand(policy, rm, problems, params, knobs, how, it, trees, leaves)
     _complete_empty(policy, rm, problems, how, trees)
     pools, metas = [], []
     for i, tree in enumerate(trees):
