@@ -48,7 +48,7 @@ BUDGET = dict(steps=12, prompts_per_step=6, k=6, minibatch=32, eval_problems=100
 LRS = (3e-5, 1e-4, 3e-4)
 SEEDS = (0, 1, 2)
 RL_ARMS = ("grpo", "igpo", "istar", "spa", "gigpo", "attributed", "pure")
-TURN_REWARD_METHODS = ("igpo", "istar", "spa", "pure")
+TURN_REWARD_ARMS = ("igpo", "istar", "spa", "pure")
 
 
 def _merge(keys: dict) -> None:
@@ -120,7 +120,7 @@ def part_rl(workers: int) -> None:
     summary = summarize_agent_runs(by_method)
     ratios = summary["steps_ratio_to_grpo"]
     summary["turn_reward_spearman_vs_info_gain"] = {m: summary["turn_reward_spearman_info_gain"][m]
-                                                    for m in TURN_REWARD_METHODS}
+                                                    for m in TURN_REWARD_ARMS}
     summary["target_met"] = any(r is not None and r <= 0.6 for m, r in ratios.items() if m not in ("grpo", "rloo"))
     _merge({"budget": {**BUDGET, "lr": lr, "seeds": list(SEEDS)}, **summary})
     plot_success(summary["curves"], OUT.with_name("agents.png"), "hopgym: turn-level credit vs outcome GRPO")

@@ -131,7 +131,7 @@ def main() -> None:
         models[name] = load_reward_model(cfg.out)
 
     # reference rows (same trained implicit model / the untrained policy), not the headline numbers:
-    # ImplicitPRM's "w/o ref" evaluation variant (METHODS §1.5.5) scores log pi alone, step by step
+    # ImplicitPRM's "w/o ref" evaluation variant (Implicit PRM, arXiv 2412.01981) scores log pi alone, step by step
     from prmkit.policy.sample import default_policy
     from prmkit.rewards.implicit import NO_REF, ImplicitPRM
     from prmkit.evaluate.processbench import fit_model_threshold

@@ -96,7 +96,7 @@ def part_grpo(work: Path) -> dict:
                                "with other jobs (a resumed run counts only its last invocation)"}}
 
 
-COMPARE_METHODS = ["grpo", "prime", "pure", "pav"]
+COMPARE_ARMS = ["grpo", "prime", "pure", "pav"]
 
 
 def _keep(src: Path, name: str) -> str:
@@ -119,7 +119,7 @@ def part_compare(work: Path, only: list[str] | None = None) -> dict:
                     run_root=work / "compare")
         return {}
     t, c = time.perf_counter(), time.process_time()
-    summary = run_compare(RLCompareConfig(out=str(work / "compare"), methods=COMPARE_METHODS,
+    summary = run_compare(RLCompareConfig(out=str(work / "compare"), methods=COMPARE_ARMS,
                                           seeds=[0, 1, 2], prm=prm, extra=json.dumps(COMPARE_EXTRA), threads=1,
                                           **COMPARE))
     wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -219,7 +219,7 @@ def main() -> None:
         prm, _ = _prm_spec()
         pure = args.one_part == "pure"
         cc = RLCompareConfig(out=str(Path(args.work) / ("pure_sum_vs_min" if pure else "compare")),
-                             methods=["pure-sum", "pure"] if pure else COMPARE_METHODS, seeds=[0] if pure else [0, 1, 2],
+                             methods=["pure-sum", "pure"] if pure else COMPARE_ARMS, seeds=[0] if pure else [0, 1, 2],
                              prm=prm, extra=json.dumps({**COMPARE_EXTRA, "vr_coef": 0.0} if pure else COMPARE_EXTRA),
                              threads=1, **COMPARE)
         RLRun(run_config(cc, args.one[0], int(args.one[1]))).train()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prmkit.errors import InputError
 
-METHODS = ("best-of-n", "beam")
+STRATEGIES = ("best-of-n", "beam")
 
 
 @dataclass
@@ -65,8 +65,8 @@ class AgentSearchConfig:
         from prmkit.agents.search import SELECT_RULES, checker_flip
         from prmkit.rewards.aggregate import AGGREGATIONS
 
-        if self.method not in METHODS:
-            raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}", field="method")
+        if self.method not in STRATEGIES:
+            raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(STRATEGIES)}", field="method")
         if self.select not in SELECT_RULES:
             raise InputError(f"unknown selection {self.select!r}; expected one of {', '.join(SELECT_RULES)}",
                              field="select")

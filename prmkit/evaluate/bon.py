@@ -1,6 +1,6 @@
 """`prmkit eval bon`: Best-of-N with reward models — accuracy vs N for argmax, majority and
 reward-weighted vote under each aggregation, pass@k and CoT-pass@k, "Lessons" diagnostics and
-attack probes (METHODS §0.4, §10.5, §12.2).
+attack probes (docs/methods.md, Lessons of PRMs, arXiv 2501.07301, search-and-learn; Snell et al., arXiv 2408.03314).
 
 Curves average over `resamples` random size-N subsets of each problem's pool (`metrics.bon_accuracy_curve`);
 N = pool size is the full pool. CoT-pass@k counts a sample only if its answer is right and no

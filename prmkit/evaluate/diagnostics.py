@@ -2,9 +2,9 @@
 
 * `min_on_last_share`: share of traces whose minimum step score sits on the final step — a PRM
   used with min/prod that puts it there behaves like an ORM (Zhang et al. 2501.07301, Fig. 8;
-  METHODS §10.5.3).
+  Lessons of PRMs, arXiv 2501.07301).
 * `right_answer_wrong_step`: on traces with the right final answer but a wrong step, how often
-  the PRM finds the first error exactly, and how often it flags any step (METHODS §10.5.1–2).
+  the PRM finds the first error exactly, and how often it flags any step (Lessons of PRMs, arXiv 2501.07301).
 * `attack_probes`: empty and "master-key" responses ("One Token to Fool LLM-as-a-Judge", 2025)
   must not score as good: each probe's response score is reported with whether
   it stays below the model's threshold and below the median score of right responses.

@@ -4,7 +4,7 @@ All functions take plain Python lists (or anything numpy can read) and return Py
 rates are fractions in [0, 1], not percentages. Conventions fixed here once:
 
 * first-error indices are 0-based step indices, -1 = "no erroneous step" (ProcessBench `label`);
-* a step is flagged when its score is strictly below the threshold (METHODS §9.3);
+* a step is flagged when its score is strictly below the threshold (ProcessBench, arXiv 2412.06559);
 * every selection rule breaks ties towards the candidate / answer that comes first in the input
   order, so results never depend on hash order or on the random generator.
 """
@@ -17,11 +17,11 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-# --------------------------------------------------------------------------- ProcessBench (§9)
+# --------------------------------------------------------------------------- ProcessBench (ProcessBench, arXiv 2412.06559)
 
 
 def predicted_first_error(step_scores: Sequence[float], threshold: float) -> int:
-    """Index of the first step whose score is < threshold, else -1 (Zheng et al. 2412.06559; METHODS §9.3)."""
+    """Index of the first step whose score is < threshold, else -1 (Zheng et al. 2412.06559)."""
     for k, s in enumerate(step_scores):
         if s < threshold:
             return k
@@ -29,7 +29,7 @@ def predicted_first_error(step_scores: Sequence[float], threshold: float) -> int
 
 
 def processbench_f1(pred_first_errors: Sequence[int], gold_first_errors: Sequence[int]) -> dict[str, float]:
-    """ProcessBench metric (Zheng et al. 2412.06559; METHODS §9.2).
+    """ProcessBench metric (Zheng et al. 2412.06559).
 
     acc_error = mean(pred == gold | gold != -1) (exact first-error match on erroneous traces),
     acc_correct = mean(pred == -1 | gold == -1), f1 = 2 * acc_error * acc_correct / (acc_error + acc_correct).
@@ -55,7 +55,7 @@ def fit_threshold(step_scores_list: Sequence[Sequence[float]], gold_first_errors
                   grid: Sequence[float] | None = None) -> tuple[float, float]:
     """Threshold maximising ProcessBench F1 on a fitting split; returns (threshold, F1 on that split).
 
-    Fit on a split you do not report (METHODS §9.5, §17.4; ImplicitPRM fits on GSM8K and reuses τ).
+    Fit on a split you do not report (ProcessBench, arXiv 2412.06559, docs/methods.md; ImplicitPRM fits on GSM8K and reuses τ).
     `grid` = candidate thresholds; None = the smallest step score, the midpoints between consecutive
     distinct step scores, and one just above the largest (one candidate per distinct prediction
     pattern, so the exact optimum over all real thresholds). Ties in F1 go to the smallest candidate.
@@ -153,7 +153,7 @@ def ece(probs: Sequence[float], labels: Sequence[bool | int | float], n_bins: in
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) = 1 - prod_{i=n-c+1}^{n} (1 - k/i).
 
-    Chen et al. 2107.03374 (Codex); METHODS §0.4. n samples of which c are correct; the product form
+    Chen et al. 2107.03374 (Codex); docs/methods.md. n samples of which c are correct; the product form
     avoids huge binomials.
     """
     if not (0 <= c <= n and 1 <= k <= n):
@@ -181,7 +181,7 @@ def count_cot_correct(outcomes: Sequence[bool | float], first_errors: Sequence[i
     return sum(1 for o, fe in zip(outcomes, first_errors) if bool(o) and fe == -1)
 
 
-# --------------------------------------------------------------------------- Best-of-N (§0.4, §12.2)
+# --------------------------------------------------------------------------- Best-of-N (docs/methods.md, search-and-learn; Snell et al., arXiv 2408.03314)
 
 
 class Candidate(NamedTuple):
@@ -193,7 +193,7 @@ class Candidate(NamedTuple):
 
 
 def select_argmax(scores: Sequence[float]) -> int:
-    """Vanilla BoN: index of the highest score; ties -> the first such index (METHODS §0.4)."""
+    """Vanilla BoN: index of the highest score; ties -> the first such index (docs/methods.md)."""
     if len(scores) == 0:
         raise ValueError("select_argmax over no candidates")
     best = 0
@@ -234,7 +234,7 @@ def group_answers(answers: Sequence[Hashable | None],
 
 def majority_vote(answers: Sequence[Hashable | None],
                   equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> Hashable | None:
-    """Most frequent answer (self-consistency; METHODS §0.4); None answers do not vote.
+    """Most frequent answer (self-consistency; docs/methods.md); None answers do not vote.
 
     Ties -> the tied answer whose first occurrence comes first; all None (or empty) -> None.
     `equivalent` groups answers as `group_answers` does (None = exact equality); the winner is
@@ -245,7 +245,7 @@ def majority_vote(answers: Sequence[Hashable | None],
 
 def weighted_vote(answers: Sequence[Hashable | None], scores: Sequence[float],
                   equivalent: Callable[[Hashable, Hashable], bool] | None = None) -> Hashable | None:
-    """Weighted BoN: argmax_a sum_i 1[ans_i = a] * score_i (METHODS §0.4).
+    """Weighted BoN: argmax_a sum_i 1[ans_i = a] * score_i (docs/methods.md).
 
     As search-and-learn's `find_answer_with_largest_sum`.
     Scores are summed as given: pass sigmoid(score) for unbounded implicit-PRM scores, as

@@ -1,9 +1,9 @@
 """`prmkit eval processbench`: first-error F1 with a threshold fitted on another split, step AUROC and ECE.
 
-Protocol (Zheng et al. 2412.06559; METHODS §9): the predicted first error is the first step whose
+Protocol (Zheng et al. 2412.06559): the predicted first error is the first step whose
 score is below τ; F1 is the harmonic mean of the accuracy on erroneous traces (exact first-error
 match) and on correct traces. τ is fitted on a separate split (`fit_model_threshold`, stored in the
-model's prmkit_rm.json by the trainers) and never on the reported traces (METHODS §17.4).
+model's prmkit_rm.json by the trainers) and never on the reported traces (docs/methods.md).
 
 Step-level AUROC / ECE use the steps whose gold label is known: steps before the gold first error
 are good, the first erroneous step is bad, later steps are unlabelled (ProcessBench labels only the

@@ -1,8 +1,8 @@
-"""Step scores -> one response score (METHODS §0.3; search-and-learn `aggregate_scores`).
+"""Step scores -> one response score (docs/methods.md; search-and-learn `aggregate_scores`).
 
-Which rule is right depends on what the labels mean (METHODS §10.5, §17.2): value-like labels
+Which rule is right depends on what the labels mean (Lessons of PRMs, arXiv 2501.07301, docs/methods.md): value-like labels
 (MC estimates, implicit-PRM Q) -> `last`; correctness labels (human, judge, consensus-filtered)
--> `min` or `prod`. `sum` is the implicit-PRM "sum of step rewards" integration (METHODS §1.5).
+-> `min` or `prod`. `sum` is the implicit-PRM "sum of step rewards" integration (Implicit PRM, arXiv 2412.01981).
 
 Two forms with the same names and the same semantics:
 
@@ -41,7 +41,7 @@ def _sum(xs: Sequence[float]) -> float:
     return float(math.fsum(xs))
 
 
-# name -> fn(list of step scores) -> response score  (METHODS §0.3)
+# name -> fn(list of step scores) -> response score  (docs/methods.md)
 AGGREGATIONS: dict[str, Callable[[Sequence[float]], float]] = {
     "min": _min,      # min_k p_k
     "prod": _prod,    # prod_k p_k

@@ -1,7 +1,7 @@
 """Discriminative PRM: any HF backbone with a classifier head (or an LM-token readout) read at each step end.
 
 All step scores of a trace come from ONE forward pass: the trace is encoded once (the readout's
-layout, via `prmkit.steps`) and the head is read at every step-end position (METHODS §0.2). Traces
+layout, via `prmkit.steps`) and the head is read at every step-end position (docs/methods.md). Traces
 are batched, sorted by length to limit padding, and right-padded with position ids 0..L-1, so under
 causal attention a trace's scores do not depend on its batch neighbours or the batch size.
 

@@ -1,6 +1,6 @@
 """Generative verifiers: prompt a causal LM to verify a solution step by step, read its verdicts.
 
-Two verification styles (METHODS §13):
+Two verification styles (GenPRM, arXiv 2504.00891; ThinkPRM, arXiv 2504.16828):
 
 * `thinkprm` (ThinkPRM, Khalifa et al. 2025): one chain per solution; the verifier writes
   `Step k: ... \\boxed{correct}` / `\\boxed{incorrect}` for each step and may end with

@@ -1,11 +1,11 @@
 """Implicit PRM: step rewards from the log-ratio of a trained LM and its frozen reference (Yuan et al. 2412.01981).
 
 Token reward beta * log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)); step reward = sum over the step's tokens;
-q at a step end = running sum from the first response token (METHODS §1.3, `train.losses`). The
+q at a step end = running sum from the first response token (Implicit PRM, arXiv 2412.01981, `train.losses`). The
 model is trained from outcome labels only (`prmkit train implicit`, CE or DPO loss).
 
 `score` returns sigmoid(q^{t_k}) per step ("q", default: the cumulative value, as ImplicitPRM's
-ProcessBench evaluation reads it, METHODS §1.5.7) or sigmoid of the single step reward ("step").
+ProcessBench evaluation reads it, Implicit PRM, arXiv 2412.01981) or sigmoid of the single step reward ("step").
 Both models see the trace once (one forward pass each); the reference's log-probs are cached by
 token ids (the reference forward doubles the cost), so a rescored trace costs one forward.
 
@@ -32,7 +32,7 @@ from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
 STEP_SCORES = ("q", "step")
 LAYOUTS = ("plain", "eurus_chat")
 GYM_POLICY = "gym-policy"   # saved in place of the shipped policy's absolute path
-NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (METHODS §1.5.5): log pi only
+NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (Implicit PRM, arXiv 2412.01981): log pi only
 
 
 class ImplicitPRM:

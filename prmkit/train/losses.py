@@ -43,7 +43,7 @@ def _check_same_shape(**tensors: torch.Tensor) -> None:
 
 def bce_step_loss(step_inputs: torch.Tensor, step_targets: torch.Tensor, step_mask: torch.Tensor, *,
                   inputs_are_probs: bool = False, reduction: str = "mean") -> torch.Tensor:
-    """Per-step binary cross-entropy with hard (0/1) or soft ([0,1]) targets (METHODS §0.2).
+    """Per-step binary cross-entropy with hard (0/1) or soft ([0,1]) targets (docs/methods.md).
 
     L = -[y log p + (1-y) log(1-p)] at every real step; p = sigmoid(logit), or the input itself when
     `inputs_are_probs` (SCAN's `BCELoss(sigmoid(logit), soft_target)`). Soft targets stay floats —
@@ -71,7 +71,7 @@ def bce_step_loss(step_inputs: torch.Tensor, step_targets: torch.Tensor, step_ma
 def orm_loss(logits: torch.Tensor, outcome_labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
     """Outcome reward model: BCE of one scalar logit per response against its graded outcome.
 
-    The response-level analogue of the step BCE of METHODS §0.2 (one "step" = the whole response).
+    The response-level analogue of the step BCE of docs/methods.md (one "step" = the whole response).
     logits (B,); outcome_labels (B,) float in [0,1].
     """
     _check_same_shape(logits=logits, outcome_labels=outcome_labels)
@@ -84,7 +84,7 @@ def orm_loss(logits: torch.Tensor, outcome_labels: torch.Tensor, *, reduction: s
 
 def implicit_prm_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
                          beta: float) -> torch.Tensor:
-    """Token rewards beta * log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)), 0 off the response (Yuan et al. 2412.01981, §1.3).
+    """Token rewards beta * log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)), 0 off the response (Yuan et al. 2412.01981).
 
     logprobs, ref_logprobs (B,T) log-probs of the taken tokens; mask (B,T) bool, True on response
     tokens. Returns (B,T).
@@ -95,7 +95,7 @@ def implicit_prm_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mas
 
 def implicit_outcome_reward(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
                             beta: float) -> torch.Tensor:
-    """Response reward r = beta * sum_t log(pi/pi_ref) over response tokens (METHODS §1.3). Returns (B,)."""
+    """Response reward r = beta * sum_t log(pi/pi_ref) over response tokens (Implicit PRM, arXiv 2412.01981). Returns (B,)."""
     return implicit_prm_rewards(logprobs, ref_logprobs, mask, beta).sum(dim=1)  # (B,)
 
 
@@ -115,7 +115,7 @@ def _check_step_ends(step_ends: torch.Tensor, start: torch.Tensor, T: int) -> to
 
 def q_values(token_rewards: torch.Tensor, step_ends: torch.Tensor,
              start_positions: torch.Tensor | None = None) -> torch.Tensor:
-    """Implicit Q at each step end: q^{t_k} = sum_{start <= i <= t_k} r_i (Yuan et al. 2412.01981, §1.3).
+    """Implicit Q at each step end: q^{t_k} = sum_{start <= i <= t_k} r_i (Yuan et al. 2412.01981).
 
     token_rewards (B,T) (e.g. from `implicit_prm_rewards`); step_ends (B,S) long, the index of each
     step's last token, -1 padding at the tail; start_positions (B,) long, first response token
@@ -136,7 +136,7 @@ def q_values(token_rewards: torch.Tensor, step_ends: torch.Tensor,
 
 def step_rewards_from_tokens(token_rewards: torch.Tensor, step_ends: torch.Tensor,
                              start_positions: torch.Tensor | None = None) -> torch.Tensor:
-    """Step reward r^k = q^{t_k} - q^{t_{k-1}} = sum of step k's token rewards (METHODS §1.3, §1.5 "single").
+    """Step reward r^k = q^{t_k} - q^{t_{k-1}} = sum of step k's token rewards (Implicit PRM, arXiv 2412.01981, Implicit PRM, arXiv 2412.01981 "single").
 
     Step 0 covers tokens start..t_0, step k covers t_{k-1}+1..t_k; tokens after the last step end
     are in no step. Same arguments as `q_values`. Returns (B,S), 0 at padding.
@@ -149,7 +149,7 @@ def step_rewards_from_tokens(token_rewards: torch.Tensor, step_ends: torch.Tenso
 
 def implicit_ce_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
                      outcome_labels: torch.Tensor, beta: float, *, reduction: str = "mean") -> torch.Tensor:
-    """Implicit-PRM cross-entropy: -[l log sigmoid(r) + (1-l) log(1 - sigmoid(r))] (Yuan et al. 2412.01981, §1.3 CE).
+    """Implicit-PRM cross-entropy: -[l log sigmoid(r) + (1-l) log(1 - sigmoid(r))] (Yuan et al. 2412.01981 CE).
 
     r = beta * sum_t log(pi/pi_ref) over response tokens; computed with logits (same value as the
     official `BCELoss(sigmoid(r), l)`, without its overflow). logprobs, ref_logprobs (B,T); mask
@@ -161,7 +161,7 @@ def implicit_ce_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: t
 
 def dpo_loss(chosen_logps: torch.Tensor, chosen_ref_logps: torch.Tensor, rejected_logps: torch.Tensor,
              rejected_ref_logps: torch.Tensor, beta: float, *, reduction: str = "mean") -> torch.Tensor:
-    """DPO: -log sigmoid(beta * ((c - c_ref) - (r - r_ref))) (Rafailov et al. 2305.18290; METHODS §1.3 DPO).
+    """DPO: -log sigmoid(beta * ((c - c_ref) - (r - r_ref))) (Rafailov et al. 2305.18290; Implicit PRM, arXiv 2412.01981 DPO).
 
     All inputs (B,) summed response log-probs (policy / reference, chosen / rejected). "mean"
     averages over pairs.

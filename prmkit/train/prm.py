@@ -1,5 +1,5 @@
 """`prmkit train prm`: a discriminative PRM — any HF backbone with a 2-class head read at each step end —
-trained with hard or soft BCE on step labels (METHODS §0.2), optional LoRA (peft).
+trained with hard or soft BCE on step labels (docs/methods.md), optional LoRA (peft).
 
 Matches TRL 1.13's PRMTrainer where it counts: the `trl` readout puts the separator after every
 step and reads the label there; `--train-on-last-step-only`; LoRA; soft labels stay floats.
