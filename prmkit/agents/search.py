@@ -180,10 +180,15 @@ class TurnSearchParams:
     min_gain: float = 0.05
     """look-ahead: the value gain under which the look-ahead is cut"""
     max_turns: int = 10
+    """most actions per episode"""
     max_action_tokens: int = 24
+    """most tokens per action"""
     temperature: float = 1.0
+    """sampling temperature (0 = greedy)"""
     top_p: float = 1.0
+    """nucleus mass"""
     seed: int = 0
+    """seed of every episode's stream"""
 
 
 @dataclass

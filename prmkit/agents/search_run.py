@@ -9,13 +9,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prmkit.agents.search import TurnSearchParams
 from prmkit.errors import InputError
 
 STRATEGIES = ("best-of-n", "beam")
 
 
 @dataclass
-class AgentSearchConfig:
+class AgentSearchConfig(TurnSearchParams):
     """Turn-level search for an agent: best-of-N over episodes or beam over turns, scored by a turn RM."""
 
     out: str = "runs/agent-search"
@@ -38,29 +39,6 @@ class AgentSearchConfig:
     turn_rm: str = "checker"
     """turn reward model: a reward-model dir / hub id (a PRM trained on turn traces), or 'checker' (the
     environment's exact turn gold), 'checker:0.1' (10% of its verdicts flipped)"""
-    n: int = 4
-    """best-of-n: episodes per problem; beam: beam width"""
-    m: int = 2
-    """beam: candidate actions per beam"""
-    select: str = "prm"
-    """final pick: prm (aggregated turn scores), majority or weighted (vote over answers)"""
-    aggregation: str = "min"
-    """turn scores -> episode score: min, prod, last, mean, sum"""
-    lookahead: int = 0
-    """beam: greedy look-ahead turns of ReARTeR's value correction (0 = off)"""
-    alpha: float = 0.5
-    """look-ahead: TD step size"""
-    min_gain: float = 0.05
-    """look-ahead: value gain under which the look-ahead stops"""
-    temperature: float = 1.0
-    """sampling temperature (0 = greedy)"""
-    max_turns: int = 10
-    """most actions per episode"""
-    max_action_tokens: int = 24
-    """most tokens per action"""
-    seed: int = 0
-    """seed of every episode's stream"""
-
     def __post_init__(self) -> None:
         from prmkit.agents.search import SELECT_RULES, checker_flip
         from prmkit.rewards.aggregate import AGGREGATIONS
@@ -104,9 +82,7 @@ def search(sampler, task, problems, rm, cfg: AgentSearchConfig) -> tuple[list, d
     """Run the configured method; (results per problem, summary with success and compute)."""
     from prmkit.agents import search as S
 
-    p = S.TurnSearchParams(n=cfg.n, m=cfg.m, select=cfg.select, aggregation=cfg.aggregation, lookahead=cfg.lookahead,
-                           alpha=cfg.alpha, min_gain=cfg.min_gain, max_turns=cfg.max_turns,
-                           max_action_tokens=cfg.max_action_tokens, temperature=cfg.temperature, seed=cfg.seed)
+    p = cfg  # the config is the search's parameters (it inherits TurnSearchParams)
     st = sampler.stats
     gen0, fwd0, rm0, t0 = st.generated_tokens, st.forward_tokens, rm.tokens_scored, time.perf_counter()
     run = S.best_of_n if cfg.method == "best-of-n" else S.beam
