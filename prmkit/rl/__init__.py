@@ -14,7 +14,7 @@ Padded positions never change a result: they are excluded from every sum and set
 
 The procedures built on them:
 * `rollout` — `RolloutBatch`, one step's responses as tensors with a shape on every field.
-* `loop` — `prmkit rl`: sampling, grading, scoring, per-method advantages (`METHODS`), PPO-clip
+* `loop` — `prmkit rl`: sampling, grading, scoring, per-method advantages (`ADVANTAGES`), PPO-clip
   updates, held-out evaluation, checkpoints/resume, JSONL + TensorBoard metrics.
 * `prime` — PRIME's accuracy filter and online implicit PRM.
 * `monitors` — reward-hacking monitors and drift warnings.

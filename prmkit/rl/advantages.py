@@ -76,7 +76,7 @@ def no_update_reason(advantages: torch.Tensor, response_mask: torch.Tensor, rows
 
 
 # --------------------------------------------------------------------------------------------------
-# §0.5 group baselines
+# docs/methods.md group baselines
 # --------------------------------------------------------------------------------------------------
 
 def grpo_advantages(rewards: torch.Tensor, groups: int | torch.Tensor, eps: float = 1e-6,
@@ -88,7 +88,7 @@ def grpo_advantages(rewards: torch.Tensor, groups: int | torch.Tensor, eps: floa
     >>> grpo_advantages(torch.tensor([1., 0., 0., 0.]), 4, eps=0.0)
     tensor([ 1.5000, -0.5000, -0.5000, -0.5000])
     """
-    # METHODS.md §0.5 (Shao et al. 2024, DeepSeekMath eq. for outcome supervision)
+    # docs/methods.md (Shao et al. 2024, DeepSeekMath eq. for outcome supervision)
     index, num_groups = group_index(groups, rewards.shape[0], rewards.device)  # (B,)
     count = _group_sum(torch.ones_like(rewards), index, num_groups)  # (num_groups,)
     mean = _group_sum(rewards, index, num_groups) / count  # (num_groups,)
@@ -106,7 +106,7 @@ def rloo_advantages(rewards: torch.Tensor, groups: int | torch.Tensor) -> torch.
     >>> rloo_advantages(torch.tensor([1., 0., 0., 0.]), 4)
     tensor([ 1.0000, -0.3333, -0.3333, -0.3333])
     """
-    # METHODS.md §0.5 (Ahmadian et al. 2024, "Back to Basics", RLOO baseline)
+    # docs/methods.md (Ahmadian et al. 2024, "Back to Basics", RLOO baseline)
     return rewards - _leave_one_out_mean(rewards, groups)  # (B,)
 
 
@@ -116,7 +116,7 @@ def token_returns(token_rewards: torch.Tensor, mask: torch.Tensor, gamma: float 
     The discount exponent is the token distance s - t (positions, not counting only real tokens), which
     matches the reverse scans in PRIME/PURE/verl for right-padded responses.
     """
-    # METHODS.md §2.2 step 6 / §7.2 sum-form (standard discounted return)
+    # PRIME, arXiv 2502.01456 / PURE, arXiv 2504.15275 sum-form (standard discounted return)
     rewards = torch.where(mask, token_rewards, torch.zeros_like(token_rewards))  # (B,T)
     if gamma == 1.0:
         returns = rewards.flip(-1).cumsum(-1).flip(-1)  # (B,T)
@@ -133,9 +133,9 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,
                   shift_mean: bool = True) -> torch.Tensor:
     """(x - mean) / sqrt(var + eps) over the real positions of the whole batch (unbiased var), 0 elsewhere.
 
-    PRIME's and PURE-verl's code whiten returns over the batch after the group baselines (§2.3, §7.3).
+    PRIME's and PURE-verl's code whiten returns over the batch after the group baselines (PRIME, arXiv 2502.01456, PURE, arXiv 2504.15275).
     """
-    # METHODS.md §2.3 (PRIME code: "advantages = masked whitening of returns over the batch")
+    # PRIME, arXiv 2502.01456 (PRIME code: "advantages = masked whitening of returns over the batch")
     n = mask.sum()  # ()
     x = torch.where(mask, values, torch.zeros_like(values))  # (B,T)
     mean = x.sum() / n  # ()
@@ -147,7 +147,7 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,
 
 
 # --------------------------------------------------------------------------------------------------
-# §2 PRIME
+# PRIME, arXiv 2502.01456 PRIME
 # --------------------------------------------------------------------------------------------------
 
 def prime_reference_process_loo(token_process_rewards: torch.Tensor, mask: torch.Tensor,
@@ -178,7 +178,7 @@ def prime_reference_process_loo(token_process_rewards: torch.Tensor, mask: torch
 def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch.Tensor, mask: torch.Tensor,
                      groups: int | torch.Tensor, process_coef: float = 1.0, outcome_coef: float = 1.0,
                      gamma: float = 1.0, process_loo: str = "paper") -> torch.Tensor:
-    """PRIME advantage (paper Alg. 1 line 11, METHODS.md §2.2 step 6), per token:
+    """PRIME advantage (paper Alg. 1 line 11, PRIME, arXiv 2502.01456), per token:
 
         A_i^t = outcome_coef * [ r_i - (1/(G-1)) sum_{j!=i} r_j ]
               + process_coef * sum_{s=t}^{|y_i|} gamma^(s-t) [ r_i^s - (1/(G-1)) sum_{j!=i} r_phi(y_j)/|y_j| ]
@@ -193,7 +193,7 @@ def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch
     batch whitening of the result (`masked_whiten`, PRIME code); verl's default coefficients are
     outcome 5, process 5 (after whitening only their ratio matters).
     """
-    # METHODS.md §2.2 (Cui et al. 2025, PRIME, Alg. 1 / eq. for the RLOO combined advantage)
+    # PRIME, arXiv 2502.01456 (Cui et al. 2025, PRIME, Alg. 1 / eq. for the RLOO combined advantage)
     maskf = mask.to(token_process_rewards.dtype)  # (B,T)
     proc = token_process_rewards * maskf  # (B,T)
     lengths = maskf.sum(-1)  # (B,)
@@ -213,7 +213,7 @@ def prime_advantages(outcome_rewards: torch.Tensor, token_process_rewards: torch
 
 
 # --------------------------------------------------------------------------------------------------
-# §7 PURE min-form credit assignment
+# PURE, arXiv 2504.15275 PURE min-form credit assignment
 # --------------------------------------------------------------------------------------------------
 
 def min_form_weights(step_rewards: torch.Tensor, step_mask: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -222,7 +222,7 @@ def min_form_weights(step_rewards: torch.Tensor, step_mask: torch.Tensor, temper
     T -> 0 puts all weight on the worst step; T -> inf gives uniform weights 1/S_i (PURE's
     `disable_weighted_reward`). A response with no real step gets all-zero weights.
     """
-    # METHODS.md §7.2 (Cheng et al. 2025, PURE, approximate min-form; code `turn_process_reward_logits_to_reward`)
+    # PURE, arXiv 2504.15275 (Cheng et al. 2025, PURE, approximate min-form; code `turn_process_reward_logits_to_reward`)
     if temperature <= 0:
         raise InputError(f"temperature must be > 0, got {temperature}", field="temperature")
     logits = torch.where(step_mask, -step_rewards / temperature,
@@ -233,7 +233,7 @@ def min_form_weights(step_rewards: torch.Tensor, step_mask: torch.Tensor, temper
 
 def min_form_rewards(step_rewards: torch.Tensor, step_mask: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Transformed step rewards r~_k = w_k * r_k (the quantity PURE writes onto each step's end token)."""
-    # METHODS.md §7.2 (PURE: r~_k = w_k r_k)
+    # PURE, arXiv 2504.15275 (PURE: r~_k = w_k r_k)
     weights = min_form_weights(step_rewards, step_mask, temperature)  # (B,S)
     return weights * torch.where(step_mask, step_rewards, torch.zeros_like(step_rewards))  # (B,S)
 
@@ -250,7 +250,7 @@ def min_form_returns(step_rewards: torch.Tensor, step_mask: torch.Tensor, temper
       of the raw step rewards), row by row with S_i = number of real steps of response i; equivalently
       the credit of the first step is the *mean* step reward.
     """
-    # METHODS.md §7.2 (PURE approximate min-form, sum-form return of w-weighted rewards)
+    # PURE, arXiv 2504.15275 (PURE approximate min-form, sum-form return of w-weighted rewards)
     transformed = min_form_rewards(step_rewards, step_mask, temperature)  # (B,S)
     return token_returns(transformed, step_mask, 1.0)  # (B,S)
 
@@ -258,9 +258,9 @@ def min_form_returns(step_rewards: torch.Tensor, step_mask: torch.Tensor, temper
 def strict_min_returns(step_rewards: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
     """Strict min-form G_k = min_{k' >= k, real} r_k' (running min from the end), 0 on padded steps.
 
-    Padded/non-step positions are skipped, not read as 0 (§7.6: a strict min over a grid with zeros degenerates).
+    Padded/non-step positions are skipped, not read as 0 (PURE, arXiv 2504.15275: a strict min over a grid with zeros degenerates).
     """
-    # METHODS.md §7.2 (PURE verl branch "strict min-form")
+    # PURE, arXiv 2504.15275 (PURE verl branch "strict min-form")
     big = torch.finfo(step_rewards.dtype).max  # () float, stands in for +inf so padding never wins the min
     filled = torch.where(step_mask, step_rewards, torch.full_like(step_rewards, big))  # (B,S)
     running = torch.cummin(filled.flip(-1), dim=-1).values.flip(-1)  # (B,S)
@@ -274,7 +274,7 @@ def step_to_token_rewards(step_rewards: torch.Tensor, step_end: torch.Tensor, st
     `step_end` (B,S) long: index of the token closing step k (PURE: the "\\n\\n"/EOS token). Feed the
     result to `token_returns(..., gamma=1)` for token-level credit (tokens of step k get G_k).
     """
-    # METHODS.md §7.3 (PURE: process rewards live on step-separator tokens, zero elsewhere)
+    # PURE, arXiv 2504.15275 (PURE: process rewards live on step-separator tokens, zero elsewhere)
     values = torch.where(step_mask, step_rewards, torch.zeros_like(step_rewards))  # (B,S)
     index = torch.where(step_mask, step_end, torch.zeros_like(step_end)).long()  # (B,S)
     out = torch.zeros(step_rewards.shape[0], num_tokens, dtype=step_rewards.dtype,
@@ -290,10 +290,10 @@ def pure_token_baseline(step_rewards: torch.Tensor, step_mask: torch.Tensor, ste
     step rewards; response_lengths (B,) = |y_j| in tokens; step_num_tokens (B,S) = n_k, tokens of step k
     (PURE's code counts a step's tokens *without* its separator token while |y| counts all response
     tokens — pass whatever convention your caller uses consistently). Summed over a response the baseline
-    removes b_i * sum_k n_k ~= b_i |y_i|, so long and short responses pay per token, not per step (§7.6).
+    removes b_i * sum_k n_k ~= b_i |y_i|, so long and short responses pay per token, not per step (PURE, arXiv 2504.15275).
     The verifiable reward (VR = solved - 1, RLOO-baselined, added on EOS) is `rloo_advantages` on `solved`.
     """
-    # METHODS.md §7.3 (PURE code `process_experiences`, token baseline)
+    # PURE, arXiv 2504.15275 (PURE code `process_experiences`, token baseline)
     values = torch.where(step_mask, step_rewards, torch.zeros_like(step_rewards))  # (B,S)
     totals = values.sum(-1)  # (B,)
     lengths = response_lengths.to(values.dtype)  # (B,)

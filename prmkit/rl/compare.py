@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prmkit.errors import InputError
-from prmkit.rl.loop import METHODS, RLConfig, RLRun, resume_ignores
+from prmkit.rl.loop import ADVANTAGES, RLConfig, RLRun, resume_ignores
 
 MONITOR_KEYS = ("mon/steps_per_solution", "mon/length", "mon/empty_step_frac", "mon/repeated_step_frac",
                 "process_reward", "mon/divergence")
@@ -211,9 +211,9 @@ def run_compare(cfg: RLCompareConfig, run_root: Path | None = None) -> dict:
     from prmkit.config import save_config
     from prmkit.schema import atomic_write_text
 
-    unknown = [m for m in cfg.methods if m not in METHODS]
+    unknown = [m for m in cfg.methods if m not in ADVANTAGES]
     if unknown or not cfg.methods:
-        raise InputError(f"expected methods from {sorted(METHODS)}, got {cfg.methods}", field="methods")
+        raise InputError(f"expected methods from {sorted(ADVANTAGES)}, got {cfg.methods}", field="methods")
     try:
         extra = json.loads(cfg.extra) if cfg.extra else {}
     except json.JSONDecodeError as e:

@@ -3,7 +3,7 @@
 Each step: draw prompts, sample K responses per prompt with the foundation's `HFSampler` wrapping
 the model being trained, grade outcomes, score steps (frozen reward model, or PRIME's online
 implicit PRM), turn rewards into token advantages with the method picked by `--reward`
-(`METHODS` below), and run PPO-clip updates over minibatches. Held-out accuracy is measured every
+(`ADVANTAGES` below), and run PPO-clip updates over minibatches. Held-out accuracy is measured every
 `eval_every` steps on a fixed set of problems with fixed sampling seeds; reward-hacking monitors
 are logged every step. A checkpoint (policy, optimizer, implicit PRM, monitor state, counters) is
 written every `checkpoint_every` steps; a rerun with the same `--out` resumes from it and, since
@@ -226,7 +226,7 @@ def _per_step_to_tokens(values: torch.Tensor, batch: RolloutBatch, outside: torc
 
 def _dense(batch: RolloutBatch, ctx: MethodContext, step_rewards: torch.Tensor) -> torch.Tensor:
     """Outcome RLOO + returns of step rewards placed on step-end tokens, with PRIME's leave-one-out
-    per-token baseline (METHODS §2.2 step 6 applied to any per-step reward)."""
+    per-token baseline (PRIME, arXiv 2502.01456 applied to any per-step reward)."""
     T = batch.num_response_tokens
     batch.step_rewards = torch.where(batch.step_mask, step_rewards, torch.zeros_like(step_rewards))
     tok = adv_fns.step_to_token_rewards(step_rewards, batch.step_end, batch.step_mask, T)  # (B,T)
@@ -244,7 +244,7 @@ def adv_rloo(batch, ctx):
 
 
 def adv_prime(batch, ctx):
-    # METHODS §2.2 step 6: batch.token_rewards = beta * log(pi_phi/pi_ref), set by the implicit PRM
+    # PRIME, arXiv 2502.01456: batch.token_rewards = beta * log(pi_phi/pi_ref), set by the implicit PRM
     if batch.token_rewards is None:
         raise ValueError("prime needs batch.token_rewards from the implicit PRM")
     return adv_fns.prime_advantages(ctx.outcomes, batch.token_rewards, batch.response_mask, batch.groups,
@@ -255,7 +255,7 @@ def adv_prime(batch, ctx):
 def pure_step_rewards(step_scores: torch.Tensor, step_mask: torch.Tensor, credit: str,
                       temperature: float) -> torch.Tensor:
     """PURE's per-step reward r~ before the baseline: PRM probability p -> r = 2p - 1 (= p(+) - p(-),
-    §7.1), then min (w_k r_k, softmax-T weights), mean (r_k / S_i, uniform weights) or sum (r_k)."""
+    PURE, arXiv 2504.15275), then min (w_k r_k, softmax-T weights), mean (r_k / S_i, uniform weights) or sum (r_k)."""
     r = 2.0 * step_scores - 1.0  # (B,S)
     if credit == "min":
         return adv_fns.min_form_rewards(r, step_mask, temperature)  # (B,S)
@@ -268,7 +268,7 @@ def pure_step_rewards(step_scores: torch.Tensor, step_mask: torch.Tensor, credit
 
 
 def _pure(batch, ctx, credit: str):
-    # METHODS §7.3: token baseline on the (transformed) step rewards, verifiable reward (solved - 1,
+    # PURE, arXiv 2504.15275: token baseline on the (transformed) step rewards, verifiable reward (solved - 1,
     # RLOO-baselined) on the last token, advantages = reverse cumsum (gamma 1)
     cfg, mask, T = ctx.cfg, batch.response_mask, batch.num_response_tokens
     lengths = mask.sum(-1)  # (B,)
@@ -302,7 +302,7 @@ def adv_pure_sum(batch, ctx):
 
 
 def adv_pav(batch, ctx):
-    # METHODS §6.2: each step's tokens get Q^pi (outcome RLOO advantage) + alpha * A^mu; A^mu_k = V_k - V_{k-1}
+    # PAV, arXiv 2410.08146: each step's tokens get Q^pi (outcome RLOO advantage) + alpha * A^mu; A^mu_k = V_k - V_{k-1}
     # from the frozen PRM's prefix values, V before step 0 = the group's mean first-step value (E_a Q(s_0, a))
     s, m = batch.step_scores, batch.step_mask  # (B,S)
     first = torch.where(m[:, 0], s[:, 0], torch.zeros_like(s[:, 0]))  # (B,)
@@ -317,7 +317,7 @@ def adv_pav(batch, ctx):
 
 
 def adv_prof(batch, ctx):
-    # METHODS §8.2: keep a balanced, process-consistent subset per prompt, GRPO over the kept rows only
+    # PROF, arXiv 2509.03403: keep a balanced, process-consistent subset per prompt, GRPO over the kept rows only
     keep = shaping.prof_filter(ctx.outcomes, _mean_step_score(batch), batch.groups, ctx.cfg.prof_keep)  # (B,)
     adv = torch.zeros_like(ctx.outcomes)  # (B,)
     rows = torch.nonzero(keep).flatten()
@@ -327,13 +327,13 @@ def adv_prof(batch, ctx):
 
 
 def adv_pgrpo(batch, ctx):
-    # METHODS §14: R = outcome + 1[correct] * process (mean step score), then GRPO
+    # Posterior-GRPO, arXiv 2508.05170: R = outcome + 1[correct] * process (mean step score), then GRPO
     r = ctx.outcomes + ctx.process_coef * shaping.posterior_gate(_mean_step_score(batch), ctx.outcomes)
     return _broadcast(adv_fns.grpo_advantages(r, batch.groups), batch.response_mask)
 
 
 def adv_renorm(batch, ctx):
-    # METHODS §15.1: step reward r_p + r_o - 1
+    # ReNorm, arXiv 2509.25598: step reward r_p + r_o - 1
     return _dense(batch, ctx, shaping.renorm(batch.step_scores, ctx.outcomes, batch.step_mask))
 
 
@@ -365,7 +365,7 @@ def adv_trust(batch, ctx):
 
 
 # name -> (advantage function, needs a frozen reward model)
-METHODS: dict[str, tuple[Callable[[RolloutBatch, MethodContext], torch.Tensor], bool]] = {
+ADVANTAGES: dict[str, tuple[Callable[[RolloutBatch, MethodContext], torch.Tensor], bool]] = {
     "grpo": (adv_grpo, False),
     "rloo": (adv_rloo, False),
     "prime": (adv_prime, False),
@@ -386,9 +386,9 @@ def compute_advantages(method: str, batch: RolloutBatch, cfg: RLConfig, step: in
                        outcomes: torch.Tensor | None = None) -> torch.Tensor:
     """Token advantages (B,T) of `method` on a filled batch (step scores / implicit token rewards set);
     rows outside `batch.loss_rows` get 0. Whitens over the batch when cfg.whiten."""
-    if method not in METHODS:
-        raise InputError(f"unknown reward method {method!r}; expected one of {sorted(METHODS)}", field="reward")
-    fn, needs_rm = METHODS[method]
+    if method not in ADVANTAGES:
+        raise InputError(f"unknown reward method {method!r}; expected one of {sorted(ADVANTAGES)}", field="reward")
+    fn, needs_rm = ADVANTAGES[method]
     if needs_rm and batch.step_scores is None:
         raise ValueError(f"{method} needs batch.step_scores from a frozen reward model")
     coef = shaping.anneal(cfg.process_coef, step, max(1, cfg.steps), cfg.process_anneal)
@@ -428,7 +428,7 @@ RESUMABLE_CHANGES = frozenset({"config", "out", "stop_after", "threads", "tensor
 
 def resume_ignores(cfg: RLConfig) -> frozenset:
     """Fields a resumed run may change (the reward model too when the method uses none)."""
-    return RESUMABLE_CHANGES | ({"prm"} if not METHODS[cfg.reward][1] else set())
+    return RESUMABLE_CHANGES | ({"prm"} if not ADVANTAGES[cfg.reward][1] else set())
 
 
 def _problems(path: str, split: str, n: int, max_ops: int = 0):
@@ -454,8 +454,8 @@ class RLRun:
 
         from prmkit.policy.hf import HFSampler
 
-        if cfg.reward not in METHODS:
-            raise InputError(f"unknown reward method {cfg.reward!r}; expected one of {sorted(METHODS)}",
+        if cfg.reward not in ADVANTAGES:
+            raise InputError(f"unknown reward method {cfg.reward!r}; expected one of {sorted(ADVANTAGES)}",
                              field="reward")
         if cfg.k < 2:
             raise InputError(f"--k must be >= 2 (group baselines), got {cfg.k}", field="k")
@@ -482,7 +482,7 @@ class RLRun:
         self.eval_set = _problems(cfg.eval_problems_file, cfg.eval_split, cfg.eval_problems)[:cfg.eval_problems]
         gym = problems_are_gym(self.train_pool) and problems_are_gym(self.eval_set)
         path = policy_path(cfg.model, "model", gym)
-        rm_spec = parse_rm_spec(cfg.prm, "prm", gym, cfg.prm_token) if METHODS[cfg.reward][1] else None
+        rm_spec = parse_rm_spec(cfg.prm, "prm", gym, cfg.prm_token) if ADVANTAGES[cfg.reward][1] else None
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.prompt_format = cfg.resolve_format(path)  # checked before the weights load; saved with the policy
         self.prompt_format.check(self.tokenizer, where=path)
@@ -799,5 +799,5 @@ def summarize(records: list[dict]) -> dict:
             "sampled_tokens": records[-1].get("sampled_tokens", 0) if records else 0}
 
 
-__all__ = ["RLConfig", "RLRun", "METHODS", "compute_advantages", "pure_step_rewards", "run", "summarize",
+__all__ = ["RLConfig", "RLRun", "ADVANTAGES", "compute_advantages", "pure_step_rewards", "run", "summarize",
            "load_reward_model"]

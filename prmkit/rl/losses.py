@@ -32,7 +32,7 @@ def ppo_clip_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages
     approx_kl_k1 (E[-log rho]) and ratio_mean.
     At rho = 1 the loss is -mean(A) over real tokens.
     """
-    # METHODS.md §0.5 (Schulman et al. 2017, PPO eq. 7; clip-higher: Yu et al. 2025, DAPO)
+    # docs/methods.md (Schulman et al. 2017, PPO eq. 7; clip-higher: Yu et al. 2025, DAPO)
     if aggregate not in ("token_mean", "seq_mean_token_mean"):
         raise InputError(f"aggregate must be 'token_mean' or 'seq_mean_token_mean', got {aggregate!r}",
                          field="aggregate")

@@ -3,7 +3,7 @@
 Per step: mean steps per solution, mean response length (tokens), fraction of empty steps,
 fraction of repeated steps (a step whose text already appeared earlier in the same solution), mean
 process reward. Across steps, `DriftMonitor` compares each reading with the first step's and warns
-when it drifts (PURE reports sum-form hacking as runaway step counts / filler steps, §7.2, §7.6),
+when it drifts (PURE reports sum-form hacking as runaway step counts / filler steps, PURE, arXiv 2504.15275, PURE, arXiv 2504.15275),
 and when the process reward keeps rising while held-out accuracy falls (the divergence signal).
 """
 

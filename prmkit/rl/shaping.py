@@ -3,7 +3,7 @@
 Shapes: B batch (responses), S steps, G group size; `step_mask` (B,S) bool, True = real step.
 Outcomes: a response counts as *correct* when outcome > 0.5, which reads both {0, 1} and {-1, +1}
 outcome encodings the same way. Outputs are 0 on padded steps; padding never changes a result.
-Facts tagged [mem] in a comment were recalled from the paper, not re-verified (METHODS.md §20).
+Facts tagged [mem] in a comment were recalled from the paper, not re-verified (docs/methods.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _zero_pad(values: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Ten
 
 
 # --------------------------------------------------------------------------------------------------
-# §6 PAV
+# PAV, arXiv 2410.08146 PAV
 # --------------------------------------------------------------------------------------------------
 
 def pav_effective_reward(q: torch.Tensor, progress: torch.Tensor, alpha: float,
@@ -34,15 +34,15 @@ def pav_effective_reward(q: torch.Tensor, progress: torch.Tensor, alpha: float,
     """PAV per-step reward Q^pi(s_h, a_h) + alpha * A^mu(s_h, a_h) (A^mu = prover progress of step h).
 
     q and progress have the same shape ((B,S) steps or (B,) one step each). alpha is a tuned scalar
-    (values per model: [mem], METHODS.md §6.2). A^mu itself is the difference of consecutive prover
+    (values per model: [mem], PAV, arXiv 2410.08146). A^mu itself is the difference of consecutive prover
     values Q^mu_h - Q^mu_{h-1} (built where the prover values are estimated, label/progress).
     """
-    # METHODS.md §6.2 (Setlur et al. 2025, PAV, effective reward Q^pi + alpha A^mu)
+    # PAV, arXiv 2410.08146 (Setlur et al. 2025, PAV, effective reward Q^pi + alpha A^mu)
     return _zero_pad(q + alpha * progress, step_mask)  # like q
 
 
 # --------------------------------------------------------------------------------------------------
-# §8 PROF
+# PROF, arXiv 2509.03403 PROF
 # --------------------------------------------------------------------------------------------------
 
 def prof_consistency_scores(outcomes: torch.Tensor, mean_process: torch.Tensor,
@@ -53,7 +53,7 @@ def prof_consistency_scores(outcomes: torch.Tensor, mean_process: torch.Tensor,
     With num_steps None (or step_penalty 0) there is no penalty; with max_steps None only H = 1 is
     penalised. lambda and H_lambda values: [sec], not fixed by the spec.
     """
-    # METHODS.md §8.2 step 1 (Ye et al. 2025, PROF, consistency score) [sec]
+    # PROF, arXiv 2509.03403 (Ye et al. 2025, PROF, consistency score) [sec]
     score = mean_process.clone()  # (B,)
     if num_steps is not None and step_penalty != 0.0:
         flagged = num_steps == 1  # (B,)
@@ -67,12 +67,12 @@ def prof_consistency_scores(outcomes: torch.Tensor, mean_process: torch.Tensor,
 def prof_kept_counts(num_correct: int, num_wrong: int, keep: int) -> tuple[int, int]:
     """How many correct / wrong responses PROF keeps out of a group: as balanced as the group allows.
 
-    Our reading of "remove from the larger side to balance" (METHODS.md §8.2 step 3; the paper's exact
+    Our reading of "remove from the larger side to balance" (PROF, arXiv 2509.03403; the paper's exact
     tie rule is unverified): kept_correct + kept_wrong = min(keep, n); |kept_correct - kept_wrong| is as
     small as feasible; when `keep` is odd the extra slot goes to the side that was larger in the group
     (the correct side on a tie).
     """
-    # METHODS.md §8.2 step 3 (PROF balance rule, our reading)
+    # PROF, arXiv 2509.03403 (PROF balance rule, our reading)
     keep = min(keep, num_correct + num_wrong)
     target = (keep + 1) // 2 if num_correct >= num_wrong else keep // 2
     kept_correct = min(num_correct, max(target, keep - num_wrong))
@@ -92,9 +92,9 @@ def prof_filter(outcomes: torch.Tensor, mean_process: torch.Tensor, groups: int 
     mode: "both" (Filter-Both), "correct" (rank only the correct side; the wrong side is thinned at
     random with `generator`, the safe choice for a weak PRM), "incorrect" (the mirror).
     Groups of size <= keep_per_group are kept whole. The GRPO statistics must then be computed over
-    the kept rows only (§8.2 step 5).
+    the kept rows only (PROF, arXiv 2509.03403 step 5).
     """
-    # METHODS.md §8.2 (Ye et al. 2025, PROF, Alg. 1 — balance/tie rule is our reading)
+    # PROF, arXiv 2509.03403 (Ye et al. 2025, PROF, Alg. 1 — balance/tie rule is our reading)
     if mode not in ("both", "correct", "incorrect"):
         raise InputError(f"mode must be 'both', 'correct' or 'incorrect', got {mode!r}", field="mode")
     scores = prof_consistency_scores(outcomes, mean_process, num_steps, step_penalty, max_steps)  # (B,)
@@ -115,16 +115,16 @@ def prof_filter(outcomes: torch.Tensor, mean_process: torch.Tensor, groups: int 
 
 
 # --------------------------------------------------------------------------------------------------
-# §14 Posterior-GRPO, §15.1 ReNorm, §15.2 CAPO
+# Posterior-GRPO, arXiv 2508.05170 Posterior-GRPO, ReNorm, arXiv 2509.25598 ReNorm, CAPO, arXiv 2508.02298 CAPO
 # --------------------------------------------------------------------------------------------------
 
 def posterior_gate(process_rewards: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
     """P-GRPO gate 1[outcome correct] * process_reward; process_rewards (B,) or (B, ...) broadcast over outcomes (B,).
 
     Full P-GRPO reward: R_i = r_format,i + r_outcome,i + posterior_gate(r~_think,i, r_outcome,i), with
-    r~_think normalised within the group by the caller (exact normalisation: [mem], §14), then GRPO on R.
+    r~_think normalised within the group by the caller (exact normalisation: [mem], Posterior-GRPO, arXiv 2508.05170), then GRPO on R.
     """
-    # METHODS.md §14 (Fan et al. 2025, Posterior-GRPO, posterior-gated thinking reward)
+    # Posterior-GRPO, arXiv 2508.05170 (Fan et al. 2025, Posterior-GRPO, posterior-gated thinking reward)
     shape = outcomes.shape + (1,) * (process_rewards.dim() - 1)
     correct = (outcomes > CORRECT_THRESHOLD).reshape(shape)  # (B, 1, ...)
     return torch.where(correct, process_rewards, torch.zeros_like(process_rewards))  # like process_rewards
@@ -136,7 +136,7 @@ def renorm(step_rewards: torch.Tensor, outcomes: torch.Tensor,
 
     step_rewards (B,S) or (B,); outcomes (B,) broadcast over steps.
     """
-    # METHODS.md §15.1 (Xu et al. 2025, PPR/ReNorm) [mem: reconstructed equation]
+    # ReNorm, arXiv 2509.25598 (Xu et al. 2025, PPR/ReNorm) [mem: reconstructed equation]
     shaped = step_rewards + outcomes.reshape(outcomes.shape + (1,) * (step_rewards.dim() - 1)) - 1.0  # like step_rewards
     return _zero_pad(shaped, step_mask)  # like step_rewards
 
@@ -147,7 +147,7 @@ def capo_vote(step_flags: torch.Tensor, rule: str = "majority") -> torch.Tensor:
     "intersection": 1 if every critique flags the step; "majority": 1 if more than half do;
     "average": fraction of critiques that flag it.
     """
-    # METHODS.md §15.2 (Xie et al. 2025, CAPO, critique voting) [sec]
+    # CAPO, arXiv 2508.02298 (Xie et al. 2025, CAPO, critique voting) [sec]
     flags = step_flags.to(torch.float32)  # (C,B,S)
     share = flags.mean(0)  # (B,S)
     if rule == "intersection":
@@ -164,9 +164,9 @@ def capo_step_rewards(outcomes: torch.Tensor, step_flags: torch.Tensor, step_mas
     """CAPO per-step reward w_outcome * r_o - w_process * flag_k (every token of step k gets this value).
 
     Pick weights so the outcome dominates (a correct answer with flagged steps must still beat a wrong
-    one); the paper's weight table is [mem] (§15.2), so no defaults are given.
+    one); the paper's weight table is [mem] (CAPO, arXiv 2508.02298), so no defaults are given.
     """
-    # METHODS.md §15.2 (Xie et al. 2025, CAPO, outcome + asymmetric process penalty) [mem]
+    # CAPO, arXiv 2508.02298 (Xie et al. 2025, CAPO, outcome + asymmetric process penalty) [mem]
     shaped = outcome_weight * outcomes[:, None].to(step_flags.dtype) - process_weight * step_flags  # (B,S)
     return _zero_pad(shaped, step_mask)  # (B,S)
 
@@ -179,7 +179,7 @@ def clip_process_rewards(step_rewards: torch.Tensor, eta: float,
                          step_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Clip mechanism r'_k = min(r_k - eta, 0): capped at 0, so no step can earn positive reward (anti-hacking).
 
-    [mem] recalled from Gao et al. 2024 (not in METHODS.md); eta is the upper bound / threshold.
+    [mem] recalled from Gao et al. 2024 (not in docs/methods.md); eta is the upper bound / threshold.
     """
     # Gao et al. 2024, arXiv 2410.15115, "Clip" mechanism [mem]
     return _zero_pad(torch.clamp(step_rewards - eta, max=0.0), step_mask)  # like step_rewards
@@ -189,7 +189,7 @@ def delta_process_rewards(step_rewards: torch.Tensor, step_mask: torch.Tensor) -
     """Delta mechanism r'_k = r_k - r_{k+1} (next *real* step), last real step r'_last = r_last.
 
     Telescoping: the undiscounted return sum_{k' >= k} r'_k' equals r_k, so a policy cannot gain by
-    adding steps. [mem] recalled from Gao et al. 2024 (not in METHODS.md).
+    adding steps. [mem] recalled from Gao et al. 2024 (not in docs/methods.md).
     """
     # Gao et al. 2024, arXiv 2410.15115, "Delta" mechanism [mem]
     out = torch.zeros_like(step_rewards)  # (B,S)

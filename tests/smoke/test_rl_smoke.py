@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from prmkit.rl.loop import METHODS, RLConfig, RLRun
+from prmkit.rl.loop import ADVANTAGES, RLConfig, RLRun
 
 
 def tiny(out, **kw) -> RLConfig:
@@ -16,7 +16,7 @@ def tiny(out, **kw) -> RLConfig:
     return RLConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(ADVANTAGES))
 def test_two_steps_of_each_method(tmp_path, method):
     records = RLRun(tiny(tmp_path / method, reward=method, acc_filter="off")).train()
     assert [r["step"] for r in records] == [0, 1, 2]
@@ -24,7 +24,7 @@ def test_two_steps_of_each_method(tmp_path, method):
     assert 0.0 <= last["eval/accuracy"] <= 1.0 and last["sampled_tokens"] > 0
     assert all(math.isfinite(r["loss"]) for r in records[1:] if "loss" in r)
     assert "mon/steps_per_solution" in last and "mon/repeated_step_frac" in last
-    if METHODS[method][1] or method == "prime":
+    if ADVANTAGES[method][1] or method == "prime":
         assert "process_reward" in last
 
 

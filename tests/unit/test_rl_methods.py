@@ -162,7 +162,7 @@ def test_par_hand_values():
 
 
 def brute_prime(outcomes, token_rewards, mask, K, pc=1.0, oc=1.0):
-    """PRIME's advantage (METHODS §2.2 step 6) by explicit loops."""
+    """PRIME's advantage (PRIME, arXiv 2502.01456, Alg. 1) by explicit loops."""
     B, T = token_rewards.shape
     out = torch.zeros(B, T, dtype=torch.float64)
     for i in range(B):
