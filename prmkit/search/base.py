@@ -252,7 +252,7 @@ def make_solution(problem: Problem, steps: list[str], step_scores: list[float], 
 
 
 def select(solutions: Sequence[Solution], rule: str, equivalent=None) -> int:
-    """Index of the selected solution (METHODS §0.4). Solutions with a parsed answer are preferred;
+    """Index of the selected solution (docs/methods.md). Solutions with a parsed answer are preferred;
     for votes, the best-scored solution holding the winning answer is returned. `equivalent` is the
     task's answer equivalence (`prmkit.tasks.answer_equivalence`; None = exact strings)."""
     from prmkit.evaluate.metrics import group_answers, majority_vote, select_argmax, weighted_vote

@@ -1,5 +1,5 @@
 """Step-level beam search guided by a PRM, with optional lookahead and de-duplication
-(METHODS §12.3–12.4; search-and-learn `beam_search`).
+(search-and-learn; Snell et al., arXiv 2408.03314; search-and-learn `beam_search`).
 
 N active beams per problem. Each round every active beam generates one step; the PRM scores
 each prefix (with `lookahead` k > 0: the candidate extended by k greedy steps, scored but not
@@ -41,7 +41,7 @@ class Beam:
 
 def extend_greedy(policy: Policy, problems: Sequence[Problem], owners: Sequence[int],
                   steps: Sequence[list[str]], k: int) -> tuple[list[list[str]], list[bool]]:
-    """Lookahead (METHODS §12.4): each prefix extended by up to k greedy (T=0) steps. Returns the
+    """Lookahead (search-and-learn; Snell et al., arXiv 2408.03314): each prefix extended by up to k greedy (T=0) steps. Returns the
     extended step lists (the caller commits only its own steps) and whether each solution ended."""
     out = [list(s) for s in steps]
     ended = [False] * len(out)

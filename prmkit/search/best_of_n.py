@@ -1,6 +1,6 @@
 """Best-of-N: N independent whole solutions per problem, every step scored by the reward model,
 one selected by argmax, majority vote or score-weighted vote over the aggregated scores
-(METHODS §0.4, §12.2; search-and-learn `best_of_n`)."""
+(docs/methods.md, search-and-learn; Snell et al., arXiv 2408.03314; search-and-learn `best_of_n`)."""
 
 from __future__ import annotations
 

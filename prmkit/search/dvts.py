@@ -1,4 +1,4 @@
-"""DVTS — diverse verifier tree search (METHODS §12.5; search-and-learn `dvts`).
+"""DVTS — diverse verifier tree search (search-and-learn; Snell et al., arXiv 2408.03314; search-and-learn `dvts`).
 
 The budget N is split into N/M independent subtrees per problem. Each subtree samples M
 candidate next steps, the PRM scores each prefix (plus optional greedy lookahead), and the

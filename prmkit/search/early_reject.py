@@ -1,6 +1,6 @@
 """Early rejection with partial reward modeling: beam search whose candidate steps are scored after
 their first tau tokens, and only the kept fraction is generated to the end of the step
-(METHODS §11.2; Cheshmi, Khan et al. 2025, arXiv 2508.01969).
+(Cheshmi, Khan et al. 2025, arXiv 2508.01969).
 
 Per round: every survivor spawns M candidates, each generating at most `tau` tokens of its next
 step (phase 1); the PRM scores each prefix with its partial last step, aggregated by the search's

@@ -1,4 +1,4 @@
-"""ReST-MCTS*-style tree search guided by a PRM / process value model (METHODS §16.2;
+"""ReST-MCTS*-style tree search guided by a PRM / process value model (ReST-MCTS*, arXiv 2406.03816;
 Zhang et al. 2024, arXiv 2406.03816).
 
 One tree per problem; a node is a step, its prefix's PRM score (aggregated) is its prior value.

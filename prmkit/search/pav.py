@@ -1,5 +1,5 @@
 """PAV ranking for search: score a step by Q under the base policy plus alpha x progress under a
-prover (METHODS §6.2; Setlur et al. 2024, arXiv 2410.08146).
+prover (Setlur et al. 2024, arXiv 2410.08146).
 
 `PAVScorer(base, prover, alpha)` is itself a `RewardModel`, so every search strategy takes it in
 place of a PRM: step k scores Q_base(s_<=k) + alpha (Q_prover(s_<=k) - Q_prover(s_<=k-1)), through

@@ -1,7 +1,7 @@
 """`prmkit train implicit`: an implicit PRM trained from OUTCOME labels only (Yuan et al. 2412.01981).
 
 r(y) = beta * sum_t log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)); CE loss against the graded outcome, or
-DPO over (right, wrong) pairs of one problem (METHODS §1.3; `train.losses`). The reference's
+DPO over (right, wrong) pairs of one problem (Implicit PRM, arXiv 2412.01981; `train.losses`). The reference's
 log-probs are computed once, before training, and cached in `out/ref_logprobs.pt`. Step rewards
 come for free at scoring time (`rewards.implicit.ImplicitPRM`). With no `--data`, the gym recipe
 samples the train split with the shipped policy, which is also the initialisation and reference.
@@ -172,7 +172,7 @@ def dpo_loss_fn(rm, beta: float):
 
 def dpo_pairs(traces: Sequence[Trace], seed: int) -> list[tuple[int, int]]:
     """(right, wrong) index pairs within each problem; problems with only right or only wrong
-    responses give none (METHODS §1.7). Each response is used at most once."""
+    responses give none (Implicit PRM, arXiv 2412.01981). Each response is used at most once."""
     groups: dict[str, tuple[list[int], list[int]]] = {}
     for i, t in enumerate(traces):
         right, wrong = groups.setdefault(t.problem_id, ([], []))
