@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
+from prmkit.tasks.calculator import _bounded, _decimal
+
 MAX_BITS = 10_000  # bound on any coefficient's numerator and denominator (~3,000 digits)
 MAX_DEGREE = 100  # bound on the total degree in the variables
 MAX_TERMS = 2_000  # bound on the number of terms of the expanded form
@@ -120,8 +122,6 @@ class Size:
 
 
 def _literal(node: ast.Constant) -> Fraction:
-    from prmkit.tasks.calculator import _bounded, _decimal
-
     v = node.value
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"unsupported literal {v!r:.40}")

@@ -15,9 +15,11 @@ import re
 from collections.abc import Sequence
 
 from prmkit.errors import InputError
+from prmkit.gym.task import first_error, parse_prompt
 from prmkit.label import rules
 from prmkit.label.rollouts import rollout_seed
 from prmkit.policy.base import SamplingParams
+from prmkit.policy.sample import make_sampler
 from prmkit.schema import StepLabels, Trace
 
 JUDGE_TEMPLATE = (
@@ -76,8 +78,6 @@ class RuleJudge:
         self.error_rate, self.seed = error_rate, seed
 
     def judge(self, items: Sequence[tuple[int, Trace]]) -> list[dict]:
-        from prmkit.gym.task import first_error, parse_prompt
-
         out = []
         for idx, t in items:
             truth = first_error(t.steps, parse_prompt(t.prompt))
@@ -101,8 +101,6 @@ class LMJudge:
 
     @classmethod
     def from_model(cls, model: str = "", base_url: str = "", **kw) -> LMJudge:
-        from prmkit.policy.sample import make_sampler
-
         return cls(make_sampler(model, "openai" if base_url else "hf", base_url), **kw)
 
     def judge(self, items: Sequence[tuple[int, Trace]]) -> list[dict]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from prmkit.errors import InputError
 from prmkit.label import rules
 from prmkit.label.rollouts import Cost, Probe, RolloutConfig, answer_key, estimate
+from prmkit.progress import progress
 from prmkit.schema import Problem, StepLabels, Trace
 
 
@@ -47,8 +49,6 @@ def mc_labels_from_counts(trace: Trace, counts: list[int], cost: Cost, k: int, m
     elif mode == "soft":
         values = rules.mc_soft_labels(counts, k)
     else:
-        from prmkit.errors import InputError
-
         raise InputError(f"expected mode 'hard' or 'soft', got {mode!r}", field="mode")
     labels = StepLabels(values=list(values), method=f"mc_{mode}", rollouts=cost.rollouts, policy_tokens=cost.tokens,
                         meta={"k": k, "correct_counts": list(counts)})
@@ -68,8 +68,6 @@ def label_mc(traces: list[Trace], sampler, *, k: int = 8, mode: str = "hard", se
     are the completions sampled and tokens generated for the trace; `labels.meta["correct_counts"]`
     the raw counts.
     """
-    from prmkit.progress import progress
-
     rc = RolloutConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                        sep=sep if sep is not None else getattr(sampler, "sep", "\n"), share_prefix=share_prefix)
     items = list(enumerate(traces, start_index))

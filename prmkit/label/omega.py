@@ -21,6 +21,7 @@ from prmkit.label.rollouts import (
     answer_key,
     estimate,
 )
+from prmkit.progress import progress
 from prmkit.schema import Problem, StepLabels, Trace
 
 
@@ -81,8 +82,6 @@ def label_omega(traces: list[Trace], sampler, *, k: int = 8, seed: int = 0, max_
     """Copies of `traces` labelled by OmegaPRM's binary search (`method` "omega"); rollouts are
     seeded per (seed, trace index, prefix) exactly as in `label_mc`, so a prefix probed by both
     methods gets the same K rollouts."""
-    from prmkit.progress import progress
-
     rc = RolloutConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                        sep=sep if sep is not None else getattr(sampler, "sep", "\n"))
     bar = progress(total=len(traces), desc="omega traces")

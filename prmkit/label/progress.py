@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from prmkit.label import rules
 from prmkit.label.rollouts import Cost, Probe, RolloutConfig, answer_key, estimate
+from prmkit.progress import progress
 from prmkit.schema import Problem, StepLabels, Trace
 
 
@@ -55,8 +56,6 @@ def label_progress(traces: list[Trace], prover, *, k: int = 8, seed: int = 0, ma
                    eps: float = 0.8, prover_bok: int = 1, start_index: int = 0, sep: str | None = None) -> list[Trace]:
     """Copies of `traces` with relative-progress labels (`method` "progress"); `labels.meta` holds
     the prover's Q values (Q_0 first), PAV progress and GenPRM ratios (None where undefined)."""
-    from prmkit.progress import progress
-
     rc = RolloutConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                        sep=sep if sep is not None else getattr(prover, "sep", "\n"))
     bar = progress(total=len(traces), desc="progress traces")

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prmkit.errors import InputError
-from prmkit.schema import Trace
+from prmkit.evaluate.metrics import ece
+from prmkit.report import png_to_img, table_html, write_page
+from prmkit.schema import Trace, atomic_write_text, read_traces
 
 DEFINITION = ("predicted first error = first step whose known label < threshold (-1 if none); agreement = "
               "fraction of labelled traces with gold whose predicted first error equals the gold first error "
@@ -67,8 +69,6 @@ def _cost(t: Trace) -> tuple[int, int]:
 
 def evaluate_labels(traces: Sequence[Trace], threshold: float = 0.5) -> dict:
     """Metrics of one labelled trace set against the traces' gold `first_error`."""
-    from prmkit.evaluate.metrics import ece
-
     n = len(traces)
     labelled = [t for t in traces if t.labels is not None]
     judged = [t for t in labelled if t.first_error is not None]
@@ -131,8 +131,6 @@ def with_reference(traces: Sequence[Trace], reference: Sequence[Trace], threshol
 
 def report(paths: Sequence[str], names: Sequence[str] | None, out: Path, threshold: float = 0.5,
            reference: str = "") -> dict:
-    from prmkit.schema import read_traces
-
     if not paths:
         raise InputError("give at least one --labels file or run directory", field="labels")
     if names and len(names) != len(paths):
@@ -220,9 +218,6 @@ def plot(methods: dict, path: Path) -> Path:
 
 
 def write_outputs(result: dict, out: Path) -> None:
-    from prmkit.report import png_to_img, table_html, write_page
-    from prmkit.schema import atomic_write_text
-
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "label_report.json", json.dumps(result, indent=2) + "\n")
     png = plot(result["methods"], out / "label_report.png")

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prmkit.errors import InputError
+from prmkit.gym.task import parse_prompt
 from prmkit.policy.base import SamplingParams
 from prmkit.prompting import policy_input
 from prmkit.schema import Problem, Trace
 from prmkit.steps import DEFAULT_SEP, join_steps
+from prmkit.tasks import get_grader
 
 
 def rollout_seed(seed: int, trace_index: int, prefix: int, tag: str = "") -> int:
@@ -51,8 +53,6 @@ _GRADER_CACHE: dict[str, object] = {}
 
 def _grader(task: str):
     if task not in _GRADER_CACHE:
-        from prmkit.tasks import get_grader
-
         _GRADER_CACHE[task] = get_grader(task)
     return _GRADER_CACHE[task]
 
@@ -63,8 +63,6 @@ def answer_key(trace: Trace, problems: dict[str, Problem] | None = None, index: 
     if problems is not None and trace.problem_id in problems:
         p = problems[trace.problem_id]
         return AnswerKey(p.task, p.answer, _grader(p.task))
-    from prmkit.gym.task import parse_prompt
-
     try:
         chain = parse_prompt(trace.prompt)
     except InputError as e:

@@ -26,6 +26,7 @@ from prmkit.label.rollouts import (
     estimate,
     trace_correct,
 )
+from prmkit.progress import progress
 from prmkit.schema import Problem, StepLabels, Trace
 
 
@@ -104,8 +105,6 @@ def label_scan(traces: list[Trace], sampler, *, k: int = 8, seed: int = 0, max_n
                sep: str | None = None) -> list[Trace]:
     """Copies of `traces` with SCAN labels (`method` "scan"); dropped traces keep `labels=None`
     and say why in `meta["label"]`.  Self-confidence comes from `traces` unless given."""
-    from prmkit.progress import progress
-
     rc = RolloutConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                        sep=sep if sep is not None else getattr(sampler, "sep", "\n"))
     sc_map = self_confidence if self_confidence is not None else self_confidence_by_problem(traces, problems)

@@ -18,16 +18,16 @@ import dataclasses
 from collections.abc import Callable
 
 from prmkit.errors import InputError
+from prmkit.gym.task import first_error, parse_prompt, step_is_correct
 from prmkit.label.equations import check_equation_text, parse_math  # noqa: F401 - re-exported
 from prmkit.schema import Problem, StepLabels, Trace
+from prmkit.tasks.calculator import check_step
 
 # ---------------------------------------------------------------------------------------------
 # gym
 
 
 def gym_step_labels(trace: Trace) -> list[float | None]:
-    from prmkit.gym.task import first_error, parse_prompt, step_is_correct
-
     chain = parse_prompt(trace.prompt)
     fe = first_error(trace.steps, chain)
     if fe == -1:
@@ -41,8 +41,6 @@ def gym_step_labels(trace: Trace) -> list[float | None]:
 
 
 def calculator_step_labels(trace: Trace) -> list[float | None]:
-    from prmkit.tasks.calculator import check_step
-
     out: list[float | None] = []
     for s in trace.steps:
         c = check_step(s)
@@ -79,8 +77,6 @@ def checker_for(trace: Trace, checker: str, problems: dict[str, Problem] | None,
     if problems is not None and trace.problem_id in problems:
         task = problems[trace.problem_id].task
     else:
-        from prmkit.gym.task import parse_prompt
-
         try:
             parse_prompt(trace.prompt)
             task = "gym"
