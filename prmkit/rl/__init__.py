@@ -19,5 +19,4 @@ The procedures built on them:
 * `prime` — PRIME's accuracy filter and online implicit PRM.
 * `monitors` — reward-hacking monitors and drift warnings.
 * `compare` — `prmkit rl-compare`: methods x seeds, curves, table, HTML report.
-* `demo` — the RL stage of the README's main job.
 """

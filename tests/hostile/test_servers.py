@@ -18,7 +18,7 @@ import pytest
 
 from prmkit.gym.task import make_split, parse_prompt
 from prmkit.rewards.base import GymCheckerRM
-from prmkit.serve.demo import start_in_thread
+from prmkit.serve.inprocess import start_in_thread
 from prmkit.serve.reward_server import ScoreLimits, create_app
 
 TOKEN = "sekret-token"

@@ -1,24 +1,23 @@
-"""The labeling stage of the README's main job (`prmkit demo`): sample gym traces with the shipped
+"""The labeling stage of `prmkit demo`: sample gym traces with the shipped
 policy, label them with mc (hard), omega and verify through `prmkit label`, and compare them with
 gold in a label report (table + plot).  Budget: about a minute on 2 CPU cores."""
 
 from __future__ import annotations
 
 import pathlib
+import time
+
+from prmkit.gym.task import make_split
+from prmkit.label.report import report
+from prmkit.label.run import LabelConfig, run
+from prmkit.policy.base import SamplingParams
+from prmkit.policy.hf import HFSampler
+from prmkit.policy.sample import default_policy, sample_traces
+from prmkit.schema import write_records
 
 
 def demo_stage(out_dir: pathlib.Path, seed: int, num_problems: int = 25, samples: int = 4, k: int = 4) -> dict:
     """Run the stage under `out_dir/label/` and return flat headline numbers plus the plot path."""
-    import time
-
-    from prmkit.gym.task import make_split
-    from prmkit.label.report import report
-    from prmkit.label.run import LabelConfig, run
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy, sample_traces
-    from prmkit.schema import write_records
-
     t0 = time.perf_counter()
     base = pathlib.Path(out_dir) / "label"
     sampler = HFSampler.from_pretrained(default_policy())

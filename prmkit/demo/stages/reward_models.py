@@ -4,23 +4,22 @@ from outcome labels only; plots for the report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from prmkit.evaluate.bon import group_by_problem, model_curves, outcome_curves, powers_of_two
+from prmkit.evaluate.processbench import evaluate_scores, write_scored
+from prmkit.evaluate.report import build_sections
+from prmkit.rewards import default_gym_prm, load_reward_model
+from prmkit.rewards.base import score_traces
+from prmkit.schema import atomic_write_text, dumps_strict_json, write_records
+from prmkit.train.data import gym_traces
+from prmkit.train.implicit import TrainImplicitConfig
+from prmkit.train.implicit import run as train_implicit
 
 
 def demo_stage(out_dir: Path, seed: int) -> dict:
     """Run the stage into `out_dir`; return flat headline numbers and the PNGs drawn (under "plots")."""
-    import json
-
-    from prmkit.evaluate.bon import group_by_problem, model_curves, outcome_curves, powers_of_two
-    from prmkit.evaluate.processbench import evaluate_scores, write_scored
-    from prmkit.evaluate.report import build_sections
-    from prmkit.rewards import default_gym_prm, load_reward_model
-    from prmkit.rewards.base import score_traces
-    from prmkit.schema import atomic_write_text, dumps_strict_json, write_records
-    from prmkit.train.data import gym_traces
-    from prmkit.train.implicit import TrainImplicitConfig
-    from prmkit.train.implicit import run as train_implicit
-
     out_dir = Path(out_dir)
     ev = out_dir / "eval"
     rm = default_gym_prm()

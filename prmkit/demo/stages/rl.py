@@ -1,9 +1,12 @@
-"""The RL stage of the README's main job: a short outcome-GRPO run and a short PRIME run on the gym
+"""The RL stage of `prmkit demo`: a short outcome-GRPO run and a short PRIME run on the gym
 from the shipped policy, held-out accuracy before and after, and their curves (one PNG)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+from prmkit.rl.loop import RLConfig, RLRun
 
 DEMO_RUN = dict(steps=6, prompts_per_step=8, k=8, lr=3e-5, lr_1d_mult=100.0, minibatch=32, gym_max_ops=5, eval_every=3,
                 eval_problems=100, eval_split="test", max_new_tokens=96, tensorboard=False, save_policy=False,
@@ -12,14 +15,10 @@ DEMO_RUN = dict(steps=6, prompts_per_step=8, k=8, lr=3e-5, lr_1d_mult=100.0, min
 
 def demo_stage(out_dir: Path, seed: int) -> dict:
     """Run GRPO and PRIME for a few steps (same seed and budget); returns flat headline numbers and the plot."""
-    import time
-
-    import matplotlib
+    import matplotlib  # (the backend is chosen before pyplot loads)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from prmkit.rl.loop import RLConfig, RLRun
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
