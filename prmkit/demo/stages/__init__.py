@@ -13,7 +13,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "reward_models": ("Reward models: shipped PRM (ProcessBench F1, Best-of-N), implicit PRM",
                       "prmkit.demo.stages.reward_models:demo_stage"),
     "serve": ("Reward server and TRL adapter", "prmkit.demo.stages.serve:demo_stage"),
-    "search": ("PRM-guided search: accuracy vs policy tokens", "prmkit.search.sweep:demo_stage"),
+    "search": ("PRM-guided search: accuracy vs policy tokens", "prmkit.demo.stages.search:demo_stage"),
     "rl": ("RL: outcome GRPO and PRIME (held-out accuracy)", "prmkit.demo.stages.rl:demo_stage"),
 }
 
