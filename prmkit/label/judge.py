@@ -1,4 +1,4 @@
-"""LLM-as-a-judge first-error labels and MC/judge consensus (Qwen "Lessons", METHODS.md §10.2).
+"""LLM-as-a-judge first-error labels and MC/judge consensus (Lessons of PRMs, arXiv 2501.07301).
 
 A judge names the first wrong step of a trace (0-based index, -1 for "no error") or gives an
 unparsed verdict (None).  `LMJudge` prompts any causal LM (local dir or hub id, via `HFSampler`)

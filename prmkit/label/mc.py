@@ -1,4 +1,4 @@
-"""Math-Shepherd Monte Carlo step labels (METHODS.md §3.1): K completions from every step prefix.
+"""Math-Shepherd Monte Carlo step labels (Math-Shepherd, arXiv 2312.08935): K completions from every step prefix.
 
 Hard label: 1.0 iff any completion reaches the gold answer; soft label: the fraction that do
 (`rules.mc_hard_labels` / `rules.mc_soft_labels`).  The last step of a trace that states a final

@@ -1,4 +1,4 @@
-"""ReST-MCTS* process-value data from search trees (METHODS §16.1; Zhang et al. 2024, arXiv 2406.03816).
+"""ReST-MCTS* process-value data from search trees (Zhang et al. 2024, arXiv 2406.03816).
 
 `prmkit search --method mcts` writes one tree per problem (`trees.jsonl`, records of
 `search.mcts.export_tree`). `value_traces` turns a tree into training traces for a value model: the

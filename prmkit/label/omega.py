@@ -1,4 +1,4 @@
-"""OmegaPRM first-error labels by binary search over step prefixes (METHODS.md §4.2).
+"""OmegaPRM first-error labels by binary search over step prefixes (OmegaPRM, arXiv 2406.06592).
 
 Each trace's search is `rules.binary_search_first_error`; the searches of many traces run in
 lockstep so that every round's probes (one prefix per unfinished trace, K rollouts each) go to the

@@ -1,4 +1,4 @@
-"""OmegaPRM tree mode (METHODS.md §4.2–4.4): many labelled prefixes per question.
+"""OmegaPRM tree mode (OmegaPRM, arXiv 2406.06592): many labelled prefixes per question.
 
 Per question: estimate MC of the question alone (K rollouts); wrong rollouts from states with
 0 < MC < 1 enter a candidate pool.  Repeatedly pick the pool entry with the highest
@@ -89,7 +89,7 @@ def build_tree(index: int, problem_id: str, prompt: str, key: AnswerKey, sampler
         s, rollout, _ = pool.pop(best)
         nodes[s].visits += 1
         cur, lo, hi = s, 1, len(rollout)
-        while lo <= hi:  # spec §4.2: the first prefix of the rollout whose MC is 0
+        while lo <= hi:  # OmegaPRM, arXiv 2406.06592: the first prefix of the rollout whose MC is 0
             mid = (lo + hi) // 2
             nid = add(nodes[s].steps + rollout[:mid], cur)
             if nodes[nid].mc > 0:

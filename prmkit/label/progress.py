@@ -1,7 +1,7 @@
-"""Progress labels: PAV process advantages and GenPRM relative-progress labels (METHODS.md §6, §13.1).
+"""Progress labels: PAV process advantages and GenPRM relative-progress labels (PAV, arXiv 2410.08146, GenPRM, arXiv 2504.00891).
 
 Q_0 .. Q_S are MC success estimates of a *prover* policy (the completer by default, optionally a
-Best-of-K(π) prover, §6.3) from the question alone and from each step prefix.  Per step:
+Best-of-K(π) prover, PAV, arXiv 2410.08146) from the question alone and from each step prefix.  Per step:
 progress A_k = Q_k − Q_{k−1} (PAV), relative progress P_k = Q_k / Q_{k−1} (GenPRM) and the
 binary label 1[P_k ≥ ε] stored as `values` (`rules.relative_progress_labels`).  The ReST-MCTS*
 value-target rule over a search tree is `rules.rest_mcts_value_targets`.

@@ -1,6 +1,6 @@
 """Step-label rules from the process-reward literature, as pure functions over plain lists.
 
-Conventions (shared/specs/METHODS.md §0.1): a solution has S steps, indexed 0..S-1 here.
+Conventions (docs/methods.md): a solution has S steps, indexed 0..S-1 here.
 "Prefix i" is the question plus steps 0..i.  A Monte Carlo (MC) estimate of a prefix is the
 fraction of K rollouts from it that reach the gold answer.  A *first error* is a step index in
 0..S-1, or -1 for "no error found".  Labels are floats in [0, 1]; `None` means "unknown, do not
@@ -47,7 +47,7 @@ def _check_first_error(first_error: Any, num_steps: int, field: str = "first_err
 
 
 # ---------------------------------------------------------------------------------------------
-# Math-Shepherd MC labels (§3.1)
+# Math-Shepherd MC labels (Math-Shepherd, arXiv 2312.08935)
 
 
 def _check_counts(correct_counts: Sequence[int], k: int) -> None:
@@ -59,14 +59,14 @@ def _check_counts(correct_counts: Sequence[int], k: int) -> None:
 def mc_hard_labels(correct_counts: Sequence[int], k: int) -> list[float]:
     """Hard estimation: step i is good (1.0) iff at least one of the K completions from prefix i
     reaches the gold answer, else 0.0.  `correct_counts[i]` = number of correct completions."""
-    # Math-Shepherd (Wang et al. 2023, arXiv 2312.08935) HE: y_i = 1[∃j: a_j = a*]  — spec §3.1
+    # Math-Shepherd (Wang et al. 2023, arXiv 2312.08935) HE: y_i = 1[∃j: a_j = a*]  — 
     _check_counts(correct_counts, k)
     return [1.0 if c > 0 else 0.0 for c in correct_counts]
 
 
 def mc_soft_labels(correct_counts: Sequence[int], k: int) -> list[float]:
     """Soft estimation: step i's label is the fraction of its K completions that are correct."""
-    # Math-Shepherd (Wang et al. 2023, arXiv 2312.08935) SE: y_i = (1/N) Σ_j 1[a_j = a*]  — spec §3.1
+    # Math-Shepherd (Wang et al. 2023, arXiv 2312.08935) SE: y_i = (1/N) Σ_j 1[a_j = a*]  — 
     _check_counts(correct_counts, k)
     return [c / k for c in correct_counts]
 
@@ -75,7 +75,7 @@ def first_error_from_labels(labels: Sequence[float], threshold: float = 0.5) -> 
     """Index of the first label strictly below `threshold`, or -1 when there is none.
 
     With hard labels the default 0.5 is exact.  For "first step whose MC estimate is 0" on soft
-    labels (Qwen "Lessons" §10.3, SCAN §5.3), pass any threshold in (0, 1/K], e.g. 1e-9.
+    labels (Lessons of PRMs, arXiv 2501.07301; SCAN, arXiv 2509.16548), pass any threshold in (0, 1/K], e.g. 1e-9.
     """
     _check_real(threshold, "threshold")
     for i, y in enumerate(labels):
@@ -87,7 +87,7 @@ def first_error_from_labels(labels: Sequence[float], threshold: float = 0.5) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# OmegaPRM binary search and tree-selection scores (§4)
+# OmegaPRM binary search and tree-selection scores (OmegaPRM, arXiv 2406.06592)
 
 
 def binary_search_first_error(num_steps: int, probe: Callable[[int], float], *,
@@ -98,7 +98,7 @@ def binary_search_first_error(num_steps: int, probe: Callable[[int], float], *,
     steps 0..i).  Returns `(first_error, probes)`: the located step (or -1) and the probed indices
     in call order.
 
-    Convention implemented (OmegaPRM, Luo et al. 2024, arXiv 2406.06592, spec §4.2): the paper
+    Convention implemented (OmegaPRM, Luo et al. 2024, arXiv 2406.06592): the paper
     only binary-searches a rollout whose final answer is *wrong*, so the full prefix is known to be
     dead.  Here the full prefix is checked first: `probe(S-1) > 0` means no error is found and -1
     is returned after that single probe.  Pass `last_known_wrong=True` when the caller already
@@ -120,7 +120,7 @@ def binary_search_first_error(num_steps: int, probe: Callable[[int], float], *,
     if not last_known_wrong and mc(hi) > 0:
         return -1, probes
     lo = 0  # invariant: lo == 0 or MC(prefix lo-1) > 0
-    # spec §4.2 loop: MC(s_mid) > 0 -> first error is later; else it is at or before mid
+    # OmegaPRM, arXiv 2406.06592 loop: MC(s_mid) > 0 -> first error is later; else it is at or before mid
     while lo < hi:
         mid = (lo + hi) // 2
         if mc(mid) > 0:
@@ -133,7 +133,7 @@ def binary_search_first_error(num_steps: int, probe: Callable[[int], float], *,
 def omega_labels(num_steps: int, first_error: int) -> list[float | None]:
     """Labels from a located first error: steps before it 1.0, the error 0.0, steps after None
     (unknown: a later step after a dead prefix is neither confirmed good nor bad).  -1 -> all 1.0."""
-    # OmegaPRM (arXiv 2406.06592) §4.2: steps before the first MC=0 prefix are positives
+    # OmegaPRM (arXiv 2406.06592) : steps before the first MC=0 prefix are positives
     _check_int(num_steps, "num_steps", 0)
     _check_first_error(first_error, num_steps)
     if first_error == -1:
@@ -143,7 +143,7 @@ def omega_labels(num_steps: int, first_error: int) -> list[float | None]:
 
 def omega_q_value(mc: float, length: float, alpha: float = 0.5, beta: float = 0.9, L: float = 500.0) -> float:
     """Rollout value Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L); defaults are the paper's."""
-    # OmegaPRM (arXiv 2406.06592) §4.3: Q(s,r) = α^{1−MC(s)} · β^{len(r)/L}  — spec §4.3/§4.4 [mem]
+    # OmegaPRM (arXiv 2406.06592) : Q(s,r) = α^{1−MC(s)} · β^{len(r)/L}  — / [mem]
     _check_prob(mc, "mc")
     _check_real(length, "length", 0.0)
     _check_real(alpha, "alpha", 0.0)
@@ -156,10 +156,10 @@ def omega_q_value(mc: float, length: float, alpha: float = 0.5, beta: float = 0.
 def omega_u_value(c_puct: float, total_visits: int, visits: int) -> float:
     """Exploration bonus U(s) = c_puct * sqrt(Σ_i N(s_i)) / (1 + N(s)).
 
-    NB: in OmegaPRM the sum runs over *all* nodes of the tree (spec §4.3), not over the parent's
+    NB: in OmegaPRM the sum runs over *all* nodes of the tree (OmegaPRM, arXiv 2406.06592), not over the parent's
     children as in AlphaZero's PUCT; pass that total as `total_visits`.
     """
-    # OmegaPRM (arXiv 2406.06592) §4.3: U(s) = c_puct · sqrt(Σ_i N(s_i)) / (1 + N(s))
+    # OmegaPRM (arXiv 2406.06592) : U(s) = c_puct · sqrt(Σ_i N(s_i)) / (1 + N(s))
     _check_real(c_puct, "c_puct", 0.0)
     _check_int(total_visits, "total_visits", 0)
     _check_int(visits, "visits", 0)
@@ -169,25 +169,25 @@ def omega_u_value(c_puct: float, total_visits: int, visits: int) -> float:
 def omega_select_score(mc: float, length: float, visits: int, total_visits: int, *, alpha: float = 0.5,
                        beta: float = 0.9, L: float = 500.0, c_puct: float = 0.125) -> float:
     """Selection score of a (state, rollout) pool entry: Q(s, r) + U(s); the pool's argmax is
-    binary-searched next.  Defaults: c_puct 0.125, alpha 0.5, beta 0.9, L 500 (spec §4.4 [mem])."""
-    # OmegaPRM (arXiv 2406.06592) §4.3: (s*, r*) = argmax Q(s,r) + U(s)
+    binary-searched next.  Defaults: c_puct 0.125, alpha 0.5, beta 0.9, L 500 (OmegaPRM, arXiv 2406.06592 [mem])."""
+    # OmegaPRM (arXiv 2406.06592) : (s*, r*) = argmax Q(s,r) + U(s)
     return omega_q_value(mc, length, alpha, beta, L) + omega_u_value(c_puct, total_visits, visits)
 
 
 # ---------------------------------------------------------------------------------------------
-# SCAN self-confidence and noise-tolerant labels (§5)
+# SCAN self-confidence and noise-tolerant labels (SCAN, arXiv 2509.16548)
 
 
 def self_confidence(correct: int, total: int) -> float:
     """SC(q) = (1/N) Σ_j J(r_j, a): the annotator's own accuracy on the question."""
-    # SCAN (Ding et al. 2025, arXiv 2509.16548) self-confidence  — spec §5.2
+    # SCAN (Ding et al. 2025, arXiv 2509.16548) self-confidence  — 
     _check_int(total, "total", 1)
     _check_int(correct, "correct", 0, total)
     return correct / total
 
 
 def scan_keep_question(self_conf: float, min_self_conf: float = 0.75) -> bool:
-    """SCAN keeps a question for synthesis only when SC >= 0.75 (spec §5.3 step 2, [code])."""
+    """SCAN keeps a question for synthesis only when SC >= 0.75 (SCAN, arXiv 2509.16548, [code])."""
     return _check_prob(self_conf, "self_conf") >= _check_prob(min_self_conf, "min_self_conf")
 
 
@@ -207,7 +207,7 @@ def scan_normalized_labels(mc_values: Sequence[float], self_conf: float, first_e
     official code (dataset/SCAN-*/process.py) sets the error step to 0 and earlier steps to the
     constant 1 — identical when `first_error` is the first zero of `mc_values`.
     """
-    # SCAN (arXiv 2509.16548) robust learning, d = 2 in the code  — spec §5.4
+    # SCAN (arXiv 2509.16548) robust learning, d = 2 in the code  — 
     sc = _check_prob(self_conf, "self_conf")
     if sc == 0:
         raise InputError("self-confidence 0 cannot normalise MC values (SCAN keeps SC >= 0.75)", field="self_conf")
@@ -227,12 +227,12 @@ def scan_robust_targets(mc_values: Sequence[float], self_conf: float, first_erro
                         window: int | None = 2) -> tuple[list[float], list[float]]:
     """`scan_normalized_labels` padded to `num_steps` for batched BCE: (targets, weights) with
     weight 1.0 on the kept steps and 0.0 (masked) on the steps after the error.  SCAN's loss is
-    plain BCE on these soft targets, BCELoss(sigmoid(logit), target) (spec §5.4, [code])."""
-    # SCAN (arXiv 2509.16548) robust learning target + truncation mask  — spec §5.3–5.4
+    plain BCE on these soft targets, BCELoss(sigmoid(logit), target) (SCAN, arXiv 2509.16548, [code])."""
+    # SCAN (arXiv 2509.16548) robust learning target + truncation mask  — 
     _check_int(num_steps, "num_steps", 1)
     if len(mc_values) > num_steps:
         raise InputError(f"{len(mc_values)} MC values for {num_steps} steps", field="mc_values")
-    if first_error == -1:  # correct response: every step is a positive (no rollouts, §5.3 step 3)
+    if first_error == -1:  # correct response: every step is a positive (no rollouts, SCAN, arXiv 2509.16548 step 3)
         return [1.0] * num_steps, [1.0] * num_steps
     kept = scan_normalized_labels(mc_values, self_conf, first_error, window)
     pad = num_steps - len(kept)
@@ -240,7 +240,7 @@ def scan_robust_targets(mc_values: Sequence[float], self_conf: float, first_erro
 
 
 # ---------------------------------------------------------------------------------------------
-# PAV progress and GenPRM relative progress (§6, §13.1)
+# PAV progress and GenPRM relative progress (PAV, arXiv 2410.08146, GenPRM, arXiv 2504.00891)
 #
 # `q_values` = [Q_0, Q_1, ..., Q_S]: Q_0 is the success probability from the empty prefix (the
 # question alone), Q_k from the prefix ending at step k (1-based here because of Q_0).
@@ -254,8 +254,8 @@ def _check_q_values(q_values: Sequence[float]) -> list[float]:
 
 def progress(q_values: Sequence[float]) -> list[float]:
     """Per-step progress (process advantage) A_k = Q_k - Q_{k-1}, k = 1..S; S values.
-    For PAV, Q is the *prover* μ's success probability (spec §6.1)."""
-    # PAV (Setlur et al. 2024, arXiv 2410.08146): A^μ(s_h,a_h) = Q^μ(s_h,a_h) − V^μ(s_h)  — spec §6.1
+    For PAV, Q is the *prover* μ's success probability (PAV, arXiv 2410.08146)."""
+    # PAV (Setlur et al. 2024, arXiv 2410.08146): A^μ(s_h,a_h) = Q^μ(s_h,a_h) − V^μ(s_h)  — 
     q = _check_q_values(q_values)
     return [q[k] - q[k - 1] for k in range(1, len(q))]
 
@@ -265,9 +265,9 @@ def pav_effective_reward(q_values: Sequence[float], advantages: Sequence[float],
 
     `q_values` here are the base policy's per-step Q^π (one per step, no Q_0), `advantages` the
     prover's progress (`progress(prover_q_values)`).  Used both for beam-search scoring and as
-    the dense RL reward (spec §6.2); alpha is tuned per model [mem: values not in the spec].
+    the dense RL reward (PAV, arXiv 2410.08146); alpha is tuned per model [mem: values not in the spec].
     """
-    # PAV (arXiv 2410.08146): effective reward Q^π + α·A^μ  — spec §6.2
+    # PAV (arXiv 2410.08146): effective reward Q^π + α·A^μ  — 
     _check_real(alpha, "alpha")
     if len(q_values) != len(advantages):
         raise InputError(f"{len(q_values)} Q values but {len(advantages)} advantages", field="advantages")
@@ -277,7 +277,7 @@ def pav_effective_reward(q_values: Sequence[float], advantages: Sequence[float],
 
 def best_of_k_q(q: float, k: int) -> float:
     """Success probability of the Best-of-K(π) prover: 1 - (1 - Q^π)^K."""
-    # PAV (arXiv 2410.08146): Q^{BoK(π)}(s,a) = 1 − (1 − Q^π(s,a))^K  — spec §6.3
+    # PAV (arXiv 2410.08146): Q^{BoK(π)}(s,a) = 1 − (1 − Q^π(s,a))^K  — 
     _check_int(k, "k", 1)
     return 1.0 - (1.0 - _check_prob(q, "q")) ** k
 
@@ -289,7 +289,7 @@ def relative_progress(q_values: Sequence[float]) -> list[float | None]:
     -> None (both prefixes dead; no progress measurable) and x/0 with x > 0 -> +inf (a noisy
     estimate revived a dead prefix).
     """
-    # GenPRM (Zhao et al. 2025, arXiv 2504.00891) RPE: P_t = MC(s_t,a_t) / MC(s_t)  — spec §13.1
+    # GenPRM (Zhao et al. 2025, arXiv 2504.00891) RPE: P_t = MC(s_t,a_t) / MC(s_t)  — 
     q = _check_q_values(q_values)
     out: list[float | None] = []
     for k in range(1, len(q)):
@@ -301,16 +301,16 @@ def relative_progress(q_values: Sequence[float]) -> list[float | None]:
 
 
 def relative_progress_labels(q_values: Sequence[float], eps: float = 0.8) -> list[float]:
-    """GenPRM RPE *binary* labels r̂_t = 1[P_t >= eps] (spec §13.1: the label is binary, not the
+    """GenPRM RPE *binary* labels r̂_t = 1[P_t >= eps] (GenPRM, arXiv 2504.00891: the label is binary, not the
     ratio).  eps = 0.8 is the paper's value per the spec [mem].  A step after a dead prefix
-    (0/0, see `relative_progress`) is labelled 0.0, as hard MC labels treat MC = 0 (§10.3)."""
-    # GenPRM (arXiv 2504.00891) RPE label: r̂_t = 1 if P_t ≥ ε else 0  — spec §13.1
+    (0/0, see `relative_progress`) is labelled 0.0, as hard MC labels treat MC = 0 (Lessons of PRMs, arXiv 2501.07301)."""
+    # GenPRM (arXiv 2504.00891) RPE label: r̂_t = 1 if P_t ≥ ε else 0  — 
     e = _check_real(eps, "eps", 0.0)
     return [0.0 if p is None else (1.0 if p >= e else 0.0) for p in relative_progress(q_values)]
 
 
 # ---------------------------------------------------------------------------------------------
-# ReST-MCTS* value targets (§16)
+# ReST-MCTS* value targets (ReST-MCTS*, arXiv 2406.03816)
 
 
 class TreeNode(NamedTuple):
@@ -322,7 +322,7 @@ class TreeNode(NamedTuple):
 
 
 def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
-    """Process-value targets v for every node of a finished ReST-MCTS* tree (spec §16.1, [code]).
+    """Process-value targets v for every node of a finished ReST-MCTS* tree (ReST-MCTS*, arXiv 2406.03816, [code]).
 
     `tree[0]` is the root (parent -1); any object with `parent`, `is_terminal`, `is_correct`
     attributes works.  Steps:
@@ -337,7 +337,7 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
     them.  The root gets v_0 = 0.0, although the code emits no sample for the empty prefix.
     On a K-step correct path v_k = k/K.
     """
-    # ReST-MCTS* (Zhang et al. 2024, arXiv 2406.03816) MCTS/base.py get_full_value_samples_vm  — spec §16.1
+    # ReST-MCTS* (Zhang et al. 2024, arXiv 2406.03816) MCTS/base.py get_full_value_samples_vm  — 
     n = len(tree)
     if n == 0:
         return []
@@ -396,13 +396,13 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Qwen "Lessons" consensus filtering (§10.2)
+# Qwen "Lessons" consensus filtering (Lessons of PRMs, arXiv 2501.07301)
 
 
 def consensus_keep(mc_first_error: int, judge_first_error: int) -> bool:
     """Keep a response only when the MC-based and the LLM-judge first-error locations agree
     (both -1, "no error", counts as agreement)."""
-    # Qwen "Lessons" (Zhang et al. 2025, arXiv 2501.07301) consensus filtering  — spec §10.2
+    # Qwen "Lessons" (Zhang et al. 2025, arXiv 2501.07301) consensus filtering  — 
     _check_int(mc_first_error, "mc_first_error", -1)
     _check_int(judge_first_error, "judge_first_error", -1)
     return mc_first_error == judge_first_error

@@ -1,4 +1,4 @@
-"""SCAN self-denoising MC labels (METHODS.md §5.3–5.4).
+"""SCAN self-denoising MC labels (SCAN, arXiv 2509.16548).
 
 1. Self-confidence SC(q) = accuracy of the annotator's own responses to question q — here the
    input traces of that question (SCAN labels the same N responses it measures SC on).
