@@ -191,20 +191,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
             raise HTTPException(422, f"field 'prompt': prompt {bad} is empty or has a token id outside the "
                                      f"vocabulary of {len(tok)}")
         asked = check_request(req, prompts, seeds, limits, [len(ids) for ids in prompt_ids], context)
-        with admission:  # one request alone is always admitted
-            busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
-            queued = queue["tokens"]
-            if not busy:
-                queue["tokens"] += asked
-        if busy:
-            raise HTTPException(429, f"field 'max_tokens': the server is busy ({queued} new tokens queued, "
-                                     f"limit {limits.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
-        try:
-            with lock:
-                groups = _sample(sampler, prompts, prompt_ids, params, seeds)
-        finally:
-            with admission:
-                queue["tokens"] -= asked
+        groups = admitted(asked, lambda: _sample(sampler, prompts, prompt_ids, params, seeds))
         choices, completion_tokens = [], 0
         for i, group in enumerate(groups):
             for j, c in enumerate(group):
@@ -238,7 +225,8 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
                           "total_tokens": prompt_tokens + completion_tokens}}
 
     def admitted(asked: int, work):
-        """Run `work()` under the generation lock once `asked` new tokens fit the admission limit (else 429)."""
+        """Run `work()` under the generation lock once `asked` new tokens fit the admission limit (else 429;
+        one request alone is always admitted)."""
         with admission:
             busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
             queued = queue["tokens"]

@@ -21,23 +21,8 @@ from prmkit.policy.base import Completion, SamplerStats
 from prmkit.rewards.aggregate import aggregate
 
 
-@pytest.fixture(scope="module")
-def tiny_agent(tmp_path_factory):
-    from transformers import LlamaForCausalLM
-
-    from prmkit.agents.hopgym.train_policy import AGENT_CHARS
-    from prmkit.gym.tokenizer import build_char_tokenizer
-    from prmkit.gym.train_policy import model_config
-
-    tok = build_char_tokenizer(AGENT_CHARS)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(model_config(tok, 32, 2, 2, 1024))
-    with torch.no_grad():
-        model.lm_head.weight[tok.convert_tokens_to_ids("\n")] += 0.2
-    d = tmp_path_factory.mktemp("agent")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
+# the tiny random agent policy fixture of the agent RL smoke tests (a saved LlamaForCausalLM + char tokenizer)
+from tests.smoke.test_agent_rl import tiny_agent  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("kw", [dict(method="best-of-n", select="prm"), dict(method="best-of-n", select="weighted"),
