@@ -20,11 +20,11 @@ import torch
 from prmkit.agents import monitors, rl_step, signals
 from prmkit.agents.credit import TURN_CREDIT, compute_turn_advantages
 from prmkit.agents.env import Episode, get_env_task
+from prmkit.agents.inputs import SHIPPED_AGENT, agent_policy  # noqa: F401  (SHIPPED_AGENT re-exported)
 from prmkit.agents.rollout import RolloutParams, rollout
 from prmkit.errors import InputError
 from prmkit.rundir import check_resume, load_checkpoint, record_config, save_checkpoint
 
-SHIPPED_AGENT = Path(__file__).resolve().parent / "hopgym" / "policy"
 
 
 @dataclass
@@ -162,11 +162,9 @@ class AgentRLRun:
         self.task = get_env_task(cfg.env)
         self.eval_set = _problems(cfg, "test", cfg.eval_problems)  # inputs are checked before any model loads
         _problems(cfg, "train", 1)
+        model = agent_policy(cfg.model, cfg.env)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        model = cfg.model or str(SHIPPED_AGENT)
-        if not cfg.model:
-            print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT}) — pass --model for your own")
         self.sampler = HFSampler.from_pretrained(model, device="cpu", batch_size=256)
         self.model = self.sampler.model
         torch.manual_seed(cfg.seed)

@@ -44,29 +44,19 @@ class AgentSampleConfig:
 
 def run(cfg: AgentSampleConfig) -> Path:
     from prmkit.agents.env import get_env_task
-    from prmkit.agents.rl import SHIPPED_AGENT, _play
+    from prmkit.agents.inputs import agent_policy, agent_problems
+    from prmkit.agents.rl import _play
     from prmkit.agents.rollout import RolloutParams
     from prmkit.agents.turns import episode_trace
     from prmkit.errors import InputError
     from prmkit.policy.hf import HFSampler
-    from prmkit.schema import atomic_write_text, read_problems, to_dict
+    from prmkit.schema import atomic_write_text, to_dict
 
     if cfg.labels not in ("gold", "mc-hard", "mc-soft", "none"):
         raise InputError(f"expected gold, mc-hard, mc-soft or none, got {cfg.labels!r}", field="labels")
     task = get_env_task(cfg.env)
-    if cfg.problems:
-        problems = read_problems(cfg.problems)[: cfg.num_problems]
-    elif cfg.env == "hopgym":
-        from prmkit.agents.hopgym import make_split
-
-        problems = make_split(cfg.split, cfg.num_problems)
-    else:
-        raise InputError(f"environment {cfg.env!r} has no built-in problems: pass --problems", field="problems")
-    if not problems:
-        raise InputError("expected at least one problem", file=cfg.problems or None)
-    if not cfg.model:
-        print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
-    sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+    problems = agent_problems(cfg.problems, cfg.env, cfg.split, cfg.num_problems)
+    sampler = HFSampler.from_pretrained(agent_policy(cfg.model, cfg.env), device="cpu", batch_size=256)
     params = RolloutParams(k=cfg.k, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed)
     episodes, _ = _play(sampler, task, problems, params)
     out = Path(cfg.out)

@@ -62,20 +62,9 @@ class AgentSearchConfig(TurnSearchParams):
 
 
 def _problems(cfg: AgentSearchConfig):
-    from prmkit.schema import read_problems
+    from prmkit.agents.inputs import agent_problems
 
-    if cfg.problems:
-        problems = read_problems(cfg.problems)[: cfg.num_problems]
-    elif cfg.env == "hopgym":
-        from prmkit.agents.hopgym import make_split
-
-        print(f"problems: hopgym's built-in {cfg.split} split ({cfg.num_problems})")
-        problems = make_split(cfg.split, cfg.num_problems)
-    else:
-        raise InputError(f"environment {cfg.env!r} has no built-in problems: pass --problems", field="problems")
-    if not problems:
-        raise InputError("expected at least one problem", file=cfg.problems or None)
-    return problems
+    return agent_problems(cfg.problems, cfg.env, cfg.split, cfg.num_problems)
 
 
 def search(sampler, task, problems, rm, cfg: AgentSearchConfig) -> tuple[list, dict]:
@@ -104,17 +93,15 @@ def search(sampler, task, problems, rm, cfg: AgentSearchConfig) -> tuple[list, d
 
 def run(cfg: AgentSearchConfig) -> dict:
     from prmkit.agents.env import get_env_task
-    from prmkit.agents.rl import SHIPPED_AGENT
+    from prmkit.agents.inputs import agent_policy
     from prmkit.agents.search import make_turn_rm
     from prmkit.policy.hf import HFSampler
     from prmkit.schema import atomic_write_text
 
-    from prmkit.reading import check_model_name
 
     task = get_env_task(cfg.env)
     problems = _problems(cfg)
-    if cfg.model and not cfg.base_url:  # a missing policy path fails before the turn RM loads
-        check_model_name(cfg.model, "model", "a policy")
+    policy = cfg.model if cfg.base_url else agent_policy(cfg.model, cfg.env)  # fails before the turn RM loads
     rm = make_turn_rm(cfg.turn_rm, task, cfg.seed)  # before the policy: a bad --turn-rm fails first
     if cfg.turn_rm.startswith("checker"):
         print(f"turn reward model: the environment's exact turn gold ({cfg.turn_rm})")
@@ -123,9 +110,7 @@ def run(cfg: AgentSearchConfig) -> dict:
 
         sampler = OpenAISampler(base_url=cfg.base_url, model=cfg.model or None, token_prompts=True)
     else:
-        if not cfg.model:
-            print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
-        sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+        sampler = HFSampler.from_pretrained(policy, device="cpu", batch_size=256)
     results, summary = search(sampler, task, problems, rm, cfg)
     summary["config"] = asdict(cfg)
     out = Path(cfg.out)

@@ -55,15 +55,14 @@ def summarize(episodes: list[Episode]) -> dict:
 def run(cfg: AgentStatsConfig) -> dict:
     from prmkit.agents.env import get_env_task
     from prmkit.agents.hopgym import make_split
-    from prmkit.agents.rl import SHIPPED_AGENT, _play
+    from prmkit.agents.inputs import agent_policy
+    from prmkit.agents.rl import _play
     from prmkit.agents.rollout import RolloutParams
     from prmkit.policy.hf import HFSampler
     from prmkit.schema import atomic_write_text
 
     problems = make_split(cfg.split, cfg.num_problems)  # validated before the model loads
-    if not cfg.model:
-        print(f"policy: hopgym's shipped agent policy ({SHIPPED_AGENT})")
-    sampler = HFSampler.from_pretrained(cfg.model or str(SHIPPED_AGENT), device="cpu", batch_size=256)
+    sampler = HFSampler.from_pretrained(agent_policy(cfg.model, "hopgym"), device="cpu", batch_size=256)
     params = RolloutParams(k=1, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed)
     episodes, _ = _play(sampler, get_env_task("hopgym"), problems, params)
     stats = {**summarize(episodes), "config": asdict(cfg)}
