@@ -96,7 +96,6 @@ def test_sympy_labels_unknown_where_uncovered():
     assert lab.values == [1.0, None, 0.0] and lab.meta["covered"] == 2
 
 
-@pytest.mark.skipif(not GSM8K_TEST.exists(), reason="shared GSM8K test set not present")
 def test_calculator_labels_on_gsm8k_references_and_corruptions():
     from prmkit.tasks.calculator import solution_steps
 
