@@ -331,7 +331,9 @@ def plot(arms: dict, dev_table: list[dict], work: Path, path: Path) -> None:
     for arm, d in arms.items():
         if "mean_curve" in d:
             xs, ys = zip(*d["mean_curve"])
-            axes[0].plot(xs, ys, marker="o", ms=3, label=f"{arm} ({len(d['finished_seeds'])} seeds)")
+            same = arm == "rloo_filter" and d["seeds"][SEEDS[-1]]["source"].startswith("prime_faithful_p0")
+            axes[0].plot(xs, ys, marker="o", ms=3, ls="--" if same else "-", zorder=3 if same else 2,
+                         label=f"{arm} ({len(d['finished_seeds'])} seeds{'; = prime_faithful_p0' if same else ''})")
         for s, sd in d["seeds"].items():
             if arm.startswith("prime") and sd["curve"] is not None:
                 recs = _partial(work / sd["source"])
