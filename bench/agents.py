@@ -10,8 +10,9 @@ Rules, written down before any run (nothing below is chosen on the test split):
 * rl budget, the same for every method: 12 steps x 6 problems x 6 episodes, PPO-clip 0.2, minibatch 32,
   held-out success on 100 `test` problems (one episode each, T = 1, fixed seeds) every 4 steps, seeds 0, 1, 2.
   Methods benchmarked (2-core CPU budget): grpo (the baseline), igpo, istar, spa, gigpo, attributed (the
-  gym's exact `useful` as the judge), pure (the gym checker as the frozen turn RM). rloo, hybrid, spear, oni,
-  loo_turn and per_turn_index run in the smoke tests only.
+  gym's exact `useful` as the judge), pure (the gym checker as the frozen turn RM). AMENDMENT (before their
+  runs; nothing else changes, the lr stays the one chosen on dev): rloo, hybrid (the gym checker as the turn
+  RM), spear, oni, loo_turn and per_turn_index at the same budget and seeds, every knob the library default.
 * rl learning rate: outcome GRPO on the `dev` split (100 problems) with lr in {3e-5, 1e-4, 3e-4}, seed 0,
   8 steps; the lr with the highest dev success at step 8 wins (ties: the smaller); every method uses it.
   (Budget cut twice before any run, to fit the 2-core machine shared with other jobs: 20 x 8 x 8 -> 16 x 8 x 8
@@ -47,7 +48,8 @@ RUNS = ROOT / "runs" / "bench-agents"
 BUDGET = dict(steps=12, prompts_per_step=6, k=6, minibatch=32, eval_problems=100, eval_every=4, threads=1)
 LRS = (3e-5, 1e-4, 3e-4)
 SEEDS = (0, 1, 2)
-RL_ARMS = ("grpo", "igpo", "istar", "spa", "gigpo", "attributed", "pure")
+RL_ARMS = ("grpo", "igpo", "istar", "spa", "gigpo", "attributed", "pure", "rloo", "hybrid", "spear", "oni", "loo_turn",
+           "per_turn_index")
 TURN_REWARD_ARMS = ("igpo", "istar", "spa", "pure")
 
 
