@@ -120,7 +120,8 @@ def check_train(work: Path) -> dict:
 
 
 def check_rl(work: Path) -> dict:
-    from prmkit.rl.loop import RLConfig, RLRun
+    from prmkit.rl.config import RLConfig
+    from prmkit.rl.trainer import RLRun
 
     res = {}
     for method in ("grpo", "prime", "pure", "pav"):

@@ -120,7 +120,7 @@ def dev_name(g: dict) -> str:
 
 
 def run_config(work: Path, job: tuple, chosen: dict | None):
-    from prmkit.rl.loop import RLConfig
+    from prmkit.rl.config import RLConfig
 
     kind, name, seed = job
     if kind == "dev":
@@ -189,7 +189,7 @@ def claim(work: Path, job: tuple) -> bool:
 
 def worker(work: Path) -> None:
     """Take the next unclaimed runnable job, run (or resume) it, repeat; wait while only dev-gated jobs remain."""
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
 
     while True:
         chosen, _ = dev_selection(work)

@@ -77,7 +77,8 @@ def _prm_spec() -> tuple[str, str]:
 
 
 def part_grpo(work: Path) -> dict:
-    from prmkit.rl.loop import RLConfig, RLRun
+    from prmkit.rl.config import RLConfig
+    from prmkit.rl.trainer import RLRun
 
     cfg = RLConfig(out=str(work / "grpo"), reward="grpo", tensorboard=False, save_policy=False, **GRPO)
     t, c = time.perf_counter(), time.process_time()
@@ -214,7 +215,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:  # one (method, seed) run of the comparison, for running seeds in parallel processes
         from prmkit.rl.compare import RLCompareConfig, run_config
-        from prmkit.rl.loop import RLRun
+        from prmkit.rl.trainer import RLRun
 
         prm, _ = _prm_spec()
         pure = args.one_part == "pure"

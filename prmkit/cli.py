@@ -50,7 +50,7 @@ COMMANDS = {
     ("", "search"): "prmkit.search.run:SearchConfig",
     ("", "eval-search"): "prmkit.search.sweep:EvalSearchConfig",
     ("eval", "search"): "prmkit.search.sweep:EvalSearchConfig",  # the spelling of eval-search
-    ("", "rl"): "prmkit.rl.loop:RLConfig",
+    ("", "rl"): "prmkit.rl.trainer:RLConfig",
     ("", "rl-compare"): "prmkit.rl.compare:RLCompareConfig",
     ("agent", "train-policy"): "prmkit.agents.hopgym.train_policy:AgentPolicyConfig",
     ("agent", "stats"): "prmkit.agents.stats:AgentStatsConfig",

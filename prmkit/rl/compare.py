@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prmkit.errors import InputError
-from prmkit.rl.loop import ADVANTAGES, RLConfig, RLRun, resume_ignores
+from prmkit.rl.config import RLConfig, resume_ignores
+from prmkit.rl.methods import ADVANTAGES
+from prmkit.rl.trainer import RLRun
 
 MONITOR_KEYS = ("mon/steps_per_solution", "mon/length", "mon/empty_step_frac", "mon/repeated_step_frac",
                 "process_reward", "mon/divergence")

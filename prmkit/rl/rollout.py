@@ -8,6 +8,11 @@ P + t. The logprob of response token t (predicted from everything before it) is 
 Steps: `step_end[b, k]` is the response-token index (0..T-1) of step k's last token, `step_mask`
 marks real steps (padding after a row's last step). `step_of_token[b, t]` is the step holding token
 t (S for tokens after the last step end, e.g. EOS, and for padding).
+
+A step's batch: `sample_groups` draws K responses per problem (each problem from its own seed),
+`lay_out` grades them and places their steps, `score_steps` adds a frozen reward model's step
+scores. Every random draw of a run is seeded by `seed_for(seed, step, purpose, ...)`, so a resumed
+run draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from typing import Any, Sequence
 import torch
 
 from prmkit.errors import InputError
+from prmkit.policy.base import SamplingParams
+from prmkit.policy.sample import completion_to_trace
+from prmkit.rl.shaping import inject_reward_noise
+from prmkit.steps import step_end_positions_joint
 
 # field -> shape in named dims; checked by RolloutBatch.validate()
 SHAPES: dict[str, tuple[str, ...]] = {
@@ -166,3 +175,63 @@ def response_logprobs(model, batch: RolloutBatch, rows: torch.Tensor | None = No
     P = batch.prompt_len
     out = lp[:, P - 1:].float().cpu() if device.type != "cpu" else lp[:, P - 1:]  # (B, T)
     return torch.where(mask, out, torch.zeros_like(out))  # (B, T)
+
+
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed from integer parts (FNV-1a style): (seed, step, purpose, index) -> its own stream."""
+    h = 1469598103934665603
+    for p in parts:
+        h = ((h ^ (int(p) & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return h
+
+
+def sample_groups(sampler, problems: list, seeds: list[int], k: int, max_new_tokens: int,
+                  temperature: float) -> list:
+    """K samples per problem, each problem's from its own seed, with the sampler's model in eval mode
+    (back in train mode after) -> [[Completion] * K]."""
+    params = SamplingParams(n=k, max_new_tokens=max_new_tokens, temperature=temperature)
+    sampler.model.eval()
+    groups = sampler.sample([sampler.render(p.prompt) for p in problems], params, seeds=seeds)
+    sampler.model.train()
+    return groups
+
+
+def lay_out(problems: list, groups: list, sampler, tokenizer, sep: str) -> RolloutBatch:
+    """Grade every completion and lay the groups out as one RolloutBatch (outcomes, steps, step ends);
+    a row whose steps do not map onto its tokens gets no step credit."""
+    prompt_ids, resp, ends, outcomes, gids, prompts, steps, texts, finish = [], [], [], [], [], [], [], [], []
+    for g, (p, comps) in enumerate(zip(problems, groups)):
+        pid = sampler.encode_prompt(sampler.render(p.prompt))  # the policy's input; the RM renders its own
+        for j, c in enumerate(comps):
+            trace = completion_to_trace(p, c, j)
+            try:
+                e = step_end_positions_joint(tokenizer, c.token_ids, c.steps, sep)
+                row_steps = list(c.steps)
+            except InputError:
+                e, row_steps = [], []  # a tokenizer whose pieces do not decode alone: no step credit
+            prompt_ids.append(pid)
+            resp.append(c.token_ids)
+            ends.append(e)
+            outcomes.append(float(trace.outcome or 0.0))
+            gids.append(g)
+            prompts.append(p.prompt)
+            steps.append(row_steps)
+            texts.append(c.text)
+            finish.append(c.finish_reason)
+    return build_batch(prompt_ids, resp, ends, outcomes, gids, tokenizer.pad_token_id,
+                       prompts=prompts, steps=steps, texts=texts, finish_reasons=finish)
+
+
+def score_steps(batch: RolloutBatch, rm, noise_std: float = 0.0, noise_seed: int = 0) -> None:
+    """Set `batch.step_scores` (B,S) from a frozen reward model (a row without steps scores 0), with
+    seeded Gaussian noise of `noise_std` on real steps (noisy-reward experiments)."""
+    rows = [b for b, ss in enumerate(batch.steps) if ss]  # a response without steps gets no step score
+    scores = rm.score([batch.prompts[b] for b in rows], [batch.steps[b] for b in rows]) if rows else []
+    grid = torch.zeros(batch.step_mask.shape)
+    for b, row in zip(rows, scores):
+        if row:
+            grid[b, :len(row)] = torch.tensor(row, dtype=torch.float32)
+    if noise_std > 0:
+        gen = torch.Generator().manual_seed(noise_seed)
+        grid = inject_reward_noise(grid, std=noise_std, generator=gen, mask=batch.step_mask)
+    batch.step_scores = torch.where(batch.step_mask, grid, torch.zeros_like(grid))

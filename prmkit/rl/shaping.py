@@ -13,7 +13,7 @@ import math
 import torch
 
 from prmkit.errors import InputError
-from prmkit.rl.advantages import group_index
+from prmkit.rl.advantages import group_index, rloo_advantages
 
 CORRECT_THRESHOLD = 0.5
 
@@ -35,10 +35,19 @@ def pav_effective_reward(q: torch.Tensor, progress: torch.Tensor, alpha: float,
 
     q and progress have the same shape ((B,S) steps or (B,) one step each). alpha is a tuned scalar
     (values per model: [mem], PAV, arXiv 2410.08146). A^mu itself is the difference of consecutive prover
-    values Q^mu_h - Q^mu_{h-1} (built where the prover values are estimated, label/progress).
+    values Q^mu_h - Q^mu_{h-1} (`pav_progress` on a frozen PRM's prefix values).
     """
     # PAV, arXiv 2410.08146 (Setlur et al. 2025, PAV, effective reward Q^pi + alpha A^mu)
     return _zero_pad(q + alpha * progress, step_mask)  # like q
+
+
+def pav_progress(step_scores: torch.Tensor, step_mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """PAV progress A_k = V_k - V_{k-1} of a frozen PRM's prefix values (arXiv 2410.08146), with V before
+    step 0 the leave-one-out group mean of the first-step values (E_a Q(s_0, a)) -> (B,S), 0 on padding."""
+    first = torch.where(step_mask[:, 0], step_scores[:, 0], torch.zeros_like(step_scores[:, 0]))  # (B,)
+    v0 = first - rloo_advantages(first, groups)  # (B,) leave-one-out mean of the others
+    prev = torch.cat([v0[:, None], step_scores[:, :-1]], dim=1)  # (B,S)
+    return torch.where(step_mask, step_scores - prev, torch.zeros_like(step_scores))  # (B,S)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Token-level rewards for an external RL trainer (verl, OpenRLHF): prmkit's credit rules, with the
 baselines left to the trainer's own advantage estimator.
 
-prmkit's own RL path (`prmkit.rl.loop`) turns step scores into *advantages*. An external trainer
-wants *rewards* on tokens instead and runs its own estimator (GAE, REINFORCE++, RLOO, GRPO, PRIME's
-RLOO over token rewards). This module gives those rewards: each step's reward on the token that ends
+prmkit's own RL path (`prmkit.rl.trainer`, recipes in `prmkit.rl.methods`) turns step scores into
+*advantages*. An external trainer wants *rewards* on tokens instead and runs its own estimator (GAE,
+REINFORCE++, RLOO, GRPO, PRIME's RLOO over token rewards). This module gives those rewards: each step's reward on the token that ends
 the step (`advantages.step_to_token_rewards`, the placement PURE's verl code uses, arXiv 2504.15275),
 and the outcome on the response's last real token (where verl puts a verifiable reward).
 
@@ -33,15 +33,6 @@ def pure_transform(step_scores: torch.Tensor, step_mask: torch.Tensor, credit: s
     raise InputError(f"pure credit must be 'min' or 'sum', got {credit!r}", field="credit")
 
 
-def pav_progress(step_scores: torch.Tensor, step_mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """PAV progress A_k = V_k - V_{k-1} of the frozen PRM's prefix values (arXiv 2410.08146), with
-    V before step 0 the leave-one-out group mean of the first-step values -> (B,S), 0 on padding."""
-    first = torch.where(step_mask[:, 0], step_scores[:, 0], torch.zeros_like(step_scores[:, 0]))  # (B,)
-    v0 = first - adv_fns.rloo_advantages(first, groups)  # (B,) leave-one-out mean of the others
-    prev = torch.cat([v0[:, None], step_scores[:, :-1]], dim=1)  # (B,S)
-    return torch.where(step_mask, step_scores - prev, torch.zeros_like(step_scores))  # (B,S)
-
-
 def mean_step_score(step_scores: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
     """Mean score over each row's real steps (0 for a row with none) -> (B,)."""
     m = step_mask.to(step_scores.dtype)  # (B,S)
@@ -64,7 +55,7 @@ def credit_step_rewards(rule: str, step_scores: torch.Tensor, step_mask: torch.T
     if rule in ("pure", "pure-sum"):
         return pure_transform(step_scores, step_mask, "min" if rule == "pure" else "sum", temperature), keep
     if rule == "pav":
-        return pav_progress(step_scores, step_mask, groups), keep
+        return shaping.pav_progress(step_scores, step_mask, groups), keep
     if rule == "prof":
         keep = shaping.prof_filter(outcomes, mean_step_score(step_scores, step_mask), groups, prof_keep)  # (B,)
         return torch.zeros_like(step_scores), keep

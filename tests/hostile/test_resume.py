@@ -160,7 +160,8 @@ def _payload_train_implicit(out, data):
 
 
 def _payload_rl(out, data):
-    from prmkit.rl.loop import RLConfig, RLRun
+    from prmkit.rl.config import RLConfig
+    from prmkit.rl.trainer import RLRun
 
     RLRun(RLConfig(out=str(out), steps=2, prompts_per_step=2, k=2, max_new_tokens=32, eval_problems=2,
                    tensorboard=False, save_policy=False, threads=1)).train()
@@ -355,7 +356,7 @@ def test_a_failed_threshold_fit_keeps_the_weights_and_says_how_to_refit(tmp_path
 # --------------------------------------------------------------------------- rl
 
 def _rl_cfg(out, **kw):
-    from prmkit.rl.loop import RLConfig
+    from prmkit.rl.config import RLConfig
 
     base = dict(out=str(out), reward="grpo", steps=4, prompts_per_step=2, k=2, max_new_tokens=48, eval_problems=4,
                 eval_every=2, tensorboard=False, save_policy=False, lr=1e-3, minibatch=4, threads=1)
@@ -380,7 +381,7 @@ def _records(out):
 
 
 def test_rl_resume_runs_only_the_remaining_steps(tmp_path):
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
 
     full, part = tmp_path / "full", tmp_path / "part"
     RLRun(_rl_cfg(full)).train()
@@ -394,7 +395,7 @@ def test_rl_resume_runs_only_the_remaining_steps(tmp_path):
 
 @pytest.mark.parametrize("change", ["lr", "problems"])
 def test_rl_resume_with_other_settings_or_problems_is_refused(tmp_path, change):
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
     from prmkit.schema import write_records as write
 
     problems = tmp_path / "problems.jsonl"

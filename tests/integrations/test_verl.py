@@ -17,7 +17,7 @@ from verl import DataProto  # noqa: E402
 
 from prmkit.integrations.verl import PrmkitRewardManager  # noqa: E402
 from prmkit.rl import advantages as adv_fns  # noqa: E402
-from prmkit.rl.loop import pure_step_rewards  # noqa: E402
+from prmkit.rl.methods import pure_step_rewards  # noqa: E402
 from prmkit.rl.rollout import build_batch  # noqa: E402
 from prmkit.steps import split_steps, step_end_positions_joint  # noqa: E402
 

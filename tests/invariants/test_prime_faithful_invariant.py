@@ -7,7 +7,9 @@ import json
 
 import torch
 
-from prmkit.rl.loop import RLConfig, RLRun, compute_advantages
+from prmkit.rl.config import RLConfig
+from prmkit.rl.methods import compute_advantages
+from prmkit.rl.trainer import RLRun
 
 
 def tiny(out, **kw) -> RLConfig:

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from prmkit.rl import advantages as A
-from prmkit.rl.loop import RLConfig, RLRun, compute_advantages
+from prmkit.rl.config import RLConfig
+from prmkit.rl.methods import compute_advantages
+from prmkit.rl.trainer import RLRun
 
 
 def tiny(out, **kw) -> RLConfig:

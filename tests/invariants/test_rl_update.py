@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from prmkit.gym.task import parse_prompt
-from prmkit.rl.loop import RLConfig, RLRun, compute_advantages
+from prmkit.rl.config import RLConfig
+from prmkit.rl.methods import compute_advantages
+from prmkit.rl.trainer import RLRun
 from prmkit.rl.losses import ppo_clip_loss
 from prmkit.rl.rollout import response_logprobs
 

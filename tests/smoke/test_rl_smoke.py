@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from prmkit.rl.loop import ADVANTAGES, RLConfig, RLRun
+from prmkit.rl.config import RLConfig
+from prmkit.rl.methods import ADVANTAGES
+from prmkit.rl.trainer import RLRun
 
 
 def tiny(out, **kw) -> RLConfig:
@@ -24,7 +26,7 @@ def test_two_steps_of_each_method(tmp_path, method):
     assert 0.0 <= last["eval/accuracy"] <= 1.0 and last["sampled_tokens"] > 0
     assert all(math.isfinite(r["loss"]) for r in records[1:] if "loss" in r)
     assert "mon/steps_per_solution" in last and "mon/repeated_step_frac" in last
-    if ADVANTAGES[method][1] or method == "prime":
+    if ADVANTAGES[method].needs_rm or method == "prime":
         assert "process_reward" in last
 
 
@@ -83,7 +85,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_reward_model_specs():
     from prmkit.errors import InputError
     from prmkit.rewards.base import GymCheckerRM
-    from prmkit.rl.loop import load_reward_model
+    from prmkit.rl.config import load_reward_model
 
     rm, desc = load_reward_model("checker:0.25")
     assert isinstance(rm, GymCheckerRM) and rm.flip_rate == 0.25 and "0.25" in desc

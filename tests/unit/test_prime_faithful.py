@@ -121,7 +121,7 @@ def test_accuracy_filter_is_inclusive():
 
 
 def _tiny(out, **kw):
-    from prmkit.rl.loop import RLConfig
+    from prmkit.rl.config import RLConfig
 
     base = dict(out=str(out), steps=2, prompts_per_step=2, k=4, max_new_tokens=48, eval_problems=4, eval_every=0,
                 tensorboard=False, save_policy=False, minibatch=4, threads=1, lr=1e-3, gym_max_ops=3)
@@ -130,7 +130,7 @@ def _tiny(out, **kw):
 
 def test_refill_rollout_on_the_gym_holds_exactly_the_requested_passing_prompts(tmp_path):
     from prmkit.rl.filtering import group_accuracy
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
 
     run = RLRun(_tiny(tmp_path / "a", reward="rloo", acc_filter="on", refill_oversample=1.0))
     batch = run.rollout(0)

@@ -10,7 +10,8 @@ import torch
 
 from prmkit.errors import InputError
 from prmkit.rl.compare import steps_to_reach, summarize_runs
-from prmkit.rl.loop import RLConfig, compute_advantages, pure_step_rewards
+from prmkit.rl.config import RLConfig
+from prmkit.rl.methods import compute_advantages, pure_step_rewards
 from prmkit.rl.monitors import DriftMonitor, step_stats
 from prmkit.rl.prime import accuracy_filter
 from prmkit.rl.rollout import build_batch
@@ -297,7 +298,7 @@ def test_finished_runs_are_read_from_their_metrics(tmp_path):
 
     from prmkit.config import save_config
     from prmkit.rl.compare import finished_records
-    from prmkit.rl.loop import RLConfig
+    from prmkit.rl.config import RLConfig
 
     cfg = RLConfig(out=str(tmp_path / "run"), reward="grpo", steps=2)
     (tmp_path / "run").mkdir()

@@ -51,7 +51,7 @@ def _records(out):
 
 
 def test_grpo_with_all_zero_rewards_logs_and_warns(tmp_path, impossible):
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
     from tests.smoke.test_rl_smoke import tiny
 
     out = tmp_path / "grpo"
@@ -63,7 +63,7 @@ def test_grpo_with_all_zero_rewards_logs_and_warns(tmp_path, impossible):
 
 
 def test_prime_filter_keeping_nothing_skips_the_prm_update(tmp_path, impossible):
-    from prmkit.rl.loop import RLRun
+    from prmkit.rl.trainer import RLRun
     from tests.smoke.test_rl_smoke import tiny
 
     out = tmp_path / "prime"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prmkit.rl.loop import RLConfig, RLRun
+from prmkit.rl.config import RLConfig
+from prmkit.rl.trainer import RLRun
 
 DEMO_RUN = dict(steps=6, prompts_per_step=8, k=8, lr=3e-5, lr_1d_mult=100.0, minibatch=32, gym_max_ops=5, eval_every=3,
                 eval_problems=100, eval_split="test", max_new_tokens=96, tensorboard=False, save_policy=False,
