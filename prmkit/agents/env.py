@@ -90,6 +90,12 @@ class EnvTask:
     """the episode's reward (1 right, 0 wrong for a graded task)"""
     gold: Callable[[Problem, list[str]], list[dict[str, Any]]] | None = None
     """per-turn gold fields (`valid`, `useful`, `redundant`, `hallucinated`, `wrong`, `info_gain`, ...)"""
+    judgements: Callable[[Problem, list[str]], list[bool | None]] | None = None
+    """the agent's own Yes/No verdict on each turn's observation (ReSeek's JUDGE action, arXiv 2510.00568),
+    read from its actions by the environment's grammar; None per turn it did not judge. hopgym's grammar
+    has no judge action, so it gives none"""
+    relevance: Callable[[Problem, Episode], list[float]] | None = None
+    """how relevant each turn's observation is to the gold answer, in [0, 1] (ReSeek's reranker score)"""
 
 
 ENV_TASKS: dict[str, Callable[[], EnvTask]] = {}

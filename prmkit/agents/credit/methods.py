@@ -2,7 +2,8 @@
 
 Every method reduces to an outcome baseline when its process term is switched off (tested):
 IGPO with `ig_coef=0` and iStar/GiGPO with weight 0 are outcome GRPO/RLOO; SPA with a progress
-estimate equal to the outcome on the last turn and no grounding bonus is RLOO.
+estimate equal to the outcome on the last turn and no grounding bonus is RLOO; CALM with `coef=0` is
+RLOO and ReSeek with p = n = 0 is GRPO.
 """
 
 from __future__ import annotations
@@ -113,6 +114,48 @@ def attributed(outcomes, groups, turn_mask, judge, mode: str = "sotopia", gamma:
 
         raise InputError(f"attributed mode must be 'sotopia' or 'epo', got {mode!r}", field="mode")
     return g - _loo_first_return(g[:, 0], groups)[:, None]
+
+
+@turn_method("calm")
+def calm(outcomes, groups, turn_mask, subgoals, coef: float = 0.1, gamma: float = 1.0):
+    """CALM (arXiv 2409.12798): a judge decomposes the task into subgoals and says whether each transition
+    achieves one; every achieved subgoal earns an auxiliary reward `coef` on its turn, added to the outcome
+    on the last turn; turn returns minus the leave-one-out group mean of whole-episode returns (RLOO), so
+    `coef=0` is outcome RLOO. The paper (a MiniHack study, no public code) fixes neither the auxiliary
+    reward's size nor the learner: `coef` 0.1 (below any outcome), gamma 1 and the RLOO baseline are ours.
+    `subgoals` (B, N) in [0, 1]: the judge's verdict per turn (the gym's exact one: the turn reveals a
+    needed fact of the question's chain)."""
+    rewards = coef * subgoals.to(torch.float32)
+    rewards = rewards + torch.where(last_turn(turn_mask), outcomes[:, None].float(), 0.0)
+    g = turn_returns(rewards, turn_mask, gamma)
+    return g - _loo_first_return(g[:, 0], groups)[:, None]
+
+
+def reseek_rewards(outcomes: torch.Tensor, turn_mask: torch.Tensor, self_judge: torch.Tensor,
+                   relevance: torch.Tensor, p: float = 0.1, n: float = -0.05, tau: float = 0.5) -> torch.Tensor:
+    """ReSeek's episode reward (arXiv 2510.00568; constants as TencentBAC/ReSeek's reseek_rerank.compute_score):
+    R' = R + sum over the turns the agent judged (self_judge 1 = Yes, 0 = No, NaN = not judged) of
+    Yes and the final answer right: +p; Yes and wrong: n/2 if relevance >= tau else n; No: n if
+    relevance >= tau else 0.2 p. `relevance` stands in for the reranker's score of the gold answer against
+    the turn's information. Per the reference code, "right" in the Yes branch is the final answer's exact
+    match, not the information's; episodes without a final answer carry no judgements (see signals)."""
+    judged = turn_mask & ~torch.isnan(self_judge)  # (B, N)
+    yes = judged & (self_judge > 0.5)
+    no = judged & (self_judge <= 0.5)
+    high = relevance >= tau  # (B, N)
+    right = (outcomes > 0.5)[:, None].expand_as(yes)
+    bonus = torch.zeros(turn_mask.shape)
+    bonus = torch.where(yes & right, p, bonus)
+    bonus = torch.where(yes & ~right, torch.where(high, n * 0.5, n), bonus)
+    bonus = torch.where(no, torch.where(high, n, 0.2 * p), bonus)
+    return outcomes.to(torch.float32) + bonus.sum(-1)
+
+
+@turn_method("reseek")
+def reseek(outcomes, groups, turn_mask, self_judge, relevance, p: float = 0.1, n: float = -0.05, tau: float = 0.5):
+    """Outcome GRPO on ReSeek's judge-shaped episode rewards (`reseek_rewards`); p = n = 0 is outcome GRPO."""
+    shaped = reseek_rewards(outcomes, turn_mask, self_judge, relevance, p, n, tau)
+    return _broadcast(grpo_advantages(shaped, groups), turn_mask)
 
 
 def spear_rewards(outcomes: torch.Tensor, tool_calls: torch.Tensor, coef: float = 0.05, cap: float = 0.2,

@@ -6,8 +6,8 @@ the episode's reward. Every method returns per-turn advantages (B, N), 0 on padd
 loop gives each token of turn t's action the turn's advantage (observation tokens get none).
 
 A method declares the extra inputs it needs by its parameter names (`answer_probs`, `step_rewards`,
-`progress`, `valid`, `states`, `judge`, `tool_calls`, `action_ids`); `compute_turn_advantages`
-passes them from a `TurnBatch` and refuses, naming the field, when one is missing.
+`progress`, `valid`, `states`, `judge`, `tool_calls`, `action_ids`, `subgoals`, `self_judge`,
+`relevance`); `compute_turn_advantages` passes them from a `TurnBatch` and refuses, naming the field, when one is missing.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class TurnBatch:
     judge: torch.Tensor | None = None  # (B, N) a judge's weight of each turn (critical flags, importance)
     tool_calls: torch.Tensor | None = None  # (B,) tool calls of each episode
     action_ids: torch.Tensor | None = None  # (B, N) long: id of each action's text (count-based novelty)
+    subgoals: torch.Tensor | None = None  # (B, N) a judge's verdict that the turn achieves a subgoal (CALM)
+    self_judge: torch.Tensor | None = None  # (B, N) the agent's own verdict on the turn's observation: 1 Yes, 0 No, NaN none
+    relevance: torch.Tensor | None = None  # (B, N) relevance of the turn's observation to the gold answer (ReSeek)
 
 
 def needs(name: str) -> tuple[str, ...]:

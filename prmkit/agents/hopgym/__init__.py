@@ -1,13 +1,14 @@
 """hopgym: multi-hop questions over a seeded knowledge graph, with tools and exact turn-level gold."""
 
-from prmkit.agents.hopgym.labels import TurnGold, consistent_answers, episode_gold, label_turns
+from prmkit.agents.hopgym.labels import (TurnGold, consistent_answers, episode_gold, label_turns,
+                                         observation_relevance)
 from prmkit.agents.hopgym.task import (TASK, grade, make_env, make_problem, make_split, noisy_actions,
                                        oracle_actions, world_of)
 from prmkit.agents.hopgym.world import HopConfig, Question, World, make_question, make_world
 
 __all__ = ["TASK", "HopConfig", "Question", "TurnGold", "World", "consistent_answers", "episode_gold", "grade",
            "label_turns", "make_env", "make_problem", "make_question", "make_split", "make_world",
-           "noisy_actions", "oracle_actions", "world_of"]
+           "noisy_actions", "observation_relevance", "oracle_actions", "world_of"]
 
 
 def _hopgym_task():
@@ -22,7 +23,11 @@ def _hopgym_task():
         world, question = world_of(problem)
         return [_asdict(g) for g in label_turns(world, question, actions)]
 
-    return EnvTask(name=TASK, make_env=make_env, outcome=outcome, gold=gold)
+    def relevance(problem, episode):
+        _, question = world_of(problem)
+        return observation_relevance(question, [t.observation for t in episode.turns])
+
+    return EnvTask(name=TASK, make_env=make_env, outcome=outcome, gold=gold, relevance=relevance)
 
 
 from prmkit.agents.env import register_env as _register_env  # noqa: E402

@@ -143,3 +143,11 @@ def episode_gold(world: World, question: Question, actions: list[str]) -> dict:
     optimal = len(question.gold_facts) + int(question.needs_arithmetic) + 1
     return {"turns": [asdict(t) for t in turns], "finished": finished, "success": success,
             "first_error": first, "optimal_turns": optimal}
+
+
+def observation_relevance(question: Question, observations: list[str]) -> list[float]:
+    """1.0 for an observation that shows a fact the answer needs (`O:<entity> <relation> <value>` of F*) or
+    states the gold answer (`O:<answer>`, a calculation's result), else 0.0: the gym's exact stand-in for
+    a reranker's relevance of the gold answer to the information (ReSeek, arXiv 2510.00568)."""
+    needed = {f"O:{e} {r} {v}" for e, r, v in question.gold_facts} | {f"O:{question.answer}"}
+    return [1.0 if obs in needed else 0.0 for obs in observations]
