@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from prmkit.agents import monitors, rl_step, signals
+from prmkit.agents import judges, monitors, rl_step, signals
 from prmkit.agents.credit import TURN_CREDIT, compute_turn_advantages
 from prmkit.agents.env import Episode, get_env_task
 from prmkit.agents.inputs import SHIPPED_AGENT, agent_policy  # noqa: F401  (SHIPPED_AGENT re-exported)
@@ -84,7 +84,7 @@ class AgentRLConfig:
     attribution: str = "sotopia"
     """attributed: sotopia (importance x outcome) or epo (critical turns)"""
     judge_flip: float = 0.0
-    """attributed: probability of flipping each of the gym judge's verdicts"""
+    """attributed, calm: probability of flipping each of the gym judge's verdicts"""
     spear_coef: float = 0.05
     """spear: bonus per tool call of a wrong episode"""
     spear_cap: float = 0.2
@@ -93,6 +93,8 @@ class AgentRLConfig:
     """spear: steps over which the bonus decays to 0 (0 = constant)"""
     oni_coef: float = 0.4
     """oni: weight of the count-based intrinsic reward"""
+    calm_coef: float = 0.1
+    """calm: auxiliary reward of a turn the judge says achieves a subgoal (0 = outcome RLOO)"""
     turn_rm: str = "checker"
     """pure, hybrid: frozen turn reward model ('checker' = the environment's exact turn gold, 'checker:0.1' with
     10% of verdicts flipped)"""
@@ -139,6 +141,7 @@ def _play(sampler, task, problems, params: RolloutParams) -> tuple[list[Episode]
             for turn, gt in zip(ep.turns, gold):
                 turn.gold = gt
             ep.first_error = next((i for i, gt in enumerate(gold) if gt.get("wrong")), -1)
+        signals.attach_turn_extras(task, problem, ep)
         episodes.append(ep)
         tokens.append(toks)
     return episodes, tokens
@@ -160,6 +163,7 @@ class AgentRLRun:
 
         self.cfg = cfg
         self.task = get_env_task(cfg.env)
+        judges.check_env(cfg.method, self.task)
         self.eval_set = _problems(cfg, "test", cfg.eval_problems)  # inputs are checked before any model loads
         _problems(cfg, "train", 1)
         model = agent_policy(cfg.model, cfg.env)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from prmkit.agents import signals
+from prmkit.agents import judges, signals
 from prmkit.agents.credit import TurnBatch, istar_prm_loss, needs, spa_loss
 from prmkit.agents.env import Episode
 from prmkit.rl.losses import ppo_clip_loss
@@ -100,6 +100,7 @@ def method_inputs(cfg, models: OnlineModels, episodes: list[Episode], tokens, tb
         batch.tool_calls = torch.tensor([float(sum(t.action[:2] in ("S:", "C:") for t in e.turns)) for e in episodes])
     if "action_ids" in want:
         batch.action_ids = signals.action_ids(episodes)
+    judges.fill_judged(batch, want, cfg, models, episodes, step)
     return batch, options, log
 
 
@@ -108,7 +109,7 @@ def _options(cfg, step: int) -> dict:
             "spa": {"grounding": cfg.grounding}, "gigpo": {"weight": cfg.weight},
             "attributed": {"mode": cfg.attribution},
             "spear": {"coef": cfg.spear_coef, "cap": cfg.spear_cap, "step": step, "decay_steps": cfg.spear_decay_steps},
-            "oni": {"coef": cfg.oni_coef}}.get(cfg.method, {})
+            "oni": {"coef": cfg.oni_coef}, "calm": {"coef": cfg.calm_coef}}.get(cfg.method, {})
 
 
 def turn_checker_scores(episodes: list[Episode], spec: str, step: int, seed: int) -> torch.Tensor:

@@ -139,3 +139,54 @@ def gold_flags(episodes: list[Episode], key: str) -> torch.Tensor:
         for k, turn in enumerate(e.turns):
             out[b, k] = float(turn.gold.get(key, 0.0))
     return out
+
+
+def attach_turn_extras(task, problem, episode: Episode) -> None:
+    """The environment's optional per-turn extras into `episode.meta`: the agent's own judgements
+    (`EnvTask.judgements`) and the relevance of each observation (`EnvTask.relevance`)."""
+    if task.judgements is not None:
+        episode.meta["judgements"] = task.judgements(problem, [t.action for t in episode.turns])
+    if task.relevance is not None:
+        episode.meta["relevance"] = task.relevance(problem, episode)
+
+
+def self_judgements(episodes: list[Episode]) -> torch.Tensor | None:
+    """(B, N) the agent's own verdict on each turn's observation: 1 Yes, 0 No, NaN not judged; an episode
+    without a final answer counts as not judged (ReSeek's code scores judgements only when it extracts an
+    answer). None when no episode carries the environment's judgements."""
+    if not any("judgements" in e.meta for e in episodes):
+        return None
+    out = torch.full((len(episodes), max(len(e.turns) for e in episodes)), float("nan"))
+    for b, e in enumerate(episodes):
+        for k, verdict in enumerate(e.meta.get("judgements") or []):
+            if verdict is not None and e.finished and k < len(e.turns):
+                out[b, k] = float(bool(verdict))
+    return out
+
+
+def relevance(episodes: list[Episode]) -> torch.Tensor | None:
+    """(B, N) the environment's relevance of each turn's observation; None when it gives none."""
+    if not any("relevance" in e.meta for e in episodes):
+        return None
+    out = torch.zeros((len(episodes), max(len(e.turns) for e in episodes)))
+    for b, e in enumerate(episodes):
+        for k, value in enumerate(e.meta.get("relevance") or []):
+            out[b, k] = float(value)
+    return out
+
+
+def subgoal_flags(episodes: list[Episode]) -> torch.Tensor:
+    """CALM's exact subgoal verdicts from the environment's gold: 1 on a turn whose `progress` (share of the
+    needed facts revealed) rises, i.e. the turn achieves one of the subgoals the needed facts are."""
+    from prmkit.errors import InputError
+
+    out = torch.zeros((len(episodes), max(len(e.turns) for e in episodes)))
+    for b, e in enumerate(episodes):
+        before = 0.0
+        for k, turn in enumerate(e.turns):
+            if "progress" not in turn.gold:
+                raise InputError(f"episode {e.problem_id}, turn {k}: the gym judge of subgoals needs the "
+                                 "environment's per-turn `progress` gold, which it lacks", field="gold.progress")
+            out[b, k] = float(turn.gold["progress"] > before)
+            before = turn.gold["progress"]
+    return out

@@ -36,9 +36,44 @@ def _cfg(tmp_path, model, method, **kw):
     return AgentRLConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("method", sorted(TURN_CREDIT))
+def judging_hopgym():
+    """hopgym plus a judge grammar for the test: an action holding 'Y' (or 'N', not both) is the agent's Yes
+    (No) on the previous turn's observation; hopgym's own grammar has no judge action."""
+    from dataclasses import replace
+
+    from prmkit.agents.env import get_env_task
+
+    def judgements(problem, actions):
+        out = [None] * len(actions)
+        for k in range(1, len(actions)):
+            yes, no = "Y" in actions[k], "N" in actions[k]
+            out[k - 1] = yes if yes != no else None
+        return out
+
+    return replace(get_env_task("hopgym"), judgements=judgements)
+
+
+@pytest.mark.parametrize("method", sorted(set(TURN_CREDIT) - {"reseek"}))
 def test_every_method_runs_two_steps(tmp_path, tiny_agent, method):
-    records = run(_cfg(tmp_path, tiny_agent, method))
+    _two_steps(tmp_path, tiny_agent, method)
+
+
+def test_reseek_runs_two_steps_where_the_agent_judges_and_is_refused_on_hopgym(tmp_path, tiny_agent):
+    from prmkit.errors import InputError
+
+    with pytest.raises(InputError, match="judgement"):
+        AgentRLRun(_cfg(tmp_path, str(tmp_path / "not-loaded"), "reseek"))
+    from prmkit.agents.hopgym import make_problem
+    from prmkit.schema import write_records
+
+    write_records(tmp_path / "train.jsonl", [make_problem("train", i) for i in range(4)])
+    write_records(tmp_path / "test.jsonl", [make_problem("test", i) for i in range(2)])
+    _two_steps(tmp_path, tiny_agent, "reseek", env="tests.smoke.test_agent_rl:judging_hopgym",
+               problems=str(tmp_path / "train.jsonl"), eval_problems_file=str(tmp_path / "test.jsonl"))
+
+
+def _two_steps(tmp_path, tiny_agent, method, **kw):
+    records = run(_cfg(tmp_path, tiny_agent, method, **kw))
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2]
     assert all(0.0 <= r["zero_variance_group_share"] <= 1.0 for r in steps)

@@ -1,0 +1,43 @@
+"""Judges of agent turns for the judge-attributed credit methods (EPO, Sotopia-RL, CALM, ReSeek): the
+environment's exact verdicts (optionally flipped, a noisy judge) and the inputs those methods read."""
+
+from __future__ import annotations
+
+import torch
+
+from prmkit.agents import signals
+from prmkit.agents.env import Episode, EnvTask
+from prmkit.errors import InputError
+
+
+def check_env(method: str, task: EnvTask) -> None:
+    """Refuse, before any model loads, a method whose inputs this environment cannot give."""
+    if method == "reseek" and task.judgements is None:
+        raise InputError(f"turn method 'reseek' needs the agent's own Yes/No judgement of its observations "
+                         f"(EnvTask.judgements, ReSeek's JUDGE action), which environment {task.name!r} does "
+                         "not give: hopgym's action grammar has no judge action and its shipped policy cannot "
+                         "emit one", field="method")
+    if method == "reseek" and task.relevance is None:
+        raise InputError(f"turn method 'reseek' needs the relevance of each observation (EnvTask.relevance), "
+                         f"which environment {task.name!r} does not give", field="method")
+
+
+def flip(verdicts: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
+    """0/1 verdicts with each flipped with probability `rate` (a noisy judge), from a generator seeded by `seed`."""
+    if rate <= 0:
+        return verdicts
+    g = torch.Generator().manual_seed(seed)
+    return torch.where(torch.rand(verdicts.shape, generator=g) < rate, 1.0 - verdicts, verdicts)
+
+
+def fill_judged(batch, want: set, cfg, models, episodes: list[Episode], step: int) -> None:
+    """Set the judged fields `want` names on `batch`: `subgoals` (CALM), `self_judge` and `relevance` (ReSeek)."""
+    if "subgoals" in want:
+        batch.subgoals = flip(signals.subgoal_flags(episodes), cfg.judge_flip, cfg.seed * 7_927 + step)
+    if "self_judge" in want:
+        batch.self_judge = signals.self_judgements(episodes)
+        if batch.self_judge is None:
+            raise InputError("turn method 'reseek' needs the agent's own judgements, and no episode of this "
+                             "batch carries any (EnvTask.judgements gave none)", field="method")
+    if "relevance" in want:
+        batch.relevance = signals.relevance(episodes)
