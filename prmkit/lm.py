@@ -19,7 +19,8 @@ def token_logprobs(model, input_ids, attention_mask):
 
 def resolve_device(device: str | None = "") -> str:
     """The torch device to load models on: an explicit name ("cpu", "cuda", "cuda:1", "mps") as given;
-    "" or "auto" -> $PRMKIT_DEVICE if set, else "cuda" when a GPU is visible, else "cpu"."""
+    "" or "auto" -> $PRMKIT_DEVICE if set, else "cuda" when a GPU is visible, else "cpu"; "cuda" under a
+    multi-process launcher (WORLD_SIZE > 1) -> "cuda:$LOCAL_RANK", each process its own GPU."""
     import os
 
     import torch
@@ -29,6 +30,8 @@ def resolve_device(device: str | None = "") -> str:
     name = (device or "").strip()
     if name in ("", "auto"):
         name = os.environ.get("PRMKIT_DEVICE", "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or '0')}"  # under a launcher: this process's GPU
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):

@@ -100,11 +100,24 @@ def _check_options(cfg, kind: str) -> None:
         get_readout(cfg.readout)
 
 
+def _check_launch(cfg) -> None:
+    """Under a multi-process launcher: data parallel only, and on given data (the gym recipe samples and
+    labels its data in one process; every process would repeat it into the same files)."""
+    from prmkit.errors import InputError
+    from prmkit.train.distributed import check_launch, launched
+
+    check_launch()
+    if launched() and not cfg.data:
+        raise InputError("under accelerate launch, pass --data (labelled traces, e.g. from `prmkit label`); the gym "
+                         "recipe without --data samples and labels in one process", field="data")
+
+
 def check_train_inputs(cfg, kind: str) -> TrainInputs:
     """Check everything `train <kind>` will read, before any model loads (see the module doc)."""
     from prmkit.resolve import all_gym_prompts, gym_default
 
     _check_options(cfg, kind)
+    _check_launch(cfg)
     traces = _read_data(cfg.data) if cfg.data else None
     if traces is not None:
         _check_targets(traces, kind, cfg.data)

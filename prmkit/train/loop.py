@@ -12,6 +12,12 @@ weights are written there too (step = total) and the file stays until the caller
 model, so a kill after training (e.g. during a threshold fit) never loses the training: the rerun
 runs no step. Metrics go to `train_log.jsonl` and TensorBoard (`tb/`), and a progress bar shows
 loss and examples/s.
+
+Under `accelerate launch --multi_gpu --num_processes N` (torchrun; gloo on CPU) the loop is data
+parallel with exactly the updates of one process with `grad_accum * N` (`train.distributed`):
+process 0 alone writes the log, TensorBoard, the progress bar and the checkpoints (which hold every
+process's RNG), every process resumes from the same checkpoint, and after the last step only
+process 0 goes on (to save the model).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from prmkit.train.distributed import (World, finish, gather_rng, own_rng, sum_gradients, sum_metrics, wait,
+                                      world)
 
 
 @dataclass
@@ -97,7 +106,7 @@ def _keep_log_before(path: Path, start: int) -> None:
 STATE_FILE = "train_state.pt"
 
 
-def _resume(state_file: Path, model, opt, total: int, n_examples: int) -> tuple[int, dict]:
+def _resume(state_file: Path, model, opt, total: int, n_examples: int, w: World = World()) -> tuple[int, dict]:
     """Load a checkpoint into model and optimizer, restore the RNGs; returns the step to start at and
     the last logged metrics."""
     from prmkit.errors import InputError
@@ -111,18 +120,27 @@ def _resume(state_file: Path, model, opt, total: int, n_examples: int) -> tuple[
     model.load_state_dict(state["model"])
     if "opt" in state:
         opt.load_state_dict(state["opt"])
-    set_rng_state(state["rng"])
+    ranks = state.get("rng_ranks") or []
+    set_rng_state(ranks[w.rank] if len(ranks) == w.size > 1 else state["rng"])  # each process its own RNG
     return int(state["step"]), dict(state.get("last", {}))
 
 
-def _checkpoint(state_file: Path, model, opt, step: int, total: int, n_examples: int, last: dict) -> None:
+def _checkpoint(state_file: Path, model, opt, step: int, total: int, n_examples: int, last: dict,
+                w: World = World()) -> None:
+    """Write the checkpoint (process 0; every process reaches this, to hand over its RNG state)."""
     from prmkit.rundir import rng_state, save_checkpoint
 
-    state = {"model": model.state_dict(), "step": step, "total": total, "n_examples": n_examples,
-             "rng": rng_state(), "last": last}
-    if opt is not None:
-        state["opt"] = opt.state_dict()
-    save_checkpoint(state, state_file)
+    rng = rng_state()
+    ranks = gather_rng(w, rng) if w.size > 1 else None
+    if w.main:
+        state = {"model": model.state_dict(), "step": step, "total": total, "n_examples": n_examples,
+                 "rng": rng, "last": last}
+        if ranks is not None:
+            state["rng_ranks"] = ranks
+        if opt is not None:
+            state["opt"] = opt.state_dict()
+        save_checkpoint(state, state_file)
+    wait(w)
 
 
 def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSettings,
@@ -135,11 +153,15 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     steps), used to turn sums into the optimizer batch's mean; `lengths` (tokens per example)
     turns on length-grouped batches. With `keep_state`, the finished weights stay in
     `out/train_state.pt` (the caller removes it once its model is saved); else the file is removed.
+    Under a multi-process launcher, only process 0 returns (the others end after the last step).
     """
+    import dataclasses
+
     import torch
 
-    from prmkit.progress import progress
-
+    w = world()
+    micro = s.batch_size
+    s = dataclasses.replace(s, grad_accum=s.grad_accum * w.size)  # the optimizer batches of one process
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -147,32 +169,25 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     total, per_epoch = num_steps(len(examples), s), steps_per_epoch(len(examples), s)
     cached: dict[int, list[list[int]]] = {}
     state_file = out / STATE_FILE
-    start, last = _resume(state_file, model, opt, total, len(examples)) if state_file.exists() else (0, {})
-    writer = _tensorboard(out)
-    _keep_log_before(out / "train_log.jsonl", start)          # a resumed run logs its steps again from `start`
-    log = open(out / "train_log.jsonl", "a")
-    bar = progress(range(start, total), desc=s.desc, initial=start, total=total)
+    own_rng(model, s.seed, w)                                 # before a resume restores each process's RNG
+    start, last = _resume(state_file, model, opt, total, len(examples), w) if state_file.exists() else (0, {})
+    sinks = _Sinks(out, s.desc, start, total, w.main)
     t0, seen = time.perf_counter(), 0
     model.train()
-    for step in bar:
+    for step in sinks.bar:
         epoch = step // per_epoch
         if epoch not in cached:
             cached.clear()
             cached[epoch] = epoch_batches(len(examples), epoch, s, lengths)
-        idx = cached[epoch][step % per_epoch]
-        batch = [examples[i] for i in idx]
+        batch = [examples[i] for i in cached[epoch][step % per_epoch]]
         n_items = sum(items(ex) for ex in batch)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, s)
         opt.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
-        loss_total = 0.0
-        for m in range(0, len(batch), s.batch_size):
-            loss_sum, metrics = loss_fn(batch[m: m + s.batch_size])
-            (loss_sum / max(1, n_items)).backward()
-            loss_total += float(loss_sum.detach())
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+        loss_total, sums = _accumulate(batch, loss_fn, n_items, micro, w)
+        if w.size > 1:
+            sum_gradients(params, w)
+            loss_total, sums = sum_metrics(loss_total, sums, w)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm else torch.tensor(0.0)
         opt.step()
         seen += len(batch)
@@ -180,26 +195,69 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
             last = {"step": step, "loss": loss_total / max(1, n_items), "lr": lr_at(step, total, s),
                     "grad_norm": float(grad_norm), "examples_per_s": seen / max(1e-9, time.perf_counter() - t0),
                     **{k: v / max(1, n_items) for k, v in sums.items()}}
-            log.write(json.dumps(last) + "\n")
-            log.flush()
-            if writer is not None:
-                for k, v in last.items():
-                    if k != "step":
-                        writer.add_scalar(f"train/{k}", v, step)
-            bar.set_postfix(loss=f"{last['loss']:.4f}")
+            sinks.write(last)
         if s.save_every and (step + 1) % s.save_every == 0 and step + 1 < total:
-            _checkpoint(state_file, model, opt, step + 1, total, len(examples), last)
-    bar.close()
-    log.close()
-    if writer is not None:
-        writer.close()
+            _checkpoint(state_file, model, opt, step + 1, total, len(examples), last, w)
+    sinks.close()
     model.eval()
+    finish(w)                                                 # only process 0 goes on from here
     if keep_state:
         if start < total:                                     # the trained weights, before anything else can fail
             _checkpoint(state_file, model, None, total, total, len(examples), last)
     elif state_file.exists():
         state_file.unlink()
     return last
+
+
+def _accumulate(batch: list, loss_fn: Callable, n_items: int, micro: int, w: World) -> tuple[float, dict]:
+    """Backward over this process's micro-batches of `batch` (micro-batch m runs on process m mod N),
+    each loss divided by the whole batch's item count; returns this process's loss and metric sums."""
+    sums: dict[str, float] = {}
+    loss_total = 0.0
+    for j, m in enumerate(range(0, len(batch), micro)):
+        if j % w.size != w.rank:
+            continue
+        loss_sum, metrics = loss_fn(batch[m: m + micro])
+        (loss_sum / max(1, n_items)).backward()
+        loss_total += float(loss_sum.detach())
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    return loss_total, sums
+
+
+class _Sinks:
+    """The log file, TensorBoard and the progress bar; on a process other than 0, the steps alone."""
+
+    def __init__(self, out: Path, desc: str, start: int, total: int, main: bool):
+        from prmkit.progress import progress
+
+        self.main, self.log, self.writer = main, None, None
+        if not main:
+            self.bar = range(start, total)
+            return
+        self.writer = _tensorboard(out)
+        _keep_log_before(out / "train_log.jsonl", start)      # a resumed run logs its steps again from `start`
+        self.log = open(out / "train_log.jsonl", "a")
+        self.bar = progress(range(start, total), desc=desc, initial=start, total=total)
+
+    def write(self, last: dict) -> None:
+        if not self.main:
+            return
+        self.log.write(json.dumps(last) + "\n")
+        self.log.flush()
+        if self.writer is not None:
+            for k, v in last.items():
+                if k != "step":
+                    self.writer.add_scalar(f"train/{k}", v, last["step"])
+        self.bar.set_postfix(loss=f"{last['loss']:.4f}")
+
+    def close(self) -> None:
+        if not self.main:
+            return
+        self.bar.close()
+        self.log.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _tensorboard(out: Path):
