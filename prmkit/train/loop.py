@@ -175,19 +175,12 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     t0, seen = time.perf_counter(), 0
     model.train()
     for step in sinks.bar:
-        epoch = step // per_epoch
-        if epoch not in cached:
-            cached.clear()
-            cached[epoch] = epoch_batches(len(examples), epoch, s, lengths)
-        batch = [examples[i] for i in cached[epoch][step % per_epoch]]
+        batch = [examples[i] for i in _step_batch(cached, step, per_epoch, len(examples), s, lengths)]
         n_items = sum(items(ex) for ex in batch)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, s)
         opt.zero_grad(set_to_none=True)
-        loss_total, sums = _accumulate(batch, loss_fn, n_items, micro, w)
-        if w.size > 1:
-            sum_gradients(params, w)
-            loss_total, sums = sum_metrics(loss_total, sums, w)
+        loss_total, sums = _accumulate(batch, loss_fn, n_items, micro, w, params)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm else torch.tensor(0.0)
         opt.step()
         seen += len(batch)
@@ -209,9 +202,20 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     return last
 
 
-def _accumulate(batch: list, loss_fn: Callable, n_items: int, micro: int, w: World) -> tuple[float, dict]:
+def _step_batch(cached: dict, step: int, per_epoch: int, n: int, s: LoopSettings, lengths) -> list[int]:
+    """The example indices of optimizer step `step` (one epoch's batches kept in `cached`)."""
+    epoch = step // per_epoch
+    if epoch not in cached:
+        cached.clear()
+        cached[epoch] = epoch_batches(n, epoch, s, lengths)
+    return cached[epoch][step % per_epoch]
+
+
+def _accumulate(batch: list, loss_fn: Callable, n_items: int, micro: int, w: World,
+                params: list) -> tuple[float, dict]:
     """Backward over this process's micro-batches of `batch` (micro-batch m runs on process m mod N),
-    each loss divided by the whole batch's item count; returns this process's loss and metric sums."""
+    each loss divided by the whole batch's item count; with N > 1 the gradients and sums are then
+    summed over the processes. Returns the loss and metric sums of the whole batch."""
     sums: dict[str, float] = {}
     loss_total = 0.0
     for j, m in enumerate(range(0, len(batch), micro)):
@@ -222,6 +226,9 @@ def _accumulate(batch: list, loss_fn: Callable, n_items: int, micro: int, w: Wor
         loss_total += float(loss_sum.detach())
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v)
+    if w.size > 1:
+        sum_gradients(params, w)
+        return sum_metrics(loss_total, sums, w)
     return loss_total, sums
 
 
