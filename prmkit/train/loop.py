@@ -106,7 +106,8 @@ def _keep_log_before(path: Path, start: int) -> None:
 STATE_FILE = "train_state.pt"
 
 
-def _resume(state_file: Path, model, opt, total: int, n_examples: int, w: World = World()) -> tuple[int, dict]:
+def _resume(state_file: Path, model, opt, total: int, n_examples: int, w: World = World(),
+            per_step: int = 0) -> tuple[int, dict]:
     """Load a checkpoint into model and optimizer, restore the RNGs; returns the step to start at and
     the last logged metrics."""
     from prmkit.errors import InputError
@@ -117,6 +118,11 @@ def _resume(state_file: Path, model, opt, total: int, n_examples: int, w: World 
         raise InputError(f"this checkpoint is of a run with {state.get('n_examples')} examples and "
                          f"{state.get('total')} steps, not {n_examples} and {total}; use a new --out",
                          file=str(state_file))
+    was = state.get("examples_per_step")
+    if was and per_step and was != per_step and state["step"] < total:
+        raise InputError(f"this checkpoint is of a run with optimizer batches of {was} examples, not {per_step} "
+                         f"(--batch-size x --grad-accum x processes); launch it as before, or use a new --out",
+                         file=str(state_file))
     model.load_state_dict(state["model"])
     if "opt" in state:
         opt.load_state_dict(state["opt"])
@@ -126,7 +132,7 @@ def _resume(state_file: Path, model, opt, total: int, n_examples: int, w: World 
 
 
 def _checkpoint(state_file: Path, model, opt, step: int, total: int, n_examples: int, last: dict,
-                w: World = World()) -> None:
+                w: World = World(), per_step: int = 0) -> None:
     """Write the checkpoint (process 0; every process reaches this, to hand over its RNG state)."""
     from prmkit.rundir import rng_state, save_checkpoint
 
@@ -137,6 +143,8 @@ def _checkpoint(state_file: Path, model, opt, step: int, total: int, n_examples:
                  "rng": rng, "last": last}
         if ranks is not None:
             state["rng_ranks"] = ranks
+        if per_step:
+            state["examples_per_step"] = per_step
         if opt is not None:
             state["opt"] = opt.state_dict()
         save_checkpoint(state, state_file)
@@ -170,7 +178,9 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
     cached: dict[int, list[list[int]]] = {}
     state_file = out / STATE_FILE
     own_rng(model, s.seed, w)                                 # before a resume restores each process's RNG
-    start, last = _resume(state_file, model, opt, total, len(examples), w) if state_file.exists() else (0, {})
+    per_step = s.batch_size * s.grad_accum                   # every process's micro-batches together
+    start, last = (_resume(state_file, model, opt, total, len(examples), w, per_step) if state_file.exists()
+                   else (0, {}))
     sinks = _Sinks(out, s.desc, start, total, w.main)
     t0, seen = time.perf_counter(), 0
     model.train()
@@ -190,7 +200,7 @@ def train_loop(model, examples: Sequence[Any], loss_fn: Callable, s: LoopSetting
                     **{k: v / max(1, n_items) for k, v in sums.items()}}
             sinks.write(last)
         if s.save_every and (step + 1) % s.save_every == 0 and step + 1 < total:
-            _checkpoint(state_file, model, opt, step + 1, total, len(examples), last, w)
+            _checkpoint(state_file, model, opt, step + 1, total, len(examples), last, w, per_step)
     sinks.close()
     model.eval()
     finish(w)                                                 # only process 0 goes on from here

@@ -59,3 +59,23 @@ def test_each_process_draws_its_own_dropout_masks(capsys):
     got = torch.rand(4)
     torch.manual_seed(11)
     assert torch.equal(got, torch.rand(4)) and capsys.readouterr().err == ""
+
+
+def test_resume_with_other_optimizer_batches_is_refused(tmp_path):
+    """A checkpoint of 8-example optimizer batches (e.g. 2 processes x 4) is not continued with 4-example
+    ones, even where the step count agrees (8 examples: 1 step of 8 twice = 2 steps of 4)."""
+    from prmkit.train.loop import STATE_FILE, LoopSettings, _checkpoint, train_loop
+
+    model = torch.nn.Linear(2, 1)
+    examples = [torch.tensor([float(i), 1.0]) for i in range(8)]
+
+    def loss_fn(micro):
+        return sum(model(x).pow(2).sum() for x in micro), {}
+
+    s = LoopSettings(out=tmp_path, batch_size=4, epochs=1.0, save_every=1)
+    _checkpoint(tmp_path / STATE_FILE, model, None, 1, 2, 8, {}, per_step=8)
+    with pytest.raises(InputError, match="batches of 8 examples, not 4"):
+        train_loop(model, examples, loss_fn, s)
+    _checkpoint(tmp_path / STATE_FILE, model, torch.optim.AdamW(model.parameters()), 1, 2, 8, {}, per_step=4)
+    train_loop(model, examples, loss_fn, s)                  # the same batches: resumes and finishes
+    assert not (tmp_path / STATE_FILE).exists()
