@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from prmkit.agents import judges, monitors, rl_step, signals
+from prmkit.agents import judges, monitors, replay, rl_step, signals
 from prmkit.agents.credit import TURN_CREDIT, compute_turn_advantages
 from prmkit.agents.env import Episode, get_env_task
 from prmkit.agents.inputs import SHIPPED_AGENT, agent_policy  # noqa: F401  (SHIPPED_AGENT re-exported)
@@ -93,6 +93,12 @@ class AgentRLConfig:
     """spear: steps over which the bonus decays to 0 (0 = constant)"""
     oni_coef: float = 0.4
     """oni: weight of the count-based intrinsic reward"""
+    replay: int = 0
+    """episodes replayed per step from SPEAR's self-imitation buffer (0 = off)"""
+    replay_capacity: int = 64
+    """replay: most episodes kept (oldest dropped first)"""
+    replay_window: int = 5
+    """replay: recent batches whose reward mean/std give the replay baseline (their medians)"""
     calm_coef: float = 0.1
     """calm: auxiliary reward of a turn the judge says achieves a subgoal (0 = outcome RLOO)"""
     turn_rm: str = "checker"
@@ -108,6 +114,10 @@ class AgentRLConfig:
         for name in ("steps", "prompts_per_step", "k", "minibatch", "max_turns", "max_action_tokens"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
+        for name in ("replay", "replay_capacity", "replay_window"):
+            if getattr(self, name) < (0 if name == "replay" else 1):
+                raise InputError(f"expected {name} >= {0 if name == 'replay' else 1}, got {getattr(self, name)}",
+                                 field=name)
         if self.k < 2:
             raise InputError("group baselines need k >= 2 episodes per problem", field="k")
 
@@ -212,7 +222,12 @@ class AgentRLRun:
         batch, options, extra = rl_step.method_inputs(cfg, self.models, episodes, tokens, tb, answers,
                                                       tok.pad_token_id, step)
         adv = compute_turn_advantages(cfg.method, batch, **options)
-        record = {"step": step + 1, **rl_step.ppo_update(self.model, self.opt, tb, signals.to_tokens(adv, tb), cfg, step),
+        ppo_tb, token_adv, replay_log = tb, signals.to_tokens(adv, tb), {}
+        if self.models.replay is not None:  # SPEAR's self-imitation replay (off by default)
+            ppo_tb, token_adv, replay_log = replay.ppo_batch(
+                self.models.replay, tokens, adv, batch.outcomes, batch.groups, cfg.replay,
+                cfg.seed * 15_485_863 + step, tok.pad_token_id)
+        record = {"step": step + 1, **rl_step.ppo_update(self.model, self.opt, ppo_tb, token_adv, cfg, step), **replay_log,
                   **rl_step.update_online_models(self.models, batch, tb, tokens, cfg.beta),
                   "train_success": float(batch.outcomes.mean()),
                   "zero_variance_group_share": monitors.zero_variance_share(batch.outcomes, batch.groups),

@@ -11,6 +11,7 @@ import torch
 from prmkit.agents import judges, signals
 from prmkit.agents.credit import TurnBatch, istar_prm_loss, needs, spa_loss
 from prmkit.agents.env import Episode
+from prmkit.agents.replay import ReplayBuffer
 from prmkit.rl.losses import ppo_clip_loss
 
 
@@ -52,6 +53,7 @@ class OnlineModels:
         if cfg.method == "spa":
             self.progress = ProgressEstimator(policy_model)
             self.progress_opt = torch.optim.AdamW(self.progress.parameters(), lr=cfg.prm_lr, weight_decay=0.0)
+        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.replay_window) if cfg.replay else None
 
     def state_dict(self) -> dict:
         out = {}
@@ -59,12 +61,16 @@ class OnlineModels:
             out |= {"prm": self.prm.state_dict(), "prm_opt": self.prm_opt.state_dict()}
         if self.progress is not None:
             out |= {"progress": self.progress.state_dict(), "progress_opt": self.progress_opt.state_dict()}
+        if self.replay is not None:
+            out["replay"] = self.replay.state_dict()
         return out
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("prm", "prm_opt", "progress", "progress_opt"):
             if name in state and getattr(self, name) is not None:
                 getattr(self, name).load_state_dict(state[name])
+        if self.replay is not None and "replay" in state:
+            self.replay.load_state_dict(state["replay"])
 
 
 def method_inputs(cfg, models: OnlineModels, episodes: list[Episode], tokens, tb: signals.TokenBatch,
