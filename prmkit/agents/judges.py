@@ -30,9 +30,18 @@ def flip(verdicts: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
     return torch.where(torch.rand(verdicts.shape, generator=g) < rate, 1.0 - verdicts, verdicts)
 
 
-def fill_judged(batch, want: set, cfg, models, episodes: list[Episode], step: int) -> None:
-    """Set the judged fields `want` names on `batch`: `subgoals` (CALM), `self_judge` and `relevance` (ReSeek)."""
-    if "subgoals" in want:
+def fill_judged(batch, want: set, cfg, models, episodes: list[Episode], step: int) -> dict:
+    """Set the judged fields `want` names on `batch`: `subgoals` (CALM), `self_judge` and `relevance` (ReSeek),
+    and, with an LM judge (`models.lm_judge`), `judge` and `subgoals` from its verdicts. Returns log fields."""
+    log: dict = {}
+    if models.lm_judge is not None and ({"judge", "subgoals"} & want):
+        from prmkit.agents.lm_judge import lm_verdicts
+
+        mode = "subgoal" if "subgoals" in want else {"epo": "critical"}.get(cfg.attribution, "importance")
+        verdicts = lm_verdicts(models.lm_judge, episodes, mode, seed=cfg.seed * 7_933 + step)
+        setattr(batch, "subgoals" if "subgoals" in want else "judge", verdicts.values)
+        log["judge/unparsed"] = verdicts.unparsed
+    elif "subgoals" in want:
         batch.subgoals = flip(signals.subgoal_flags(episodes), cfg.judge_flip, cfg.seed * 7_927 + step)
     if "self_judge" in want:
         batch.self_judge = signals.self_judgements(episodes)
@@ -41,3 +50,4 @@ def fill_judged(batch, want: set, cfg, models, episodes: list[Episode], step: in
                              "batch carries any (EnvTask.judgements gave none)", field="method")
     if "relevance" in want:
         batch.relevance = signals.relevance(episodes)
+    return log

@@ -99,6 +99,9 @@ class AgentRLConfig:
     """replay: most episodes kept (oldest dropped first)"""
     replay_window: int = 5
     """replay: recent batches whose reward mean/std give the replay baseline (their medians)"""
+    judge_model: str = ""
+    """attributed, calm: an LM judge (local dir, hub id, or an OpenAI-compatible base URL) whose verdicts
+    replace the gym's (empty: the gym's exact verdicts, flipped with --judge-flip)"""
     calm_coef: float = 0.1
     """calm: auxiliary reward of a turn the judge says achieves a subgoal (0 = outcome RLOO)"""
     turn_rm: str = "checker"
@@ -227,12 +230,14 @@ class AgentRLRun:
             ppo_tb, token_adv, replay_log = replay.ppo_batch(
                 self.models.replay, tokens, adv, batch.outcomes, batch.groups, cfg.replay,
                 cfg.seed * 15_485_863 + step, tok.pad_token_id)
-        record = {"step": step + 1, **rl_step.ppo_update(self.model, self.opt, ppo_tb, token_adv, cfg, step), **replay_log,
+        record = {"step": step + 1, **rl_step.ppo_update(self.model, self.opt, ppo_tb, token_adv, cfg, step),
+                  **replay_log,
                   **rl_step.update_online_models(self.models, batch, tb, tokens, cfg.beta),
                   "train_success": float(batch.outcomes.mean()),
                   "zero_variance_group_share": monitors.zero_variance_share(batch.outcomes, batch.groups),
                   "zero_advantage_group_share": monitors.zero_advantage_share(adv, batch.turn_mask, batch.groups),
                   **monitors.turn_shares(episodes)}
+        record |= {k: v for k, v in extra.items() if k.startswith("judge/")}  # e.g. the LM judge's unparsed replies
         if "turn_rewards" in extra:
             record |= {f"turn_reward/{k}": v for k, v in
                        monitors.reward_agreement(extra["turn_rewards"], episodes, batch.turn_mask).items()}

@@ -54,6 +54,11 @@ class OnlineModels:
             self.progress = ProgressEstimator(policy_model)
             self.progress_opt = torch.optim.AdamW(self.progress.parameters(), lr=cfg.prm_lr, weight_decay=0.0)
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.replay_window) if cfg.replay else None
+        self.lm_judge = None
+        if cfg.judge_model and cfg.method in ("attributed", "calm"):
+            from prmkit.agents.lm_judge import load_judge
+
+            self.lm_judge = load_judge(cfg.judge_model)
 
     def state_dict(self) -> dict:
         out = {}
@@ -106,7 +111,7 @@ def method_inputs(cfg, models: OnlineModels, episodes: list[Episode], tokens, tb
         batch.tool_calls = torch.tensor([float(sum(t.action[:2] in ("S:", "C:") for t in e.turns)) for e in episodes])
     if "action_ids" in want:
         batch.action_ids = signals.action_ids(episodes)
-    judges.fill_judged(batch, want, cfg, models, episodes, step)
+    log |= judges.fill_judged(batch, want, cfg, models, episodes, step)
     return batch, options, log
 
 

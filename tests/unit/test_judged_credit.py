@@ -88,7 +88,8 @@ def test_hopgym_signals_by_hand():
     world, question = world_of(problem)
     facts = question.gold_facts
     first = facts[0]
-    actions = [f"S:{first[0]} {first[1]}", f"S:{first[0]} {first[1]}", "S:Z99 age"] + oracle_actions(world, question)[1:]
+    lookup = f"S:{first[0]} {first[1]}"
+    actions = [lookup, lookup, "S:Z99 age"] + oracle_actions(world, question)[1:]
     prompt, turns, finished = run_episode(task.make_env(problem), actions)
     ep = Episode(problem.id, prompt, turns, finished, answer=turns[-1].action[2:])
     for t, gt in zip(ep.turns, task.gold(problem, [t.action for t in turns])):

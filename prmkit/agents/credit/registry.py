@@ -7,7 +7,8 @@ loop gives each token of turn t's action the turn's advantage (observation token
 
 A method declares the extra inputs it needs by its parameter names (`answer_probs`, `step_rewards`,
 `progress`, `valid`, `states`, `judge`, `tool_calls`, `action_ids`, `subgoals`, `self_judge`,
-`relevance`); `compute_turn_advantages` passes them from a `TurnBatch` and refuses, naming the field, when one is missing.
+`relevance`); `compute_turn_advantages` passes them from a `TurnBatch` and refuses, naming the field,
+when one is missing.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class TurnBatch:
     tool_calls: torch.Tensor | None = None  # (B,) tool calls of each episode
     action_ids: torch.Tensor | None = None  # (B, N) long: id of each action's text (count-based novelty)
     subgoals: torch.Tensor | None = None  # (B, N) a judge's verdict that the turn achieves a subgoal (CALM)
-    self_judge: torch.Tensor | None = None  # (B, N) the agent's own verdict on the turn's observation: 1 Yes, 0 No, NaN none
+    self_judge: torch.Tensor | None = None  # (B, N) the agent's own verdict on its observation: 1 Yes, 0 No, NaN none
     relevance: torch.Tensor | None = None  # (B, N) relevance of the turn's observation to the gold answer (ReSeek)
 
 
