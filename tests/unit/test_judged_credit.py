@@ -107,3 +107,14 @@ def test_hopgym_signals_by_hand():
     sj = signals.self_judgements([ep, cut])
     assert sj[0, :3].tolist()[0] == 1.0 and math.isnan(sj[0, 1]) and sj[0, 2] == 0.0
     assert math.isnan(sj[1, 0])  # an episode without a final answer counts as not judged
+
+
+def test_noisy_judge_flips_at_its_rate_and_reproducibly():
+    from prmkit.agents.judges import flip
+
+    v = (torch.arange(4000) % 3 == 0).float()
+    assert torch.equal(flip(v, 0.0, 1), v) and torch.equal(flip(v, 1.0, 1), 1 - v)
+    noisy = flip(v, 0.2, 7)
+    assert torch.equal(noisy, flip(v, 0.2, 7)) and not torch.equal(noisy, flip(v, 0.2, 8))
+    share = float((noisy != v).float().mean())
+    assert 0.17 < share < 0.23  # 800 expected flips of 4000, sd about 25
