@@ -51,6 +51,24 @@ def _option_type(tp: Any) -> Any:
     return tp
 
 
+def cli_fields(cls: type) -> list[dataclasses.Field]:
+    """`cls`'s fields in the order its command lists them: the fields its body declares first, in its
+    order (where the data and models live), then the inherited ones. A class with `CLI_AFTER =
+    {"model": ("readout",)}` instead keeps the inherited order (a field it redeclares stays in its
+    place) and lists each of its new fields right after the field named."""
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    after = getattr(cls, "CLI_AFTER", None)
+    if after is None:
+        own = [n for n in cls.__dict__.get("__annotations__", {}) if n in by_name]
+        return [by_name[n] for n in own + [n for n in by_name if n not in own]]
+    names = list(by_name)
+    for anchor, placed in after.items():
+        names = [n for n in names if n not in placed]
+        at = names.index(anchor) + 1
+        names[at:at] = list(placed)
+    return [by_name[n] for n in names]
+
+
 def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., Any]:
     """A function whose keyword parameters are `cls`'s fields (typer reads them as options) and
     which calls `fn(cls(**kwargs))`."""
@@ -59,10 +77,8 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     params = []
-    own = list(cls.__dict__.get("__annotations__", {}))
     hidden = set(getattr(cls, "CLI_HIDDEN", ()))  # fields the command sets itself (they keep their defaults)
-    # the class's own fields first, in its order (where the data and models live), then the inherited ones
-    for f in sorted(dataclasses.fields(cls), key=lambda f: (0, own.index(f.name)) if f.name in own else (1, 0)):
+    for f in cli_fields(cls):
         if f.name in hidden:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (

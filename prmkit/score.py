@@ -48,7 +48,7 @@ def run(cfg: ScoreConfig) -> Path:
     from prmkit.evaluate.processbench import write_scored
     from prmkit.resolve import all_gym_prompts, is_hub_id, parse_rm_spec
     from prmkit.rewards.base import score_traces
-    from prmkit.train.prm import set_threads
+    from prmkit.train.config import set_threads
 
     if not cfg.traces:
         raise InputError("expected a traces file (--traces)", field="traces")

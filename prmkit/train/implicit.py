@@ -11,81 +11,43 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
+from prmkit.train.config import (TrainerConfig, apply_lora, fit_and_save, fit_traces_for, loop_settings, prepare_model,
+                                 record_train_config, start_training)
 
 LOSSES = ("ce", "dpo")
 
 
 @dataclass
-class TrainImplicitConfig(PromptOptions):
+class TrainImplicitConfig(PromptOptions, TrainerConfig):
     """Train an implicit PRM (log-ratio of two LMs) from outcome labels only, with the CE or DPO loss."""
+
+    CLI_AFTER: ClassVar[dict[str, tuple[str, ...]]] = {"model": ("ref_model", "loss", "beta"),
+                                                       "aggregation": ("step_score",)}
 
     out: str = "runs/implicit"
     """output dir: the model (HF dir + prmkit_rm.json), ref_logprobs.pt, train_log.jsonl, tb/"""
-    data: str = ""
-    """graded traces (prmkit JSONL with `outcome`; step labels are ignored); empty: the gym recipe"""
     model: str = ""
     """policy to start from (empty: the shipped gym policy)"""
+    epochs: float = 8.0
+    batch_size: int = 32
+    """responses (ce) or pairs (dpo) per micro-batch"""
+    overflow: str = "truncate"
+    """a longer sequence: truncate (an outcome label is for the whole response, so a
+    longer response is dropped from training, and it is said) or error"""
     ref_model: str = ""
     """frozen reference (empty: the same as --model; 'none': the "w/o ref" variant, log pi only); same tokenizer"""
     loss: str = "ce"
     """ce (per-response cross-entropy on the outcome) or dpo (right vs wrong pairs of a problem)"""
     beta: float = 0.5
     """beta of the log-ratio reward beta x log(pi / pi_ref)"""
-    sep: str = "\n"
-    """step separator"""
-    epochs: float = 8.0
-    """passes over the data"""
-    batch_size: int = 32
-    """responses (ce) or pairs (dpo) per micro-batch"""
-    device: str = ""
-    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
-    grad_accum: int = 1
-    """micro-batches per optimizer step"""
-    lr: float = 3e-5
-    """peak learning rate (warmup, then cosine decay)"""
-    warmup_ratio: float = 0.05
-    """share of steps spent warming up"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    lora_r: int = 0
-    """LoRA rank (0 = full fine-tuning); merged into the saved model"""
-    lora_alpha: int = 16
-    """LoRA alpha"""
-    max_length: int = 0
-    """most tokens per training sequence (0 = the backbone's context, config.max_position_embeddings)"""
-    overflow: str = "truncate"
-    """a longer sequence: truncate (an outcome label is for the whole response, so a
-    longer response is dropped from training, and it is said) or error"""
-    gradient_checkpointing: bool = False
-    """recompute activations in the backward pass (less memory for long sequences, more compute)"""
-    aggregation: str = "min"
-    """step-score aggregation stored with the model"""
     step_score: str = "q"
     """per-step score: q (cumulative implicit value) or step (that step's own reward), through a sigmoid"""
-    fit_data: str = ""
-    """traces with gold first errors to fit the ProcessBench threshold on: prmkit JSONL or a ProcessBench JSON
-    array/JSONL (empty: gym --fit-split, on gym data only)"""
-    fit_split: str = "dev"
-    """gym split sampled to fit the threshold when --fit-data is empty, on gym data only ('' = no threshold)"""
-    fit_problems: int = 300
-    """gym problems sampled for threshold fitting"""
-    num_problems: int = 200
-    """gym recipe: train-split problems"""
-    samples: int = 4
-    """gym recipe: policy samples per problem"""
-    seed: int = 0
-    """seed of sampling and shuffling"""
-    threads: int = 1
-    """torch threads (0 = torch's default)"""
-    save_every: int = 200
-    """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
 
 
 def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> list:
@@ -212,49 +174,22 @@ def build_model(cfg):
 
 def run(cfg: TrainImplicitConfig) -> Path:
     from prmkit.errors import InputError
+    from prmkit.rewards.limits import sequence_limit, within_limit
     from prmkit.train.data import outcome_target
     from prmkit.train.loop import train_loop
-    from prmkit.rewards.limits import sequence_limit, within_limit
-    from prmkit.train.lora import enable_gradient_checkpointing
-    from prmkit.train.prm import (apply_lora, check_train_resume, fit_and_save, fit_traces_for, loop_settings,
-                                  record_train_config, set_threads)
-
-    from prmkit.train.inputs import check_train_inputs
 
     if cfg.loss not in LOSSES:
         raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
-    from prmkit.policy.sample import default_policy
-    from prmkit.prompting import check_model_format, set_model_format
-
-    started = time.perf_counter()
-    checked = check_train_inputs(cfg, "implicit")            # every input and option, before any model loads
-    check_model_format(cfg.resolve_format(cfg.model or default_policy()), cfg.model or default_policy())
-    set_threads(cfg.threads)
-    out = Path(cfg.out)
-    check_train_resume(cfg, out)
-    if not cfg.data:
-        record_train_config(cfg, out)  # the gym recipe's sampled traces are cached in out/
-    traces = checked.traces if cfg.data else _traces(cfg, out)
+    cfg, out, traces, started = start_training(cfg, "implicit", _traces)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
-    set_model_format(rm, cfg, cfg.model or default_policy())
-    if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(rm.model)
+    prepare_model(rm, cfg)
     encs = rm.encode_many([t.prompt for t in traces], [t.steps for t in traces])
     keep = within_limit(encs, sequence_limit(cfg.max_length, rm.model), cfg.overflow, cfg.data or None)
     traces, labels, encs = [traces[i] for i in keep], [labels[i] for i in keep], [encs[i] for i in keep]
     record_train_config(cfg, out)  # inputs and models have loaded: from here on the run directory is written
     refs = cached_ref_logprobs(rm, encs, out)
-    if cfg.loss == "ce":
-        examples = [(e, r, y) for e, r, y in zip(encs, refs, labels)]
-        loss_fn, lengths = ce_loss_fn(rm, cfg.beta), [len(e.input_ids) for e in encs]
-    else:
-        pairs = dpo_pairs(traces, cfg.seed)
-        if not pairs:
-            raise InputError("DPO needs problems with both right and wrong responses; found none", field="outcome")
-        examples = [(encs[c], refs[c], encs[w], refs[w]) for c, w in pairs]
-        loss_fn = dpo_loss_fn(rm, cfg.beta)
-        lengths = [len(encs[c].input_ids) + len(encs[w].input_ids) for c, w in pairs]
+    examples, loss_fn, lengths = _loss_examples(rm, cfg, traces, encs, refs, labels)
     if cfg.lora_r:
         apply_lora(rm, cfg.lora_r, cfg.lora_alpha)
     last = train_loop(rm.model, examples, loss_fn, loop_settings(cfg, f"train implicit ({cfg.loss})"),
@@ -264,6 +199,22 @@ def run(cfg: TrainImplicitConfig) -> Path:
     path = fit_and_save(rm, cfg, info, out, fit_traces_for(cfg), started)
     print(f"saved implicit PRM to {path} ({json.dumps({k: v for k, v in info.items() if k != 'final_train'})})")
     return path
+
+
+def _loss_examples(rm, cfg, traces, encs, refs, labels) -> tuple:
+    """The training examples of `--loss`, its loss_fn for `train_loop`, and each example's length:
+    (encoding, reference log-probs, outcome) per response for ce; (right, its refs, wrong, its refs)
+    per DPO pair of one problem for dpo."""
+    from prmkit.errors import InputError
+
+    if cfg.loss == "ce":
+        examples = [(e, r, y) for e, r, y in zip(encs, refs, labels)]
+        return examples, ce_loss_fn(rm, cfg.beta), [len(e.input_ids) for e in encs]
+    pairs = dpo_pairs(traces, cfg.seed)
+    if not pairs:
+        raise InputError("DPO needs problems with both right and wrong responses; found none", field="outcome")
+    examples = [(encs[c], refs[c], encs[w], refs[w]) for c, w in pairs]
+    return examples, dpo_loss_fn(rm, cfg.beta), [len(encs[c].input_ids) + len(encs[w].input_ids) for c, w in pairs]
 
 
 def _traces(cfg, out: Path) -> list[Trace]:

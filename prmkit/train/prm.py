@@ -17,82 +17,49 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
+from prmkit.train.config import (TrainerConfig, apply_lora, fit_and_save, fit_traces_for, loop_settings, prepare_model,
+                                 record_train_config, start_training)
 
 
 @dataclass
-class TrainPRMConfig(PromptOptions):
+class TrainPRMConfig(PromptOptions, TrainerConfig):
     """Train a discriminative PRM on step labels (hard or soft BCE at each step end)."""
+
+    CLI_AFTER: ClassVar[dict[str, tuple[str, ...]]] = {
+        "model": ("readout",), "sep": ("train_on_last_step_only", "drop_after_first_negative"),
+        "samples": ("mc_rollouts", "workers"), "save_every": ("loglik_feature", "loglik_lm")}
 
     out: str = "runs/prm"
     """output dir: the model (HF dir + prmkit_rm.json), train_log.jsonl, tb/, train_config.json"""
     data: str = ""
     """labelled traces: prmkit JSONL, TRL stepwise JSONL, a datasets dir or hub id (empty: the gym recipe below)"""
-    model: str = ""
-    """backbone: local dir or hub id (empty: the shipped gym policy)"""
-    readout: str = "trl"
-    """readout registry entry (trl, token-classification, math-shepherd, qwen2.5-math-prm, rlhflow)"""
     sep: str = "\n"
     """step separator (overrides the readout's)"""
+    lr: float = 3e-5
+    """peak learning rate (warmup, then cosine decay); 3e-5 chosen on gym dev: larger rates fit the noisy
+    mc-hard labels' position prior and lower dev F1 (2e-3: 0.85 -> 0.71 within 37 steps)"""
+    lora_r: int = 0
+    """LoRA rank (0 = full fine-tuning); the adapter is merged into the saved model"""
+    aggregation: str = "min"
+    """step-score aggregation stored with the model (min, prod, last, mean)"""
+    seed: int = 0
+    """seed of sampling, labeling, shuffling and the new head"""
+    readout: str = "trl"
+    """readout registry entry (trl, token-classification, math-shepherd, qwen2.5-math-prm, rlhflow)"""
     train_on_last_step_only: bool = False
     """train only on each trace's last step label (TRL's option)"""
     drop_after_first_negative: bool = True
     """ignore the labels after a trace's first negative (< 0.5) label, as the Qwen "Lessons" MC baseline does"""
-    epochs: float = 4.0
-    """passes over the data"""
-    batch_size: int = 32
-    """traces per micro-batch"""
-    device: str = ""
-    """torch device of local models (cpu, cuda, cuda:1, ...; empty = cuda if visible, else cpu)"""
-    grad_accum: int = 1
-    """micro-batches per optimizer step"""
-    lr: float = 3e-5
-    """peak learning rate (warmup, then cosine decay); 3e-5 chosen on gym dev: larger rates fit the noisy
-    mc-hard labels' position prior and lower dev F1 (2e-3: 0.85 -> 0.71 within 37 steps)"""
-    warmup_ratio: float = 0.05
-    """share of steps spent warming up"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    lora_r: int = 0
-    """LoRA rank (0 = full fine-tuning); the adapter is merged into the saved model"""
-    lora_alpha: int = 16
-    """LoRA alpha"""
-    max_length: int = 0
-    """most tokens per training sequence (0 = the backbone's context, config.max_position_embeddings)"""
-    overflow: str = "truncate"
-    """a longer sequence: truncate (TRL's PRMTrainer convention: the tokens and step labels past --max-length
-    are cut, an example left with no label is dropped, and it is said) or error"""
-    gradient_checkpointing: bool = False
-    """recompute activations in the backward pass (less memory for long sequences, more compute)"""
-    aggregation: str = "min"
-    """step-score aggregation stored with the model (min, prod, last, mean)"""
-    fit_data: str = ""
-    """traces with gold first errors to fit the ProcessBench threshold on: prmkit JSONL or a ProcessBench JSON
-    array/JSONL (empty: gym --fit-split, on gym data only)"""
-    fit_split: str = "dev"
-    """gym split sampled to fit the threshold when --fit-data is empty, on gym data only ('' = no threshold)"""
-    fit_problems: int = 300
-    """gym problems sampled for threshold fitting"""
-    num_problems: int = 200
-    """gym recipe: train-split problems"""
-    samples: int = 4
-    """gym recipe: policy samples per problem"""
     mc_rollouts: int = 8
     """gym recipe: completions per step prefix for mc-hard labels"""
     workers: int = 1
     """gym recipe: labeling processes (labels do not depend on it)"""
-    seed: int = 0
-    """seed of sampling, labeling, shuffling and the new head"""
-    threads: int = 1
-    """torch threads (0 = torch's default)"""
-    save_every: int = 200
-    """checkpoint interval in optimizer steps (rerun with the same --out to resume)"""
     loglik_feature: Optional[bool] = None
     """add each step's log-likelihood under a frozen causal LM (--loglik-lm) to the head's logit (w*ll + b, trained);
     it loads a second copy of the backbone, so the default is on for gym data only (the gym recipe), off otherwise"""
@@ -242,89 +209,6 @@ def n_known(example) -> int:
     return sum(v is not None for v in example[1])
 
 
-def apply_lora(rm, r: int, alpha: int):
-    """LoRA adapters on the backbone, the classifier head trained in full (`prmkit.train.lora`)."""
-    from prmkit.train.lora import lora_rm
-
-    return lora_rm(rm, r, alpha)
-
-
-TRAIN_CONFIG = "train_config.json"
-# options a resumed training run may change: where and how fast it runs, and the threshold fit (after training)
-RESUME_MAY_CHANGE = ("out", "device", "threads", "workers", "save_every", "fit_data", "fit_split", "fit_problems")
-WORK = ("train_state.pt", "work", "train_traces.jsonl", "ref_logprobs.pt")  # what a rerun continues from
-
-
-def check_train_resume(cfg, out: Path) -> None:
-    """Refuse to continue the work in `out` (checkpoint, labelled data, caches) with other data or settings."""
-    from prmkit.rundir import check_resume
-
-    check_resume(out, cfg, has_work=any((out / w).exists() for w in WORK), ignore=RESUME_MAY_CHANGE,
-                 name=TRAIN_CONFIG)
-
-
-def record_train_config(cfg, out: Path) -> None:
-    from prmkit.rundir import record_config
-
-    record_config(out, cfg, name=TRAIN_CONFIG)
-
-
-def fit_and_save(rm, cfg, traces_info: dict, out: Path, fit_traces: Sequence[Trace] | None, started: float) -> Path:
-    """Merge LoRA, fit the ProcessBench threshold on held-out traces, save model + config + metadata,
-    then remove the checkpoint: the trained weights stay in `out/train_state.pt` until the model is
-    saved, so a failed or killed fit loses no training (a rerun runs no training step, only the fit)."""
-    from prmkit.errors import InputError
-    from prmkit.train.loop import STATE_FILE
-
-    if hasattr(rm.model, "merge_and_unload"):
-        rm.model = rm.model.merge_and_unload()
-    meta = {**traces_info, "train_seconds": round(time.perf_counter() - started, 1)}
-    if fit_traces:
-        from prmkit.evaluate.processbench import fit_model_threshold
-
-        how = (f"the trained weights are kept in {out / STATE_FILE}: rerun the same command to fit the threshold "
-               "and save (training is not repeated; --fit-data/--fit-split may change), or pass --fit-data '' "
-               "--fit-split '' to save without a threshold")
-        try:
-            meta["threshold_fit"] = fit_model_threshold(rm, fit_traces, source=cfg.fit_data or f"gym:{cfg.fit_split}")
-        except InputError as e:
-            raise InputError(f"{e}; {how}") from e
-        except Exception as e:
-            raise RuntimeError(f"fitting the threshold failed ({type(e).__name__}: {e}); {how}") from e
-    rm.save_pretrained(out, extra=meta)
-    record_train_config(cfg, out)
-    (out / STATE_FILE).unlink(missing_ok=True)
-    return out
-
-
-def fit_traces_for(cfg, seed_offset: int = 7) -> list[Trace] | None:
-    if cfg.fit_data:
-        from prmkit.train.inputs import read_fit_traces
-
-        return read_fit_traces(cfg.fit_data)
-    if not cfg.fit_split:
-        return None
-    from prmkit.train.data import gym_traces
-
-    return gym_traces(cfg.fit_split, cfg.fit_problems, cfg.samples, cfg.seed + seed_offset, model="",
-                      desc=f"sample {cfg.fit_split}")
-
-
-def loop_settings(cfg, desc: str):
-    from prmkit.train.loop import LoopSettings
-
-    return LoopSettings(out=Path(cfg.out), seed=cfg.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio,
-                        weight_decay=cfg.weight_decay, save_every=cfg.save_every, desc=desc)
-
-
-def set_threads(n: int) -> None:
-    import torch
-
-    if n:
-        torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------- prm
 
 
@@ -343,23 +227,10 @@ def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
 
 
 def run(cfg: TrainPRMConfig) -> Path:
-    from prmkit.policy.sample import default_policy
-    from prmkit.prompting import check_model_format, set_model_format
     from prmkit.train.data import step_targets
     from prmkit.train.loop import train_loop
 
-    from prmkit.train.inputs import check_train_inputs
-
-    started = time.perf_counter()
-    checked = check_train_inputs(cfg, "prm")                 # every input and option, before any model loads
-    cfg = checked.cfg
-    check_model_format(cfg.resolve_format(cfg.model or default_policy()), cfg.model or default_policy())
-    set_threads(cfg.threads)
-    out = Path(cfg.out)
-    check_train_resume(cfg, out)
-    if not cfg.data:
-        record_train_config(cfg, out)  # the gym recipe's labelled data in out/work/ is part of the run
-    traces = checked.traces if cfg.data else gym_recipe_traces(cfg, out)
+    cfg, out, traces, started = start_training(cfg, "prm", gym_recipe_traces)
 
     def targets(t: Trace, line: int) -> list[float | None]:
         tg = step_targets(t, line, cfg.data or None)
@@ -369,11 +240,7 @@ def run(cfg: TrainPRMConfig) -> Path:
 
     rm = load_backbone(cfg.model, cfg.readout, cfg.sep, "prm", cfg.seed, cfg.aggregation,
                        loglik_lm=cfg.loglik_lm if cfg.loglik_feature else None, device=cfg.device)
-    set_model_format(rm, cfg, cfg.model or default_policy())
-    if cfg.gradient_checkpointing:
-        from prmkit.train.lora import enable_gradient_checkpointing
-
-        enable_gradient_checkpointing(rm.model)
+    prepare_model(rm, cfg)
     examples = step_examples(rm, traces, targets, cfg.max_length, cfg.overflow, cfg.data or None)
     fuse_fit = fit_loglik_fuse(rm, examples) if rm.fuse is not None else None
     if cfg.lora_r:
