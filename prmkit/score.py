@@ -7,7 +7,7 @@ sorted by length (see `rewards.discriminative`). Output: the input traces with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -38,31 +38,34 @@ class ScoreConfig:
     """torch threads (0 = torch's default)"""
     max_length: int = 0
     """most tokens per scored sequence (0 = the model's context); a longer trace is refused before any forward pass"""
+    backend: str = "local"
+    """local or ray (the model's batches go to --workers Ray actors, each loading the model; same output)"""
+    workers: int = 2
+    """Ray actors (each loads its own reward model)"""
+    ray_address: str = ""
+    """Ray cluster address (empty: start Ray here with --workers CPUs)"""
+    servers: list[str] = field(default_factory=list)
+    """with --backend ray and a --model server: more `prmkit serve` URLs; actor i uses the i-th of
+    (--model, these...) in turn"""
 
 
 def run(cfg: ScoreConfig) -> Path:
     import time
 
     from prmkit.config import save_config
-    from prmkit.errors import InputError
     from prmkit.evaluate.processbench import write_scored
-    from prmkit.resolve import all_gym_prompts, is_hub_id, parse_rm_spec
     from prmkit.rewards.base import score_traces
-    from prmkit.train.config import set_threads
 
-    if not cfg.traces:
-        raise InputError("expected a traces file (--traces)", field="traces")
-    if not Path(cfg.traces).exists() and not is_hub_id(cfg.traces):
-        raise InputError("no such file or directory (expected traces to score)", file=cfg.traces, field="traces")
-    traces = _read(cfg.traces)                                    # read and checked before any model loads
-    spec = parse_rm_spec(cfg.model, "model", all_gym_prompts(t.prompt for t in traces))
-    set_threads(cfg.threads)
-    rm = spec.load(cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
-                   **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
-    if cfg.max_length and hasattr(rm, "max_length"):
-        rm.max_length = cfg.max_length
+    traces, specs = check(cfg)                                   # read and checked before any model loads
     t0 = time.perf_counter()
-    scores = score_traces(rm, traces)
+    if cfg.backend == "ray" and traces:
+        from prmkit.score_ray import score_ray
+
+        scores, rm = score_ray(cfg, specs, traces)
+    else:
+        rm = load_model(cfg, specs[0])
+        t0 = time.perf_counter()
+        scores = score_traces(rm, traces)
     dt = time.perf_counter() - t0
     out = Path(cfg.out)
     save_config(out, cfg)
@@ -73,6 +76,37 @@ def run(cfg: ScoreConfig) -> Path:
     print(f"scored {len(traces)} traces ({sum(map(len, scores))} steps, {rm.stats.tokens_scored} tokens) in "
           f"{dt:.1f}s -> {out / 'scored.jsonl'}")
     return out
+
+
+def check(cfg: ScoreConfig) -> tuple[list, list]:
+    """(traces, reward-model specs: --model's, then each of --servers): every option and the input read and
+    checked, no model loaded."""
+    from prmkit.errors import InputError
+    from prmkit.ray_pool import check_backend, check_servers
+    from prmkit.resolve import all_gym_prompts, is_hub_id, parse_rm_spec
+
+    check_backend(cfg.backend, cfg.workers)
+    if not cfg.traces:
+        raise InputError("expected a traces file (--traces)", field="traces")
+    if not Path(cfg.traces).exists() and not is_hub_id(cfg.traces):
+        raise InputError("no such file or directory (expected traces to score)", file=cfg.traces, field="traces")
+    traces = _read(cfg.traces)
+    gym = all_gym_prompts(t.prompt for t in traces)
+    spec = parse_rm_spec(cfg.model, "model", gym)
+    check_servers(cfg.servers, "servers", cfg.backend, spec.form == "remote", "model")
+    return traces, [spec] + [parse_rm_spec(url, "servers", gym) for url in cfg.servers]
+
+
+def load_model(cfg: ScoreConfig, spec):
+    """The reward model `spec` names, loaded with this config's device, dtype, batch size and length limit."""
+    from prmkit.train.config import set_threads
+
+    set_threads(cfg.threads)
+    rm = spec.load(cfg.aggregation, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype,
+                   **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
+    if cfg.max_length and hasattr(rm, "max_length"):
+        rm.max_length = cfg.max_length
+    return rm
 
 
 def _read(path: str):

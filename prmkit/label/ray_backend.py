@@ -26,24 +26,7 @@ class _LabelActor:
 
 def run_ray(cfg: LabelConfig, problems: dict[str, Problem] | None, sc_map: dict[str, float] | None,
             chunks: Sequence[list[tuple[int, Trace]]], write: Callable[[list[str]], None]) -> None:
-    import ray  # (heavy, and optional: only for --backend ray)
-    from ray.util import ActorPool
+    from prmkit.ray_pool import map_ordered
 
-    started = False
-    if not ray.is_initialized():
-        if cfg.ray_address:
-            ray.init(address=cfg.ray_address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PRMKIT_QUIET": "1", "PRMKIT_LABEL_THREADS": "1",
-                                               "OMP_NUM_THREADS": "1"}})
-        started = True
-    try:
-        actor_cls = ray.remote(num_cpus=1)(_LabelActor)
-        actors = [actor_cls.remote(cfg, problems, sc_map) for _ in range(min(cfg.workers, len(chunks)))]
-        pool = ActorPool(actors)
-        for lines in pool.map(lambda a, ch: a.label.remote(ch), list(chunks)):
-            write(lines)
-    finally:
-        if started:
-            ray.shutdown()
+    map_ordered(_LabelActor, lambda i: (cfg, problems, sc_map), "label", chunks, lambda chunk, lines: write(lines),
+                workers=cfg.workers, address=cfg.ray_address, env={"PRMKIT_LABEL_THREADS": "1"})

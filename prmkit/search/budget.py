@@ -140,3 +140,17 @@ class ComputeMeter:
                        policy_calls=(getattr(s, "calls", 0) if s is not None else 0) - self._calls0,
                        prm_calls=self.rm.stats.calls - self._prm_calls0,
                        wall_s=round(time.perf_counter() - self._t0, 3), forward_measured=measured)
+
+
+def sum_compute(parts: list[Compute], wall_s: float) -> Compute:
+    """One record for a run split over processes (the Ray backend): token and call counts add up, the
+    models' sizes are the first part's (every part runs the same models), `wall_s` is the whole run's, and
+    forward tokens count as measured only if every part measured them. An empty list is an empty run."""
+    total = Compute(wall_s=round(wall_s, 3))
+    for name in ("policy_tokens", "policy_forward_tokens", "prm_tokens", "prm_uncached_tokens", "policy_calls",
+                 "prm_calls"):
+        setattr(total, name, sum(getattr(p, name) for p in parts))
+    if parts:
+        total.policy_parameters, total.prm_parameters = parts[0].policy_parameters, parts[0].prm_parameters
+        total.forward_measured = all(p.forward_measured for p in parts)
+    return total

@@ -11,7 +11,7 @@ answer), `results.json` (accuracy, per-problem answers and tokens, the compute r
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from prmkit.search.base import SearchParams
@@ -90,9 +90,13 @@ class SearchSources(PromptOptions):
     def load(self, aggregation: str = ""):
         """(problems, sampler, reward model) as these fields name them; sets torch's CPU threads. Every
         source is checked (`check`) before the first model loads."""
+        problems, model, spec = self.check()
+        return (problems, *self.load_models(model, spec, aggregation))
+
+    def load_models(self, model: str, spec, aggregation: str = ""):
+        """(sampler, reward model) for a policy and reward-model spec `check` returned; sets torch's CPU threads."""
         from prmkit.policy.sample import make_sampler
 
-        problems, model, spec = self.check()
         if self.threads:
             import torch
 
@@ -102,7 +106,7 @@ class SearchSources(PromptOptions):
                                kv_cache=self.policy_kv_cache, prompt_options=self)
         rm = with_kv_cache(spec.load(aggregation, self.device, self.readout, self.trust_remote_code, self.dtype),
                            self.prm_kv_cache)
-        return problems, sampler, rm
+        return sampler, rm
 
 
 @dataclass
@@ -122,6 +126,20 @@ class SearchConfig(SearchParams, SearchSources):
     """PAV ranking: score = Q_base + alpha x prover progress"""
     n: int = 16
     """compute budget N: samples (best_of_n), active beams (beam, early_reject), total leaves (dvts)"""
+    backend: str = "local"
+    """local or ray (problems go to --workers Ray actors, each loading its own policy and reward model; the
+    same records as local)"""
+    workers: int = 2
+    """Ray actors (each loads its own policy and reward model)"""
+    ray_address: str = ""
+    """Ray cluster address (empty: start Ray here with --workers CPUs)"""
+    chunk: int = 0
+    """--backend ray: problems per Ray task (0 = the problems split evenly over the workers)"""
+    prm_servers: list[str] = field(default_factory=list)
+    """--backend ray with a --prm server: more `prmkit serve` URLs; actor i uses the i-th of (--prm, these...)"""
+    policy_servers: list[str] = field(default_factory=list)
+    """--backend ray with --sampler openai: more policy server URLs; actor i uses the i-th of (--base-url,
+    these...)"""
 
 
 PARAM_FIELDS = tuple(f.name for f in fields(SearchParams))
@@ -154,43 +172,76 @@ def search_params(cfg) -> SearchParams:
     return SearchParams(**{k: getattr(cfg, k) for k in PARAM_FIELDS if hasattr(cfg, k)})
 
 
-def run(cfg: SearchConfig) -> dict:
-    from prmkit.config import save_config
+def check(cfg: SearchConfig):
+    """(params, problems, policy name, reward-model specs — --prm's, then each of --prm-servers —, prover spec or
+    None): every option and source checked, no model loaded."""
     from prmkit.errors import InputError
-    from prmkit.schema import atomic_write_text, write_records
+    from prmkit.ray_pool import check_backend, check_servers
+    from prmkit.resolve import parse_rm_spec
     from prmkit.search import SEARCHES
 
     if cfg.method not in SEARCHES:
         raise InputError(f"unknown method {cfg.method!r}; expected one of {sorted(SEARCHES)}", field="method")
+    check_backend(cfg.backend, cfg.workers)
+    if cfg.chunk < 0:
+        raise InputError(f"expected chunk >= 0 (0 = split evenly over the workers), got {cfg.chunk}", field="chunk")
     params = search_params(cfg)
-    out = Path(cfg.out)
-    prover = None
-    if cfg.prover:
-        from prmkit.resolve import parse_rm_spec
+    prover = parse_rm_spec(cfg.prover, "prover", True, cfg.prm_token, cfg.flip_rate) if cfg.prover else None
+    problems, model, spec = cfg.check()
+    check_servers(cfg.prm_servers, "prm_servers", cfg.backend, spec.form == "remote", "prm")
+    check_servers(cfg.policy_servers, "policy_servers", cfg.backend,
+                  cfg.sampler == "openai" and cfg.base_url.startswith(("http://", "https://")), "base_url")
+    specs = [spec] + [parse_rm_spec(url, "prm_servers", True, cfg.prm_token) for url in cfg.prm_servers]
+    return params, problems, model, specs, prover
 
-        prover = parse_rm_spec(cfg.prover, "prover", True, cfg.prm_token, cfg.flip_rate)   # checked before any load
-    problems, sampler, rm = cfg.load(cfg.aggregation)
+
+def load_models(cfg: SearchConfig, model: str, spec, prover):
+    """(sampler, reward model) of one search process: the PRM wrapped with PAV's prover when --prover is set."""
+    sampler, rm = cfg.load_models(model, spec, cfg.aggregation)
     if prover is not None:
         from prmkit.search.pav import PAVScorer
 
         rm = PAVScorer(rm, prover.load(cfg.aggregation, cfg.device), cfg.pav_alpha)
-    result = SEARCHES[cfg.method](problems, sampler, rm, params)
+    return sampler, rm
+
+
+def run(cfg: SearchConfig) -> dict:
+    from prmkit.config import save_config
+    from prmkit.search import SEARCHES
+
+    params, problems, model, specs, prover = check(cfg)          # everything checked before any load
+    if cfg.backend == "ray" and problems:
+        from prmkit.search.ray_backend import search_ray
+
+        result, sampler = search_ray(cfg, params, problems, model, specs, prover)
+    else:
+        sampler, rm = load_models(cfg, model, specs[0], prover)
+        result = SEARCHES[cfg.method](problems, sampler, rm, params)
+    out = Path(cfg.out)
     save_config(out, cfg)
     from prmkit.prompting import record_format
 
     record_format(out, sampler)  # the policy's (the reward model's is in its own dir)
+    summary = write_run(out, cfg.method, params, result)
+    ef = result.error_free_accuracy
+    print(f"{cfg.method}: accuracy {result.accuracy:.3f}" + ("" if ef is None else f" (right with no step error: {ef:.3f})")
+          + f" on {len(problems)} problems; policy tokens "
+          f"{result.compute.policy_tokens}, PRM tokens {result.compute.prm_tokens}, FLOPs {result.compute.flops:.3e} "
+          f"-> {out}")
+    return summary
+
+
+def write_run(out: Path, method: str, params: SearchParams, result) -> dict:
+    """traces.jsonl, results.json (returned) and, for MCTS, trees.jsonl of a finished search."""
+    from prmkit.schema import atomic_write_text, write_records
+
     write_records(out / "traces.jsonl", result.to_traces())
     summary = {**result.summary(), "params": asdict(params),
                "per_problem": [{"id": r.problem.id, "answer": r.answer, "correct": r.correct,
                              "policy_tokens": r.policy_tokens, "candidates": len(r.solutions)}
                             for r in result.results]}
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    if cfg.method == "mcts":
+    if method == "mcts":
         atomic_write_text(out / "trees.jsonl", "".join(json.dumps({"problem_id": r.problem.id, "nodes": r.meta["tree"]})
                                                        + "\n" for r in result.results))
-    ef = result.error_free_accuracy
-    print(f"{cfg.method}: accuracy {result.accuracy:.3f}" + ("" if ef is None else f" (right with no step error: {ef:.3f})")
-          + f" on {len(problems)} problems; policy tokens "
-          f"{result.compute.policy_tokens}, PRM tokens {result.compute.prm_tokens}, FLOPs {result.compute.flops:.3e} "
-          f"-> {out}")
     return summary

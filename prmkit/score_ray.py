@@ -1,0 +1,109 @@
+"""Ray execution of `prmkit score`: `--workers` actors each load the reward model from its spec (a dir, a hub
+id, or a `prmkit serve` URL; with `--servers`, actor i uses the i-th URL in turn) and score whole batches.
+
+The output is byte-identical to the local backend's: a model that batches by length (a local classifier or
+implicit PRM) first has its traces encoded by the actors, and the batches are then cut here exactly as the
+model cuts them in one process (`length_sorted_batches` over all traces), so every trace is scored in the
+same padded batch as locally. Other models are sent slices of `--batch-size` traces in input order (a
+server batches requests itself, so what it returns is as deterministic as the server)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from prmkit.progress import progress
+from prmkit.rewards.base import ScorerStats
+
+
+@dataclass
+class ScoredBy:
+    """What the output and the summary line read from the reward model the actors loaded."""
+
+    aggregation: str
+    kind: str
+    prompt_format: Any = None
+    stats: ScorerStats = field(default_factory=ScorerStats)
+
+
+class _ScoreActor:
+    def __init__(self, cfg, spec):
+        import dataclasses
+
+        os.environ.setdefault("PRMKIT_QUIET", "1")
+        from prmkit.score import load_model
+
+        self.rm = load_model(dataclasses.replace(cfg, threads=cfg.threads or 1), spec)
+
+    def describe(self, _=None) -> tuple[ScoredBy, int | None, int]:
+        """What scored (for the output), the traces per model call (None: the model does not batch) and the
+        most tokens per sequence (0: none known)."""
+        rm = self.rm
+        limit = 0
+        if hasattr(rm, "model") and hasattr(rm, "max_length"):
+            from prmkit.rewards.limits import sequence_limit
+
+            limit = sequence_limit(rm.max_length, rm.model)
+        return (ScoredBy(rm.aggregation, rm.kind, getattr(rm, "prompt_format", None)),
+                getattr(rm, "batch_size", None), limit)
+
+    def lengths(self, pairs) -> list[int] | None:
+        """Encoded lengths of (prompt, steps) pairs when the model cuts its batches by length, else None."""
+        rm = self.rm
+        if not hasattr(rm, "encode_many") or getattr(rm, "kv_store", None) is not None:
+            return None
+        return [len(e.input_ids) for e in rm.encode_many([p for p, _ in pairs], [list(s) for _, s in pairs])]
+
+    def score(self, batch) -> tuple[list[list[float]], int]:
+        """Step scores of a batch, (indices, (prompt, steps) pairs), and the tokens scored for them."""
+        _, pairs = batch
+        before = self.rm.stats.tokens_scored
+        scores = self.rm.score([p for p, _ in pairs], [list(s) for _, s in pairs])
+        return scores, self.rm.stats.tokens_scored - before
+
+
+def batches(lengths: list[int] | None, n: int, batch_size: int) -> list[list[int]]:
+    """Index lists, one per model call: the model's own length-sorted batches when it has lengths, else
+    slices of `batch_size` in input order."""
+    if lengths is None:
+        return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    from prmkit.rewards.discriminative import length_sorted_batches
+
+    return length_sorted_batches(lengths, batch_size)
+
+
+def score_ray(cfg, specs: list, traces: list) -> tuple[list[list[float]], ScoredBy]:
+    """Step scores of every trace (input order) and what scored them, over `cfg.workers` Ray actors."""
+    from prmkit.ray_pool import actor_pool
+
+    pairs = [(t.prompt, tuple(t.steps)) for t in traces]
+    per_actor = -(-len(pairs) // cfg.workers)
+    parts = [pairs[i: i + per_actor] for i in range(0, len(pairs), per_actor)]
+    out: list[list[float]] = [[] for _ in pairs]
+    with actor_pool(_ScoreActor, lambda i: (cfg, specs[i % len(specs)]), min(cfg.workers, len(parts)),
+                    workers=cfg.workers, address=cfg.ray_address) as pool:
+        found: list = []
+        pool.map("describe", [None], lambda _, d: found.append(d))
+        (info, batch_size, limit), lengths = found.pop(), []
+        pool.map("lengths", parts, lambda part, lens: lengths.append(lens))   # encoded where the model is
+        lengths = None if None in lengths else [k for lens in lengths for k in lens]
+        if lengths is not None:                       # a trace over the limit: refused before any forward pass
+            from types import SimpleNamespace
+
+            from prmkit.rewards.limits import check_lengths
+
+            check_lengths([SimpleNamespace(input_ids=range(k)) for k in lengths], limit)
+        bar = progress(total=len(pairs), desc="score (ray)")
+
+        def place(batch, result):
+            scores, tokens = result
+            for i, s in zip(batch[0], scores):
+                out[i] = s
+            info.stats.tokens_scored += tokens
+            bar.update(len(batch[0]))
+
+        work = batches(lengths, len(pairs), batch_size or cfg.batch_size)
+        pool.map("score", [(b, [pairs[i] for i in b]) for b in work], place)
+        bar.close()
+    return out, info

@@ -1,0 +1,151 @@
+"""`--backend ray` for `prmkit score` and `prmkit search` writes what the local backend writes: two Ray
+actors on the gym policy and the shipped gym PRM (one Ray session shared by the module)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prmkit.errors import InputError
+from prmkit.schema import write_records
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two OpenMP threads can be many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    from prmkit.ray_pool import ACTOR_ENV
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": ACTOR_ENV})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def traces_file(tmp_path_factory, gym_policy):
+    from prmkit.gym.task import make_split
+    from prmkit.policy.base import SamplingParams
+    from prmkit.policy.sample import sample_traces
+
+    traces = sample_traces(gym_policy, make_split("test", 5), SamplingParams(n=4, max_new_tokens=96, seed=11))
+    path = tmp_path_factory.mktemp("ray") / "traces.jsonl"
+    write_records(path, traces)
+    return path
+
+
+def test_score_ray_equals_local(ray_session, traces_file, tmp_path):
+    from prmkit.score import ScoreConfig, run
+
+    # batches of 8 over 20 traces: scored in other padded batches (e.g. consecutive slices) the gym PRM's
+    # float32 scores differ in the last bits, so equal bytes need the local backend's own batches
+    local = run(ScoreConfig(traces=str(traces_file), out=str(tmp_path / "local"), batch_size=8, threads=1))
+    remote = run(ScoreConfig(traces=str(traces_file), out=str(tmp_path / "ray"), batch_size=8, threads=1,
+                             backend="ray", workers=2))
+    expected = (local / "scored.jsonl").read_bytes()
+    assert expected.count(b"\n") == 20
+    assert (remote / "scored.jsonl").read_bytes() == expected
+
+
+FAST = dict(split="test", num_problems=4, n=4, beam_width=2, seed=3, max_step_tokens=24, max_steps=14,
+            max_new_tokens=160, threads=1)
+RUN_SPECIFIC = ("wall_s", "policy_calls", "prm_calls")   # how the work was split, not what it found
+
+
+def _search_pair(tmp_path, method: str, **kw):
+    from prmkit.search.run import SearchConfig, run
+
+    local = run(SearchConfig(method=method, out=str(tmp_path / "local"), **FAST, **kw))
+    remote = run(SearchConfig(method=method, out=str(tmp_path / "ray"), backend="ray", workers=2, **FAST, **kw))
+    return local, remote
+
+
+@pytest.mark.parametrize("method", ["best_of_n", "beam"])
+def test_search_ray_equals_local(ray_session, tmp_path, method):
+    local, remote = _search_pair(tmp_path, method, prm="checker", flip_rate=0.2)
+    expected = (tmp_path / "local" / "traces.jsonl").read_bytes()
+    assert expected.count(b"\n") == sum(p["candidates"] for p in local["per_problem"]) >= 4
+    assert (tmp_path / "ray" / "traces.jsonl").read_bytes() == expected
+    on_disk = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(remote))
+    for key in RUN_SPECIFIC:
+        local.pop(key), remote.pop(key)
+    assert remote == local
+    assert remote["policy_tokens"] == sum(p["policy_tokens"] for p in remote["per_problem"]) > 0
+
+
+def test_search_ray_with_the_gym_prm(ray_session, tmp_path):
+    """With a neural PRM the actors score in other padded batches: the same candidates, choices and
+    token counts as local, and step scores equal up to float32 rounding."""
+    local, remote = _search_pair(tmp_path, "best_of_n")
+    rows = [[json.loads(x) for x in (tmp_path / d / "traces.jsonl").read_text().splitlines()] for d in ("local", "ray")]
+    assert len(rows[0]) == len(rows[1]) == 16
+    for a, b in zip(*rows):
+        assert (a["steps"], a["meta"]["selected"], a["outcome"]) == (b["steps"], b["meta"]["selected"], b["outcome"])
+        assert a["meta"]["step_scores"] == pytest.approx(b["meta"]["step_scores"], abs=1e-5)
+    assert remote["per_problem"] == local["per_problem"]
+    for key in ("policy_tokens", "policy_forward_tokens", "prm_tokens", "prm_uncached_tokens", "flops"):
+        assert remote[key] == local[key]
+
+
+@pytest.mark.parametrize("kw,field", [({"backend": "spark"}, "backend"), ({"backend": "ray", "workers": 0}, "workers"),
+                                      ({"servers": ["http://127.0.0.1:9"]}, "servers")])
+def test_score_options_checked_before_any_load(tmp_path, traces_file, kw, field):
+    from prmkit.score import ScoreConfig, run
+
+    with pytest.raises(InputError) as e:
+        run(ScoreConfig(traces=str(traces_file), out=str(tmp_path / "s"), **kw))
+    assert e.value.field == field
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("kw,field", [({"backend": "spark"}, "backend"), ({"backend": "ray", "workers": 0}, "workers"),
+                                      ({"backend": "ray", "chunk": -1}, "chunk"),
+                                      ({"backend": "ray", "prm_servers": ["http://127.0.0.1:9"]}, "prm_servers"),
+                                      ({"backend": "ray", "policy_servers": ["ftp://x"]}, "policy_servers")])
+def test_search_options_checked_before_any_load(tmp_path, kw, field):
+    from prmkit.search.run import SearchConfig, run
+
+    with pytest.raises(InputError) as e:
+        run(SearchConfig(method="beam", out=str(tmp_path / "s"), split="test", num_problems=2, **kw))
+    assert e.value.field == field
+    assert not (tmp_path / "s").exists()
+
+
+def test_empty_inputs_are_handled_as_local(tmp_path):
+    """No traces / no problems (with --allow-empty): the ray backend writes what the local one does
+    (empty outputs) and starts no Ray."""
+    from prmkit.policy.sample import default_policy
+    from prmkit.reading import ReadPolicy, set_read_policy
+    from prmkit.score import ScoreConfig
+    from prmkit.score import run as score
+    from prmkit.search.run import SearchConfig
+    from prmkit.search.run import run as search
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    was_running = ray.is_initialized()
+    previous = set_read_policy(ReadPolicy(allow_empty=True))
+    try:
+        outs = {b: score(ScoreConfig(traces=str(empty), model="gym", out=str(tmp_path / f"s-{b}"), backend=b))
+                for b in ("local", "ray")}
+        found = {b: search(SearchConfig(method="beam", problems=str(empty), model=str(default_policy()), prm="gym",
+                                        out=str(tmp_path / f"q-{b}"), backend=b, n=2, beam_width=2))
+                 for b in ("local", "ray")}
+    finally:
+        set_read_policy(previous)
+    assert (outs["ray"] / "scored.jsonl").read_bytes() == (outs["local"] / "scored.jsonl").read_bytes() == b""
+    assert (tmp_path / "q-ray" / "traces.jsonl").read_bytes() == (tmp_path / "q-local" / "traces.jsonl").read_bytes()
+    assert found["ray"]["problems"] == found["local"]["problems"] == 0
+    assert ray.is_initialized() == was_running
