@@ -34,12 +34,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 from prmkit.prompting import PromptOptions
 from prmkit.serve.guard import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, GuardMiddleware, validation_handler
-
-SEED_MIN, SEED_MAX = -(2 ** 63), 2 ** 64 - 1  # what torch.Generator.manual_seed accepts
+from prmkit.serve.openai_schema import (SEED_MAX, SEED_MIN, chat_request_model, completion_request_model,
+                                        tokenize_request_model)
 
 
 @dataclass
@@ -117,37 +117,17 @@ def check_request(req, prompts: list, seeds: list, limits: CompletionLimits, pro
 
 
 def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[CompletionLimits] = None):
-    from fastapi import FastAPI, HTTPException, Request
-    from pydantic import BaseModel, Field
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
 
-    from prmkit.policy.base import SamplingParams
-
-    class CompletionRequest(BaseModel):
-        model: Optional[str] = None
-        prompt: Union[str, list[str], list[int], list[list[int]]]
-        n: int = Field(1, ge=1, le=256)
-        max_tokens: int = Field(16, ge=1, le=4096)
-        temperature: float = Field(1.0, ge=0.0, allow_inf_nan=False)
-        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-        logprobs: Optional[int] = Field(None, ge=0, le=20)  # top-k per token, as vLLM (at most 20)
-        seed: Optional[int] = Field(None, ge=SEED_MIN, le=SEED_MAX)
-        stop: Optional[Union[str, list[str]]] = None
-        echo: bool = False
-        ignore_eos: bool = False  # vLLM extension
-        return_tokens_as_token_ids: bool = False  # vLLM extension
-        prompt_seeds: Optional[list[int]] = None  # prmkit extension: one seed per prompt
-
-    ChatRequest = chat_request_model()
+    CompletionRequest, TokenizeRequest, ChatRequest = completion_request_model(), tokenize_request_model(), \
+        chat_request_model()
     limits = limits or CompletionLimits()
     app = FastAPI(title="prmkit policy server")
     app.add_middleware(GuardMiddleware, max_bytes=limits.max_body_bytes, token=api_key or None,
                        body_timeout_s=limits.body_timeout_s)
-    from fastapi.exceptions import RequestValidationError
-
     app.add_exception_handler(RequestValidationError, validation_handler)
-    lock = threading.Lock()  # one generation at a time: the model and its counters are shared
-    admission = threading.Lock()
-    queue = {"tokens": 0}  # new tokens asked for by admitted requests not yet answered
+    admitted = Admission(limits.max_queued_tokens)
     tok = sampler.tokenizer
     context = context_length(sampler)
     encode = getattr(sampler, "encode_prompt", None) or (lambda p: tok(p)["input_ids"])
@@ -156,16 +136,11 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
     def health(request: Request) -> dict:
         if not getattr(request.state, "authenticated", True):
             return {"status": "ok"}
-        return {"status": "ok", "model": model_name, "context_length": context, "queued_tokens": queue["tokens"]}
+        return {"status": "ok", "model": model_name, "context_length": context, "queued_tokens": admitted.queued}
 
     @app.get("/v1/models")
     def models() -> dict:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "prmkit"}]}
-
-    class TokenizeRequest(BaseModel):
-        model: Optional[str] = None
-        prompt: str
-        add_special_tokens: bool = True
 
     @app.post("/tokenize")
     def tokenize(req: TokenizeRequest) -> dict:
@@ -174,73 +149,7 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
 
     @app.post("/v1/completions")
     def completions(req: CompletionRequest) -> dict:
-        if req.echo:
-            raise HTTPException(status_code=400, detail="field 'echo': not supported")
-        prompts = _prompt_list(req.prompt)
-        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-        base = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
-        params = SamplingParams(n=req.n, max_new_tokens=req.max_tokens, temperature=req.temperature,
-                                top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos,
-                                top_logprobs=req.logprobs or 0)
-        seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
-        if len(prompts) > limits.max_prompts:  # before tokenizing them
-            raise HTTPException(413, f"field 'prompt': {len(prompts)} prompts is over the limit of {limits.max_prompts}")
-        prompt_ids = [p if isinstance(p, list) else encode(p) for p in prompts]
-        bad = next((i for i, ids in enumerate(prompt_ids) if not ids or not all(0 <= t < len(tok) for t in ids)), None)
-        if bad is not None:
-            raise HTTPException(422, f"field 'prompt': prompt {bad} is empty or has a token id outside the "
-                                     f"vocabulary of {len(tok)}")
-        asked = check_request(req, prompts, seeds, limits, [len(ids) for ids in prompt_ids], context)
-        groups = admitted(asked, lambda: _sample(sampler, prompts, prompt_ids, params, seeds))
-        choices, completion_tokens = [], 0
-        for i, group in enumerate(groups):
-            for j, c in enumerate(group):
-                completion_tokens += len(c.token_ids)
-                choice = {"index": i * req.n + j, "text": c.text, "finish_reason": c.finish_reason,
-                          "stop_reason": c.stop, "logprobs": None}
-                if req.logprobs is not None:
-                    name = ((lambda t: f"token_id:{t}") if req.return_tokens_as_token_ids
-                            else (lambda t: tok.decode([t])))
-                    pieces = [tok.decode([t]) for t in c.token_ids]
-                    offsets, pos = [], len(prompts[i]) if isinstance(prompts[i], str) else 0
-                    for p in pieces:
-                        offsets.append(pos)
-                        pos += len(p)
-                    top = None
-                    if req.logprobs and c.top_logprobs is not None:
-                        # OpenAI's legacy layout: per token {token: logprob}, the k most likely plus the sampled one
-                        top = []
-                        for t, lp, cands in zip(c.token_ids, c.logprobs, c.top_logprobs):
-                            d: dict = {}
-                            for tid, v in sorted({**cands, t: lp}.items(), key=lambda kv: -kv[1]):
-                                d.setdefault(name(tid), v)  # two ids that decode alike: keep the likelier
-                            top.append(d)
-                    choice["logprobs"] = {"tokens": [name(t) for t in c.token_ids],
-                                          "token_logprobs": c.logprobs, "top_logprobs": top, "text_offset": offsets}
-                choices.append(choice)
-        prompt_tokens = sum(len(ids) for ids in prompt_ids)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": model_name, "choices": choices,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens}}
-
-    def admitted(asked: int, work):
-        """Run `work()` under the generation lock once `asked` new tokens fit the admission limit (else 429;
-        one request alone is always admitted)."""
-        with admission:
-            busy = queue["tokens"] and queue["tokens"] + asked > limits.max_queued_tokens
-            queued = queue["tokens"]
-            if not busy:
-                queue["tokens"] += asked
-        if busy:
-            raise HTTPException(429, f"field 'max_tokens': the server is busy ({queued} new tokens queued, "
-                                     f"limit {limits.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
-        try:
-            with lock:
-                return work()
-        finally:
-            with admission:
-                queue["tokens"] -= asked
+        return completion_response(sampler, model_name, req, encode, limits, context, admitted)
 
     @app.post("/v1/chat/completions")
     def chat_completions(req: ChatRequest) -> dict:
@@ -249,28 +158,93 @@ def make_app(sampler, model_name: str, api_key: str = "", limits: Optional[Compl
     return app
 
 
-def chat_request_model():
-    """The pydantic body of /v1/chat/completions (OpenAI's fields and vLLM's / SGLang's extensions)."""
-    from pydantic import BaseModel, Field
+class Admission:
+    """Runs a request's generation under one lock (the model and its counters are shared) once the new
+    tokens it asks for fit the admission limit; else 429 (one request alone is always admitted)."""
 
-    class ChatRequest(BaseModel):
-        model: Optional[str] = None
-        messages: list[dict]
-        n: int = Field(1, ge=1, le=256)
-        max_tokens: Optional[int] = Field(None, ge=1, le=4096)
-        max_completion_tokens: Optional[int] = Field(None, ge=1, le=4096)
-        temperature: float = Field(1.0, ge=0.0, allow_inf_nan=False)
-        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-        logprobs: bool = False
-        top_logprobs: Optional[int] = Field(None, ge=0, le=20)
-        seed: Optional[int] = Field(None, ge=SEED_MIN, le=SEED_MAX)
-        stop: Optional[Union[str, list[str]]] = None
-        ignore_eos: bool = False  # vLLM extension
-        return_tokens_as_token_ids: bool = False  # vLLM extension
-        add_generation_prompt: bool = True  # vLLM / SGLang extension
-        continue_final_message: bool = False  # vLLM / SGLang extension
+    def __init__(self, max_queued_tokens: int):
+        self.max_queued_tokens = max_queued_tokens
+        self.queued = 0  # new tokens asked for by admitted requests not yet answered
+        self._lock, self._admission = threading.Lock(), threading.Lock()
 
-    return ChatRequest
+    def __call__(self, asked: int, work):
+        from fastapi import HTTPException
+
+        with self._admission:
+            busy = self.queued and self.queued + asked > self.max_queued_tokens
+            queued = self.queued
+            if not busy:
+                self.queued += asked
+        if busy:
+            raise HTTPException(429, f"field 'max_tokens': the server is busy ({queued} new tokens queued, "
+                                     f"limit {self.max_queued_tokens}); retry later", headers={"Retry-After": "1"})
+        try:
+            with self._lock:
+                return work()
+        finally:
+            with self._admission:
+                self.queued -= asked
+
+
+def completion_response(sampler, model_name: str, req, encode, limits: CompletionLimits, context, admitted) -> dict:
+    """/v1/completions: sample every prompt (text or token ids) `req.n` times, within the limits."""
+    from fastapi import HTTPException
+
+    from prmkit.policy.base import SamplingParams
+
+    tok = sampler.tokenizer
+    if req.echo:
+        raise HTTPException(status_code=400, detail="field 'echo': not supported")
+    prompts = _prompt_list(req.prompt)
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    base = req.seed if req.seed is not None else int(time.time_ns() % 2**31)
+    params = SamplingParams(n=req.n, max_new_tokens=req.max_tokens, temperature=req.temperature,
+                            top_p=req.top_p, seed=base, stop=stop, ignore_eos=req.ignore_eos,
+                            top_logprobs=req.logprobs or 0)
+    seeds = req.prompt_seeds or [base * 1_000_003 + i for i in range(len(prompts))]
+    if len(prompts) > limits.max_prompts:  # before tokenizing them
+        raise HTTPException(413, f"field 'prompt': {len(prompts)} prompts is over the limit of {limits.max_prompts}")
+    prompt_ids = [p if isinstance(p, list) else encode(p) for p in prompts]
+    bad = next((i for i, ids in enumerate(prompt_ids) if not ids or not all(0 <= t < len(tok) for t in ids)), None)
+    if bad is not None:
+        raise HTTPException(422, f"field 'prompt': prompt {bad} is empty or has a token id outside the "
+                                 f"vocabulary of {len(tok)}")
+    asked = check_request(req, prompts, seeds, limits, [len(ids) for ids in prompt_ids], context)
+    groups = admitted(asked, lambda: _sample(sampler, prompts, prompt_ids, params, seeds))
+    name = (lambda t: f"token_id:{t}") if req.return_tokens_as_token_ids else (lambda t: tok.decode([t]))
+    choices = [completion_choice(i * req.n + j, c, prompts[i], tok, name, req.logprobs)
+               for i, group in enumerate(groups) for j, c in enumerate(group)]
+    completion_tokens = sum(len(c.token_ids) for group in groups for c in group)
+    prompt_tokens = sum(len(ids) for ids in prompt_ids)
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": model_name, "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def completion_choice(index: int, c, prompt, tok, name, logprobs: Optional[int]) -> dict:
+    """One completion choice in OpenAI's legacy layout: with `logprobs`, the tokens, their log-probs, their
+    text offsets (from the end of a text prompt) and, for k >= 1, per token {token: logprob} of the k
+    most likely plus the sampled one."""
+    choice = {"index": index, "text": c.text, "finish_reason": c.finish_reason, "stop_reason": c.stop,
+              "logprobs": None}
+    if logprobs is None:
+        return choice
+    offsets, pos = [], len(prompt) if isinstance(prompt, str) else 0
+    for p in (tok.decode([t]) for t in c.token_ids):
+        offsets.append(pos)
+        pos += len(p)
+    top = None
+    if logprobs and c.top_logprobs is not None:
+        top = []
+        for t, lp, cands in zip(c.token_ids, c.logprobs, c.top_logprobs):
+            d: dict = {}
+            for tid, v in sorted({**cands, t: lp}.items(), key=lambda kv: -kv[1]):
+                d.setdefault(name(tid), v)  # two ids that decode alike: keep the likelier
+            top.append(d)
+    choice["logprobs"] = {"tokens": [name(t) for t in c.token_ids], "token_logprobs": c.logprobs,
+                          "top_logprobs": top, "text_offset": offsets}
+    return choice
 
 
 def chat_response(sampler, model_name: str, req, encode, limits: CompletionLimits, context, admitted) -> dict:
