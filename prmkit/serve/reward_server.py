@@ -249,25 +249,7 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
             return {"status": "ok"}
         return _health(reward_model, batcher, limits, model_name, default_how, token_limit)
 
-    async def admit(prompts: list, steps: list, key: str) -> None:
-        check_sizes(prompts, steps, key, limits)
-        total = sum(len(s) for s in steps)
-        if batcher.queued_steps and batcher.queued_steps + total > limits.max_queued_steps:
-            raise Refused(429, "steps", f"the server is busy ({batcher.queued_steps} steps queued, limit "
-                                        f"{limits.max_queued_steps}); retry later")
-        if token_limit:
-            await batcher.run(check_tokens, reward_model, prompts, steps, token_limit)
-
-    async def score_checked(prompts: list, steps: list, key: str) -> list:
-        """Step scores after every limit and admission check; a refusal is an HTTPException."""
-        try:
-            await admit(prompts, steps, key)
-            return await batcher.score(prompts, steps)
-        except Refused as e:
-            raise HTTPException(status_code=e.status, detail=str(e),
-                                headers={"Retry-After": "1"} if e.status == 429 else None) from None
-        except ValueError as e:  # InputError included: the model refused this input
-            raise HTTPException(status_code=422, detail=str(e)) from None
+    score_checked = checked_scorer(reward_model, batcher, limits, token_limit)
 
     @app.post("/score")
     async def score(req: ScoreRequest) -> dict:
@@ -286,6 +268,34 @@ def create_app(reward_model, max_body_bytes: int = DEFAULT_MAX_BODY, token: Opti
 
     openrlhf.mount(app, score_checked, raw_format or openrlhf.model_format(reward_model), default_how)
     return app
+
+
+def checked_scorer(reward_model, batcher, limits: ScoreLimits, token_limit: int):
+    """`async score_checked(prompts, steps, key) -> step scores` after every limit and admission check
+    (sizes, the queue of `limits.max_queued_steps`, each sequence within `token_limit`); a refusal is an
+    HTTPException naming the field (429 with Retry-After when busy, 422 when the model refuses the input)."""
+    from fastapi import HTTPException
+
+    async def admit(prompts: list, steps: list, key: str) -> None:
+        check_sizes(prompts, steps, key, limits)
+        total = sum(len(s) for s in steps)
+        if batcher.queued_steps and batcher.queued_steps + total > limits.max_queued_steps:
+            raise Refused(429, "steps", f"the server is busy ({batcher.queued_steps} steps queued, limit "
+                                        f"{limits.max_queued_steps}); retry later")
+        if token_limit:
+            await batcher.run(check_tokens, reward_model, prompts, steps, token_limit)
+
+    async def score_checked(prompts: list, steps: list, key: str) -> list:
+        try:
+            await admit(prompts, steps, key)
+            return await batcher.score(prompts, steps)
+        except Refused as e:
+            raise HTTPException(status_code=e.status, detail=str(e),
+                                headers={"Retry-After": "1"} if e.status == 429 else None) from None
+        except ValueError as e:  # InputError included: the model refused this input
+            raise HTTPException(status_code=422, detail=str(e)) from None
+
+    return score_checked
 
 
 def load_reward_model(name: str, device: str = "", readout: str = "", trust_remote_code: bool = False,
