@@ -13,47 +13,19 @@ and a bad one raises `InputError` (a ValueError) naming the field.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from prmkit.errors import InputError
-
-# ---------------------------------------------------------------------------------------------
-# validation helpers
-
-
-def _check_int(value: Any, field: str, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"expected an int, got {value!r}", field=field)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise InputError(f"expected an int in {span}, got {value}", field=field)
-    return value
-
-
-def _check_real(value: Any, field: str, lo: float | None = None, hi: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InputError(f"expected a number, got {value!r}", field=field)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise InputError(f"expected a number in [{lo}, {hi}], got {value}", field=field)
-    return float(value)
-
-
-def _check_prob(value: Any, field: str) -> float:
-    return _check_real(value, field, 0.0, 1.0)
-
-
-def _check_first_error(first_error: Any, num_steps: int, field: str = "first_error") -> int:
-    return _check_int(first_error, field, -1, num_steps - 1)
-
+from prmkit.label.checks import check_first_error, check_int, check_prob, check_real
 
 # ---------------------------------------------------------------------------------------------
 # Math-Shepherd MC labels (Math-Shepherd, arXiv 2312.08935)
 
 
 def _check_counts(correct_counts: Sequence[int], k: int) -> None:
-    _check_int(k, "k", 1)
+    check_int(k, "k", 1)
     for i, c in enumerate(correct_counts):
-        _check_int(c, f"correct_counts[{i}]", 0, k)
+        check_int(c, f"correct_counts[{i}]", 0, k)
 
 
 def mc_hard_labels(correct_counts: Sequence[int], k: int) -> list[float]:
@@ -77,11 +49,11 @@ def first_error_from_labels(labels: Sequence[float], threshold: float = 0.5) -> 
     With hard labels the default 0.5 is exact.  For "first step whose MC estimate is 0" on soft
     labels (Lessons of PRMs, arXiv 2501.07301; SCAN, arXiv 2509.16548), pass any threshold in (0, 1/K], e.g. 1e-9.
     """
-    _check_real(threshold, "threshold")
+    check_real(threshold, "threshold")
     for i, y in enumerate(labels):
         if y is None:
             raise InputError("unknown (None) label before any label below the threshold", field=f"labels[{i}]")
-        if _check_real(y, f"labels[{i}]") < threshold:
+        if check_real(y, f"labels[{i}]") < threshold:
             return i
     return -1
 
@@ -109,12 +81,12 @@ def binary_search_first_error(num_steps: int, probe: Callable[[int], float], *,
     the result is still a probed transition: MC(first_error) == 0 and, if first_error > 0,
     MC(first_error - 1) > 0 was probed as well — but not necessarily the *first* zero.
     """
-    _check_int(num_steps, "num_steps", 1)
+    check_int(num_steps, "num_steps", 1)
     probes: list[int] = []
 
     def mc(i: int) -> float:
         probes.append(i)
-        return _check_prob(probe(i), f"probe({i})")
+        return check_prob(probe(i), f"probe({i})")
 
     hi = num_steps - 1  # invariant: MC(prefix hi) == 0
     if not last_known_wrong and mc(hi) > 0:
@@ -134,8 +106,8 @@ def omega_labels(num_steps: int, first_error: int) -> list[float | None]:
     """Labels from a located first error: steps before it 1.0, the error 0.0, steps after None
     (unknown: a later step after a dead prefix is neither confirmed good nor bad).  -1 -> all 1.0."""
     # OmegaPRM (arXiv 2406.06592) : steps before the first MC=0 prefix are positives
-    _check_int(num_steps, "num_steps", 0)
-    _check_first_error(first_error, num_steps)
+    check_int(num_steps, "num_steps", 0)
+    check_first_error(first_error, num_steps)
     if first_error == -1:
         return [1.0] * num_steps
     return [1.0] * first_error + [0.0] + [None] * (num_steps - first_error - 1)
@@ -144,11 +116,11 @@ def omega_labels(num_steps: int, first_error: int) -> list[float | None]:
 def omega_q_value(mc: float, length: float, alpha: float = 0.5, beta: float = 0.9, L: float = 500.0) -> float:
     """Rollout value Q(s, r) = alpha^(1 - MC(s)) * beta^(len(r) / L); defaults are the paper's."""
     # OmegaPRM (arXiv 2406.06592) : Q(s,r) = α^{1−MC(s)} · β^{len(r)/L}  — / [mem]
-    _check_prob(mc, "mc")
-    _check_real(length, "length", 0.0)
-    _check_real(alpha, "alpha", 0.0)
-    _check_real(beta, "beta", 0.0)
-    if _check_real(L, "L") <= 0:
+    check_prob(mc, "mc")
+    check_real(length, "length", 0.0)
+    check_real(alpha, "alpha", 0.0)
+    check_real(beta, "beta", 0.0)
+    if check_real(L, "L") <= 0:
         raise InputError(f"expected L > 0, got {L}", field="L")
     return alpha ** (1.0 - mc) * beta ** (length / L)
 
@@ -160,9 +132,9 @@ def omega_u_value(c_puct: float, total_visits: int, visits: int) -> float:
     children as in AlphaZero's PUCT; pass that total as `total_visits`.
     """
     # OmegaPRM (arXiv 2406.06592) : U(s) = c_puct · sqrt(Σ_i N(s_i)) / (1 + N(s))
-    _check_real(c_puct, "c_puct", 0.0)
-    _check_int(total_visits, "total_visits", 0)
-    _check_int(visits, "visits", 0)
+    check_real(c_puct, "c_puct", 0.0)
+    check_int(total_visits, "total_visits", 0)
+    check_int(visits, "visits", 0)
     return c_puct * math.sqrt(total_visits) / (1 + visits)
 
 
@@ -181,14 +153,14 @@ def omega_select_score(mc: float, length: float, visits: int, total_visits: int,
 def self_confidence(correct: int, total: int) -> float:
     """SC(q) = (1/N) Σ_j J(r_j, a): the annotator's own accuracy on the question."""
     # SCAN (Ding et al. 2025, arXiv 2509.16548) self-confidence  — 
-    _check_int(total, "total", 1)
-    _check_int(correct, "correct", 0, total)
+    check_int(total, "total", 1)
+    check_int(correct, "correct", 0, total)
     return correct / total
 
 
 def scan_keep_question(self_conf: float, min_self_conf: float = 0.75) -> bool:
     """SCAN keeps a question for synthesis only when SC >= 0.75 (SCAN, arXiv 2509.16548, [code])."""
-    return _check_prob(self_conf, "self_conf") >= _check_prob(min_self_conf, "min_self_conf")
+    return check_prob(self_conf, "self_conf") >= check_prob(min_self_conf, "min_self_conf")
 
 
 def scan_normalized_labels(mc_values: Sequence[float], self_conf: float, first_error: int,
@@ -208,18 +180,18 @@ def scan_normalized_labels(mc_values: Sequence[float], self_conf: float, first_e
     constant 1 — identical when `first_error` is the first zero of `mc_values`.
     """
     # SCAN (arXiv 2509.16548) robust learning, d = 2 in the code  — 
-    sc = _check_prob(self_conf, "self_conf")
+    sc = check_prob(self_conf, "self_conf")
     if sc == 0:
         raise InputError("self-confidence 0 cannot normalise MC values (SCAN keeps SC >= 0.75)", field="self_conf")
     if window is not None:
-        _check_int(window, "window", 0)
-    _check_first_error(first_error, len(mc_values))
+        check_int(window, "window", 0)
+    check_first_error(first_error, len(mc_values))
     if first_error == -1:
         return [1.0] * len(mc_values)
     labels = [1.0] * first_error + [0.0]
     start = 0 if window is None else max(0, first_error - window)
     for i in range(start, first_error):
-        labels[i] = min(1.0, _check_prob(mc_values[i], f"mc_values[{i}]") / sc)
+        labels[i] = min(1.0, check_prob(mc_values[i], f"mc_values[{i}]") / sc)
     return labels
 
 
@@ -229,7 +201,7 @@ def scan_robust_targets(mc_values: Sequence[float], self_conf: float, first_erro
     weight 1.0 on the kept steps and 0.0 (masked) on the steps after the error.  SCAN's loss is
     plain BCE on these soft targets, BCELoss(sigmoid(logit), target) (SCAN, arXiv 2509.16548, [code])."""
     # SCAN (arXiv 2509.16548) robust learning target + truncation mask  — 
-    _check_int(num_steps, "num_steps", 1)
+    check_int(num_steps, "num_steps", 1)
     if len(mc_values) > num_steps:
         raise InputError(f"{len(mc_values)} MC values for {num_steps} steps", field="mc_values")
     if first_error == -1:  # correct response: every step is a positive (no rollouts, SCAN, arXiv 2509.16548 step 3)
@@ -249,7 +221,7 @@ def scan_robust_targets(mc_values: Sequence[float], self_conf: float, first_erro
 def _check_q_values(q_values: Sequence[float]) -> list[float]:
     if len(q_values) < 1:
         raise InputError("expected [Q_0, Q_1, ..., Q_S] with Q_0 for the empty prefix", field="q_values")
-    return [_check_prob(q, f"q_values[{i}]") for i, q in enumerate(q_values)]
+    return [check_prob(q, f"q_values[{i}]") for i, q in enumerate(q_values)]
 
 
 def progress(q_values: Sequence[float]) -> list[float]:
@@ -268,18 +240,18 @@ def pav_effective_reward(q_values: Sequence[float], advantages: Sequence[float],
     the dense RL reward (PAV, arXiv 2410.08146); alpha is tuned per model [mem: values not in the spec].
     """
     # PAV (arXiv 2410.08146): effective reward Q^π + α·A^μ  — 
-    _check_real(alpha, "alpha")
+    check_real(alpha, "alpha")
     if len(q_values) != len(advantages):
         raise InputError(f"{len(q_values)} Q values but {len(advantages)} advantages", field="advantages")
-    return [_check_prob(q, f"q_values[{i}]") + alpha * _check_real(a, f"advantages[{i}]", -1.0, 1.0)
+    return [check_prob(q, f"q_values[{i}]") + alpha * check_real(a, f"advantages[{i}]", -1.0, 1.0)
             for i, (q, a) in enumerate(zip(q_values, advantages))]
 
 
 def best_of_k_q(q: float, k: int) -> float:
     """Success probability of the Best-of-K(π) prover: 1 - (1 - Q^π)^K."""
     # PAV (arXiv 2410.08146): Q^{BoK(π)}(s,a) = 1 − (1 − Q^π(s,a))^K  — 
-    _check_int(k, "k", 1)
-    return 1.0 - (1.0 - _check_prob(q, "q")) ** k
+    check_int(k, "k", 1)
+    return 1.0 - (1.0 - check_prob(q, "q")) ** k
 
 
 def relative_progress(q_values: Sequence[float]) -> list[float | None]:
@@ -305,7 +277,7 @@ def relative_progress_labels(q_values: Sequence[float], eps: float = 0.8) -> lis
     ratio).  eps = 0.8 is the paper's value per the spec [mem].  A step after a dead prefix
     (0/0, see `relative_progress`) is labelled 0.0, as hard MC labels treat MC = 0 (Lessons of PRMs, arXiv 2501.07301)."""
     # GenPRM (arXiv 2504.00891) RPE label: r̂_t = 1 if P_t ≥ ε else 0  — 
-    e = _check_real(eps, "eps", 0.0)
+    e = check_real(eps, "eps", 0.0)
     return [0.0 if p is None else (1.0 if p >= e else 0.0) for p in relative_progress(q_values)]
 
 
@@ -337,10 +309,27 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
     them.  The root gets v_0 = 0.0, although the code emits no sample for the empty prefix.
     On a K-step correct path v_k = k/K.
     """
-    # ReST-MCTS* (Zhang et al. 2024, arXiv 2406.03816) MCTS/base.py get_full_value_samples_vm  — 
+    # ReST-MCTS* (Zhang et al. 2024, arXiv 2406.03816) MCTS/base.py get_full_value_samples_vm
     n = len(tree)
     if n == 0:
         return []
+    children, order = _tree_order(tree)
+    m, on_correct = _steps_to_correct(tree, children, order)
+    v: list[float | None] = [None] * n
+    v[0] = 0.0
+    for i in order[1:]:
+        vp = v[tree[i].parent]
+        if vp is None or m[i] == math.inf:
+            continue
+        sign = 1.0 if on_correct[i] else -1.0
+        v[i] = max(0.0, vp + (1.0 - vp) / m[i] * sign)
+    return v
+
+
+def _tree_order(tree: Sequence[TreeNode]) -> tuple[list[list[int]], list[int]]:
+    """Each node's children and a breadth-first order (parents before children); InputError for a
+    root that is not tree[0], a bad parent index, or a cycle."""
+    n = len(tree)
     children: list[list[int]] = [[] for _ in range(n)]
     for i, node in enumerate(tree):
         p = node.parent
@@ -348,11 +337,11 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
             if p != -1:
                 raise InputError(f"the root must be tree[0] with parent -1, got {p!r}", field="tree[0].parent")
             continue
-        _check_int(p, f"tree[{i}].parent", 0, n - 1)
+        check_int(p, f"tree[{i}].parent", 0, n - 1)
         if p == i:
             raise InputError("a node cannot be its own parent", field=f"tree[{i}].parent")
         children[p].append(i)
-    order, seen = [0], {0}  # BFS: parents before children
+    order, seen = [0], {0}
     for i in order:
         for c in children[i]:
             if c in seen:
@@ -362,10 +351,14 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
     if len(order) != n:
         bad = min(set(range(n)) - seen)
         raise InputError("node not reachable from the root (cycle)", field=f"tree[{bad}].parent")
+    return children, order
 
+
+def _steps_to_correct(tree: Sequence[TreeNode], children: list[list[int]], order: list[int]) -> tuple[list, list]:
+    """Steps 1-2 of `rest_mcts_value_targets`: m per node (inf where none) and whether it is on a correct path."""
     inf = math.inf
-    m = [inf] * n
-    on_correct = [False] * n
+    m = [inf] * len(tree)
+    on_correct = [False] * len(tree)
     for i in reversed(order):  # children before parents
         if i != 0 and tree[i].is_terminal and tree[i].is_correct:
             m[i], on_correct[i] = 1, True
@@ -383,16 +376,7 @@ def rest_mcts_value_targets(tree: Sequence[TreeNode]) -> list[float | None]:
         if a != -1:
             for j in path:
                 m[j] = m[a]
-
-    v: list[float | None] = [None] * n
-    v[0] = 0.0
-    for i in order[1:]:
-        vp = v[tree[i].parent]
-        if vp is None or m[i] == inf:
-            continue
-        sign = 1.0 if on_correct[i] else -1.0
-        v[i] = max(0.0, vp + (1.0 - vp) / m[i] * sign)
-    return v
+    return m, on_correct
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +387,6 @@ def consensus_keep(mc_first_error: int, judge_first_error: int) -> bool:
     """Keep a response only when the MC-based and the LLM-judge first-error locations agree
     (both -1, "no error", counts as agreement)."""
     # Qwen "Lessons" (Zhang et al. 2025, arXiv 2501.07301) consensus filtering  — 
-    _check_int(mc_first_error, "mc_first_error", -1)
-    _check_int(judge_first_error, "judge_first_error", -1)
+    check_int(mc_first_error, "mc_first_error", -1)
+    check_int(judge_first_error, "judge_first_error", -1)
     return mc_first_error == judge_first_error
