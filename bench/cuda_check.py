@@ -36,7 +36,7 @@ def check_sampler() -> dict:
     from prmkit.gym.task import make_split, parse_prompt
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     gpu = HFSampler.from_pretrained(default_policy(), device=GPU)
     cpu = HFSampler.from_pretrained(default_policy(), device="cpu")
@@ -62,9 +62,10 @@ def _traces(split: str, problems: int, samples: int, seed: int):
     from prmkit.gym.task import make_split
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.sample import make_sampler, sample_traces
+    from prmkit.resolve import default_policy
 
     params = SamplingParams(n=samples, max_new_tokens=160, temperature=1.0, seed=seed)
-    return sample_traces(make_sampler("", device="cpu"), make_split(split, problems), params, desc=f"sample {split}")
+    return sample_traces(make_sampler(default_policy(), device="cpu"), make_split(split, problems), params, desc=f"sample {split}")
 
 
 def check_scoring() -> dict:

@@ -121,7 +121,7 @@ def main() -> None:
     shape = QWEN2_05B if full else TINY
     from transformers import AutoTokenizer
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     tok = AutoTokenizer.from_pretrained(default_policy())  # the gym's char tokenizer: any ids fit the vocabulary
     t0 = time.perf_counter()

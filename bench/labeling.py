@@ -52,7 +52,8 @@ def main() -> None:
     from prmkit.label.verify import label_verify
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy, sample_traces
+    from prmkit.policy.sample import sample_traces
+    from prmkit.resolve import default_policy
 
     t_start = time.perf_counter()
     sampler = HFSampler.from_pretrained(default_policy())

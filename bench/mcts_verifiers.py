@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(1)  # as bench/search.py: the pools do not depend on the machine's core count
     from prmkit.gym.task import first_error, make_split, parse_prompt
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.progress import progress
     from prmkit.rewards import default_gym_prm, load_reward_model
     from prmkit.schema import atomic_write_text

@@ -1,4 +1,4 @@
-"""Benchmark: key/value prefix caches in search (rewards.kv_prefix) — what the models run, and wall time.
+"""Benchmark: key/value prefix caches in search (lm.kv_prefix) — what the models run, and wall time.
 
     .venv/bin/python bench/prm_kv_cache.py          # writes bench/results/prm_kv_cache.json
     .venv/bin/python bench/prm_kv_cache.py --methods beam --no-write & \
@@ -70,7 +70,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
     from prmkit.search.presets import BASE, chosen_tau

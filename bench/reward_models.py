@@ -34,7 +34,7 @@ RESULTS = Path(__file__).parent / "results" / "reward_models.json"
 
 def _sample(work: Path, name: str, split: str, problems: int, samples: int, seed: int):
     from prmkit.schema import read_traces, write_records
-    from prmkit.train.data import gym_traces
+    from prmkit.gym.samples import gym_traces
 
     f = work / f"{name}.jsonl"
     if not f.exists():
@@ -132,7 +132,7 @@ def main() -> None:
 
     # reference rows (same trained implicit model / the untrained policy), not the headline numbers:
     # ImplicitPRM's "w/o ref" evaluation variant (Implicit PRM, arXiv 2412.01981) scores log pi alone, step by step
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.implicit import NO_REF, ImplicitPRM
     from prmkit.evaluate.processbench import fit_model_threshold
 

@@ -25,7 +25,7 @@ import torch
 from prmkit.gym.task import make_split, parse_prompt
 from prmkit.policy.base import SamplingParams
 from prmkit.policy.hf import HFSampler
-from prmkit.policy.sample import default_policy
+from prmkit.resolve import default_policy
 from prmkit.schema import atomic_write_text
 
 

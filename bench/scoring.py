@@ -34,7 +34,7 @@ def _load_rm(batch_size: int, device: str = "cpu"):
         return default_gym_prm(batch_size=batch_size, device=device), "shipped gym PRM"
     import torch
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
     from prmkit.train.silence import quiet_transformers
 
@@ -58,9 +58,9 @@ def main() -> None:
     os.environ.setdefault("PRMKIT_QUIET", "1")
     import torch
 
-    from prmkit.rewards.discriminative import length_sorted_batches, pad_batch
+    from prmkit.lm.batching import length_sorted_batches, pad_batch
     from prmkit.rewards.readout import CachedTokenizer
-    from prmkit.train.data import gym_traces
+    from prmkit.gym.samples import gym_traces
 
     torch.set_num_threads(args.threads)
     rm, model_name = _load_rm(args.batch_size, args.device)

@@ -110,7 +110,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.search import SearchParams
     from prmkit.search.compare import mcts_vs_greedy
     from prmkit.search.presets import BASE

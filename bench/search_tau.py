@@ -88,7 +88,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.schema import atomic_write_text
     from prmkit.search import SearchParams
     from prmkit.search.presets import BASE

@@ -32,7 +32,7 @@ COMMANDS = {
     ("gym", "make"): "prmkit.gym.make:GymMakeConfig",
     ("gym", "train-policy"): "prmkit.gym.train_policy:TrainPolicyConfig",
     ("gym", "stats"): "prmkit.gym.stats:GymStatsConfig",
-    ("", "sample"): "prmkit.policy.sample:SampleConfig",
+    ("", "sample"): "prmkit.sample:SampleConfig",
     ("", "convert"): "prmkit.convert:ConvertConfig",
     ("", "grade"): "prmkit.grade:GradeConfig",
     ("", "label"): "prmkit.label.run:LabelConfig",

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Iterable
 
 from prmkit.errors import InputError
+from prmkit.gym.checker_rm import GymCheckerRM
+from prmkit.gym.task import check_prompts, parse_prompt
+from prmkit.gym.train_policy import SHIPPED_POLICY_DIR
 from prmkit.reading import check_model_name, is_hub_id, looks_local  # noqa: F401  (re-exported: the path rules)
+from prmkit.rewards import default_gym_prm, load_options, load_reward_model
+from prmkit.rewards.remote import RemoteRM
+from prmkit.schema import iter_jsonl
+from prmkit.schema import read_problems as read_problem_records
+from prmkit.tasks import GRADERS
 
 TOKEN_ENV = "PRMKIT_RM_TOKEN"
 GYM_PRM_NAMES = ("gym", "gym-prm")
@@ -44,8 +52,6 @@ def note(message: str) -> None:
 
 
 def is_gym_prompt(prompt: str) -> bool:
-    from prmkit.gym.task import parse_prompt
-
     try:
         parse_prompt(prompt)
     except (InputError, ValueError, TypeError):
@@ -85,15 +91,9 @@ class RMSpec:
              dtype: str = "", **kw):
         """The reward model; `kw` go to the local loader (batch_size, kind, ...)."""
         if self.form == "checker":
-            from prmkit.rewards.base import GymCheckerRM
-
             return GymCheckerRM(aggregation=aggregation or "min", flip_rate=self.flip_rate)
         if self.form == "remote":
-            from prmkit.rewards.remote import RemoteRM
-
             return RemoteRM(self.target, token=self.token or None, aggregation=aggregation or None)
-        from prmkit.rewards import default_gym_prm, load_options, load_reward_model
-
         kw = {**kw, **({"aggregation": aggregation} if aggregation else {}), **({"device": device} if device else {})}
         if self.form == "gym-prm":
             return default_gym_prm(**kw)
@@ -165,10 +165,14 @@ def resolve_reward_model(spec: str, option: str = "prm", gym_data: bool = True, 
 # --------------------------------------------------------------------------- policies and tasks
 
 
+def default_policy() -> str:
+    """The shipped gym policy's dir: the gym default of a policy option (`policy_path` applies it on gym
+    data only, and says so). Layers below this module take the policy as an explicit argument."""
+    return str(SHIPPED_POLICY_DIR)
+
+
 def policy_path(model: str, option: str = "model", gym_data: bool = True) -> str:
     """A local causal-LM dir or hub id for `--model`: empty is the shipped gym policy on gym data only."""
-    from prmkit.gym.train_policy import SHIPPED_POLICY_DIR
-
     model = model.strip()
     if not model:
         gym_default(option, gym_data, "using the shipped gym policy", f"--{option.replace('_', '-')} (a model dir or hub id)")
@@ -179,8 +183,6 @@ def policy_path(model: str, option: str = "model", gym_data: bool = True) -> str
 
 
 def check_task(task: str, file: str | None = None, line: int | None = None) -> None:
-    from prmkit.tasks import GRADERS
-
     if task not in GRADERS:
         raise InputError(f"unknown task {task!r}; expected one of {sorted(GRADERS)}", file=file, line=line,
                          field="task")
@@ -189,9 +191,6 @@ def check_task(task: str, file: str | None = None, line: int | None = None) -> N
 def read_problems(path: str, option: str = "problems"):
     """Problems from a prmkit JSONL, each task checked before any sampling: a record without `task` is a
     gym problem only if its prompt is a gym prompt; otherwise it must name its task."""
-    from prmkit.gym.task import check_prompts
-    from prmkit.schema import iter_jsonl, read_problems as read
-
     p = Path(path).expanduser()
     if not p.is_file():
         what = "a directory, not a file" if p.is_dir() else "no such file"
@@ -206,7 +205,7 @@ def read_problems(path: str, option: str = "problems"):
                              file=path, line=line, field="task")
         if task is not None:
             check_task(task, path, line)
-    problems = read(p)
+    problems = read_problem_records(p)
     check_prompts(problems, path)                              # a gym problem's prompt must parse
     return problems
 

@@ -65,7 +65,7 @@ def bpe_tag_tokenizer():
 def gym_policy():
     """The shipped gym policy as an HFSampler."""
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     return HFSampler.from_pretrained(default_policy())
 

@@ -13,7 +13,7 @@ import ast
 import random
 from dataclasses import dataclass
 
-from prmkit.agents.env import Episode, EnvTask, Observation, register_env
+from prmkit.agents.env import Episode, EnvTask, Observation
 from prmkit.agents.hopgym.tools import calculate, show_number
 from prmkit.schema import Problem
 
@@ -80,6 +80,5 @@ def gold(problem: Problem, actions: list[str]) -> list[dict]:
     return out
 
 
-@register_env(TASK)
 def calc_task() -> EnvTask:
     return EnvTask(name=TASK, make_env=lambda problem: CalcEnv(problem.prompt), outcome=outcome, gold=gold)

@@ -8,9 +8,11 @@ A user's own tool environment (a real search index, an API) implements the same 
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from prmkit.errors import InputError
 from prmkit.schema import Problem
 
 
@@ -99,6 +101,12 @@ class EnvTask:
 
 
 ENV_TASKS: dict[str, Callable[[], EnvTask]] = {}
+"""environments registered at run time (`register_env`)"""
+BUILTIN_ENVS: dict[str, str] = {
+    "hopgym": "prmkit.agents.hopgym:hopgym_task",
+    "calc": "prmkit.agents.calc_env:calc_task",
+}
+"""the built-in environments by "module:factory", imported on first use (they import this module)"""
 
 
 def register_env(name: str):
@@ -112,20 +120,16 @@ def register_env(name: str):
 def get_env_task(name: str) -> EnvTask:
     """A registered environment by name (`hopgym`, `calc`), or a user's `package.module:factory` (a
     function returning an `EnvTask`)."""
-    import importlib
-
-    from prmkit.errors import InputError
-
     if ":" in name:
         module, _, attr = name.partition(":")
         try:
             return getattr(importlib.import_module(module), attr)()
         except (ImportError, AttributeError) as e:
             raise InputError(f"cannot load environment {name!r}: {e}", field="env") from None
-    if name not in ENV_TASKS:
-        import prmkit.agents.calc_env  # noqa: F401  (register the built-in environments)
-        import prmkit.agents.hopgym  # noqa: F401
-    if name not in ENV_TASKS:
-        raise InputError(f"unknown environment {name!r}; expected one of {', '.join(sorted(ENV_TASKS))}",
-                         field="task")
-    return ENV_TASKS[name]()
+    if name in ENV_TASKS:
+        return ENV_TASKS[name]()
+    if name not in BUILTIN_ENVS:
+        raise InputError(f"unknown environment {name!r}; expected one of "
+                         f"{', '.join(sorted(set(ENV_TASKS) | set(BUILTIN_ENVS)))}", field="task")
+    module, _, attr = BUILTIN_ENVS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)()

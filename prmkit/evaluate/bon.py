@@ -140,7 +140,7 @@ def run(cfg: EvalBonConfig) -> dict:
     from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
     from prmkit.rewards.base import score_traces
     from prmkit.schema import atomic_write_text, read_traces, write_records
-    from prmkit.train.data import gym_traces
+    from prmkit.gym.samples import gym_traces
 
     out = Path(cfg.out)
     data = read_traces(check_file(cfg.data, "data", "graded traces")) if cfg.data else None

@@ -135,7 +135,7 @@ def read_eval_traces(path: str) -> list[Trace]:
 def eval_traces(cfg) -> list[Trace]:
     if cfg.data:
         return require_gold(read_eval_traces(cfg.data), cfg.data)
-    from prmkit.train.data import gym_traces
+    from prmkit.gym.samples import gym_traces
 
     return gym_traces(cfg.split, cfg.num_problems, cfg.samples, cfg.seed, desc=f"sample {cfg.split}")
 

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from prmkit.data import SHIPPED_POLICY_DIR
 from prmkit.schema import Trace
 
 
@@ -54,7 +55,7 @@ def run(cfg: GymStatsConfig) -> dict:
     from prmkit.schema import atomic_write_text, write_records
 
     problems = make_split(cfg.split, cfg.num_problems)
-    sampler = make_sampler(cfg.model)
+    sampler = make_sampler(cfg.model or str(SHIPPED_POLICY_DIR))
     params = SamplingParams(n=1, max_new_tokens=160, temperature=cfg.temperature, seed=cfg.seed)
     traces = sample_traces(sampler, problems, params, desc=f"gym stats ({cfg.split})")
     stats = {"split": cfg.split, **compute_stats(traces)}

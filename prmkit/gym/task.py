@@ -252,6 +252,18 @@ class GymGrader:
         except ValueError:
             return False
 
+    # step gold and the gym's own step definition (`prmkit.tasks.grade` / `graded_trace` call these)
+
+    def grade(self, problem: Problem, text: str) -> tuple[str | None, bool, int]:
+        t = make_trace(problem, text)
+        return t.final_answer, bool(t.outcome), t.first_error
+
+    def make_trace(self, problem: Problem, text: str, meta: dict | None = None) -> Trace:
+        return make_trace(problem, text, meta=meta)
+
+    def first_error(self, problem: Problem, steps: list[str]) -> int:
+        return first_error(steps, parse_prompt(problem.prompt))
+
 
 def make_trace(problem: Problem, completion: str, meta: dict | None = None) -> Trace:
     """A graded trace with gold first-error index from a policy's completion text."""

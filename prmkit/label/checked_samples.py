@@ -30,10 +30,11 @@ def checked_traces(work: Path, samples: Sequence[tuple[float, int, int, int]] = 
     from prmkit.label.verify import label_verify
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.sample import make_sampler, sample_traces
+    from prmkit.resolve import default_policy
     from prmkit.schema import read_traces, write_records
 
     torch.set_num_threads(1)
-    sampler = make_sampler("")
+    sampler = make_sampler(default_policy())
     parts = []
     for temp, first, n, seed in samples:
         path = Path(work) / f"traces-t{temp:g}-s{seed}.jsonl"

@@ -24,7 +24,7 @@ from prmkit.label.methods import get_labeller
 from prmkit.label.ray_backend import run_ray
 from prmkit.label.scan import self_confidence_by_problem
 from prmkit.label.worker import Worker
-from prmkit.policy.sample import default_policy
+from prmkit.resolve import default_policy
 from prmkit.progress import progress
 from prmkit.resolve import all_gym_prompts, check_model_name, policy_path, read_problems
 from prmkit.rundir import check_resume, record_config

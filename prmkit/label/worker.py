@@ -14,6 +14,7 @@ from prmkit.label.judge import LMJudge, RuleJudge
 from prmkit.label.methods import get_labeller
 from prmkit.label.rollouts import RolloutConfig
 from prmkit.policy.sample import make_sampler
+from prmkit.resolve import default_policy
 from prmkit.schema import Problem, Trace, to_dict
 
 MODEL_INPUTS = ("sampler", "prover", "judge")  # inputs that load a model
@@ -41,6 +42,8 @@ class Worker:
 
     def _make_sampler(self, model: str, backend: str, base_url: str):
         c = self.cfg
+        if backend == "hf" and not model:
+            model = default_policy()   # `label` checked the data is the gym's and said so (`resolve.policy_path`)
         return make_sampler(model, backend, base_url, c.sep, c.batch_size, device=c.device, prompt_options=c)
 
     def _load_sampler(self):
@@ -54,7 +57,8 @@ class Worker:
         if c.judge == "rule":
             return RuleJudge(c.judge_error_rate, c.seed)
         if c.judge == "lm":
-            return LMJudge.from_model(c.judge_model, c.judge_base_url, max_new_tokens=c.judge_max_new_tokens)
+            model = c.judge_model or ("" if c.judge_base_url else default_policy())  # see LabelConfig.judge_model
+            return LMJudge.from_model(model, c.judge_base_url, max_new_tokens=c.judge_max_new_tokens)
         raise InputError(f"unknown judge {c.judge!r}; expected rule or lm", field="judge")
 
     def load(self) -> "Worker":

@@ -11,11 +11,15 @@ over a static KV cache, optionally compiled.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
+from prmkit.lm import resolve_device
+from prmkit.lm.kv_prefix import Entry, KVPrefixStore, cache_kwarg, prefill_rows, prefix_hashes, row_kv
 from prmkit.policy.base import Completion, SamplerStats, SamplingParams
 from prmkit.policy.decode import FINISH_EOS, FINISH_LENGTH, DecodeOptions, StopMatcher, decode
 from prmkit.policy.kv_steps import DynamicStep, StaticStep, compiled_forward
+from prmkit.prompting import PromptFormat, log_model_input, note_unused_chat_template, with_stops
 from prmkit.steps import DEFAULT_SEP, split_steps
 
 
@@ -35,17 +39,11 @@ class HFSampler:
         self._torch = torch
         self._special = set(tokenizer.all_special_ids)
         self._special_names = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens}
-        # transformers >= 5.2x renamed the forward argument `past_key_values` to `cache`
-        import inspect
-
-        params = inspect.signature(model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._cache_kw = cache_kwarg(model)  # transformers >= 5.2x renamed `past_key_values` to `cache`
         self.kv_store = None
         self.decode_options = decode_options or DecodeOptions.for_device(self.device)
         self._matchers: dict = {}
         self._compiled = None  # the compiled forward (DecodeOptions.compile), made on first use
-        from prmkit.prompting import PromptFormat
-
         self.prompt_format = PromptFormat()  # how a problem becomes this policy's input (`render`)
 
     def render(self, problem: str) -> str:
@@ -55,9 +53,7 @@ class HFSampler:
     def set_kv_cache(self, max_tokens: int) -> None:
         """Keep the keys/values of prompts across calls (at most `max_tokens` positions, LRU; 0 = off): a
         prompt extending a kept one (search: the last round's prompt + its new step) prefills only the
-        tokens after it (`rewards.kv_prefix`). `stats.forward_tokens` counts the positions actually run."""
-        from prmkit.rewards.kv_prefix import KVPrefixStore
-
+        tokens after it (`lm.kv_prefix`). `stats.forward_tokens` counts the positions actually run."""
         self.kv_store = KVPrefixStore(max_tokens) if max_tokens else None
 
     @classmethod
@@ -68,11 +64,8 @@ class HFSampler:
         """Load a local directory or a hub id (any `AutoModelForCausalLM`); device "" = auto (`lm.resolve_device`);
         `trust_remote_code` runs the checkpoint's own modeling code; `prompt_format` (checked against the
         tokenizer before the weights load) renders its problems."""
-        import os
-
-        from prmkit.lm import resolve_device
-
         device = resolve_device(device)
+
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -83,8 +76,6 @@ class HFSampler:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         if prompt_format is not None:
-            from prmkit.prompting import note_unused_chat_template
-
             prompt_format.check(tok, where=str(name_or_path))
             note_unused_chat_template(prompt_format, tok, "the policy")
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype),
@@ -101,8 +92,6 @@ class HFSampler:
     # -----------------------------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        from prmkit.prompting import log_model_input
-
         bos = self.tokenizer.bos_token
         # a chat template that writes the BOS itself: do not add a second one
         extra = {"add_special_tokens": False} if bos and prompt.startswith(bos) else {}
@@ -116,8 +105,6 @@ class HFSampler:
         no-reuse baseline for benchmarks)."""
         if seeds is None:
             seeds = [params.seed * 1_000_003 + i for i in range(len(prompts))]
-        from prmkit.prompting import with_stops
-
         params = with_stops(params, self.prompt_format)
         per_chunk = max(1, self.batch_size // max(1, params.n))
         out: list[list[Completion]] = []
@@ -165,8 +152,6 @@ class HFSampler:
     def _prefill_cached(self, prompt_ids: list[list[int]]):
         """`_prefill` through the key/value store: each prompt runs only the tokens after its longest kept
         prefix (at least its last token, whose logits start decoding), then is kept whole."""
-        from prmkit.rewards.kv_prefix import Entry, prefix_hashes, prefill_rows, row_kv
-
         rows, hashes = [], []
         for p in prompt_ids:
             h = prefix_hashes(p)

@@ -12,6 +12,12 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from prmkit.data import SHIPPED_PRM_DIR  # noqa: F401  (public: the shipped gym PRM's dir)
+from prmkit.errors import InputError
+from prmkit.reading import check_model_name
+from prmkit.rewards.public_prms import IMPLICIT_PRESETS
+from prmkit.rewards.rm_config import RM_CONFIG, read_rm_config
+
 # kind (as saved in prmkit_rm.json) -> "module:Class" with from_pretrained(path, **kw)
 REWARD_MODELS: dict[str, str] = {
     "prm": "prmkit.rewards.discriminative:DiscriminativePRM",
@@ -20,10 +26,6 @@ REWARD_MODELS: dict[str, str] = {
     "generative": "prmkit.rewards.generative:GenerativeVerifier",  # any causal LM prompted to verify
 }
 
-SHIPPED_PRM_DIR = Path(__file__).resolve().parents[1] / "gym" / "prm_checkpoint"
-STRONG_VERIFIER_DIR = Path(__file__).resolve().parents[2] / "bench" / "models" / "strong_verifier"
-"""a gym PRM stronger than the policy (bench/strong_verifier.py); in a source checkout only"""
-
 
 def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw: Any):
     """A reward model from a saved dir or hub id: its kind, readout, aggregation and fitted threshold
@@ -31,21 +33,15 @@ def load_reward_model(path_or_hub_id: str | Path, kind: str | None = None, **kw:
     to read an external PRM (`readout="skywork"`, `"math-shepherd"`, ...; `readout="eurus-prm"` loads
     EurusPRM as an implicit PRM with the card's reference model and beta, `ref_model=` to point
     elsewhere). Keyword arguments override the saved settings (e.g. `aggregation=`)."""
-    from prmkit.errors import InputError
-    from prmkit.rewards.discriminative import _read_rm_config
-    from prmkit.rewards.public_prms import IMPLICIT_PRESETS
-
-    from prmkit.reading import check_model_name
-
     # a local-looking path that does not exist is refused here, never tried on the hub (spec strings such
     # as 'checker' or http:// go through prmkit.resolve, the one grammar of the commands)
     path = check_model_name(str(path_or_hub_id), "model", "a reward model")
-    saved = _read_rm_config(path) if Path(path).is_dir() else _hub_rm_config(path)
+    saved = read_rm_config(path) if Path(path).is_dir() else _hub_rm_config(path)
     # a public implicit PRM named by its readout (e.g. "eurus-prm") is an implicit reward model
     kind = kind or saved.get("kind") or ("implicit" if kw.get("readout") in IMPLICIT_PRESETS else "prm")
     if kind not in REWARD_MODELS:
         raise InputError(f"unknown reward-model kind {kind!r}; expected one of {sorted(REWARD_MODELS)}",
-                         file=str(Path(path) / "prmkit_rm.json"), field="kind")
+                         file=str(Path(path) / RM_CONFIG), field="kind")
     module_name, cls_name = REWARD_MODELS[kind].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     if kind in ("prm", "orm"):
@@ -74,8 +70,6 @@ def _hub_rm_config(hub_id: str) -> dict:
 def default_gym_prm(**kw: Any):
     """The shipped gym PRM (`prmkit/gym/prm_checkpoint/`, discriminative, trained on mc-hard labels; its head
     adds to the step log-likelihood under the frozen gym policy, so scoring loads both)."""
-    from prmkit.errors import InputError
-
     if not (SHIPPED_PRM_DIR / "prmkit_rm.json").exists():
         raise InputError("the shipped gym PRM is missing; rebuild it with `prmkit train prm --out "
                          "prmkit/gym/prm_checkpoint`", file=str(SHIPPED_PRM_DIR))

@@ -18,55 +18,29 @@ the likelihood feature's LM name and w, b); `prmkit.rewards.load_reward_model` r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from prmkit.errors import InputError
+from prmkit.lm import resolve_device, token_logprobs
+from prmkit.lm.batching import length_sorted_batches, pad_batch, prompt_lengths
+from prmkit.lm.kv_prefix import Entry, KVPrefixStore, prefix_hashes, run_suffixes
+from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
+from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
 from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
+from prmkit.rewards.rm_config import load_path, read_rm_config, resolve_ref, stored_path, write_rm_config
 from prmkit.steps import StepEncoding
-
-RM_CONFIG = "prmkit_rm.json"
-
-
-def pad_batch(encodings: Sequence[StepEncoding], pad_id: int):
-    """Right-pad encodings: input_ids (B,T), attention_mask (B,T), step_ends (B,S) with -1 padding."""
-    import torch
-
-    T = max(len(e.input_ids) for e in encodings)
-    S = max(len(e.step_ends) for e in encodings)
-    ids = torch.tensor([list(e.input_ids) + [pad_id] * (T - len(e.input_ids)) for e in encodings])       # (B,T)
-    attn = torch.tensor([[1] * len(e.input_ids) + [0] * (T - len(e.input_ids)) for e in encodings])     # (B,T)
-    ends = torch.tensor([list(e.step_ends) + [-1] * (S - len(e.step_ends)) for e in encodings])          # (B,S)
-    return ids, attn, ends
-
-
-def prompt_lengths(encodings: Sequence[StepEncoding]):
-    """(B,) long tensor of each encoding's prompt length."""
-    import torch
-
-    return torch.tensor([e.prompt_len for e in encodings], dtype=torch.long)
-
 
 def _model_format(path: str, readout: Readout):
     """The prompt format saved with a model dir (raw text without one); a readout that applies its own chat
     template takes the problem text as is."""
-    from prmkit.prompting import PromptFormat, saved_format
-
     fmt = saved_format(path) or PromptFormat()
     if fmt.chat_template and readout.layout != "segment":
-        from prmkit.errors import InputError
-
         raise InputError(f"readout {readout.name!r} applies its own chat template; the saved prompt format "
                          "must not add another", file=str(Path(path) / "prompt_format.json"), field="chat_template")
     return fmt
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to limit padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 class DiscriminativePRM:
@@ -78,8 +52,6 @@ class DiscriminativePRM:
                  threshold: float | None = None, batch_size: int = 64, meta: dict | None = None,
                  loglik_lm=None, loglik: dict | None = None, kv_cache_tokens: int = 0):
         import torch
-
-        from prmkit.rewards.aggregate import AGGREGATIONS
 
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
@@ -94,8 +66,6 @@ class DiscriminativePRM:
         self.kv_store = None
         self.set_kv_cache(kv_cache_tokens)
         self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
-        from prmkit.prompting import PromptFormat
-
         self.prompt_format = PromptFormat()  # how a problem becomes this model's input; saved with it
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # likelihood feature: frozen LM + trainable (w, b) — `fuse` holds them as a 1x1 linear layer
@@ -120,10 +90,8 @@ class DiscriminativePRM:
 
     def set_kv_cache(self, max_tokens: int) -> None:
         """Keep the keys/values of scored sequences (at most `max_tokens` positions, LRU; 0 = off), so a
-        sequence extending a scored prefix runs only its new tokens (`rewards.kv_prefix`). Classifier
+        sequence extending a scored prefix runs only its new tokens (`lm.kv_prefix`). Classifier
         readouts only; `stats.tokens_scored` then counts the positions actually run."""
-        from prmkit.rewards.kv_prefix import KVPrefixStore
-
         if max_tokens and self._good_bad is not None:
             raise ValueError("the key/value prefix cache supports classifier readouts only, not "
                              f"{self.readout.name!r} (an LM-token head)")
@@ -150,8 +118,6 @@ class DiscriminativePRM:
         only `AutoModel` to custom code (e.g. Qwen2.5-Math-PRM's two-layer `score` head) loads through it."""
         import torch
 
-        from prmkit.lm import resolve_device
-
         device = resolve_device(device)
 
         from transformers import (
@@ -162,7 +128,7 @@ class DiscriminativePRM:
             AutoTokenizer,
         )
 
-        saved = _read_rm_config(path)
+        saved = read_rm_config(path)
         r = get_readout(readout or saved.get("readout", "trl"))
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         r.check_tokenizer(tok, source=str(path))   # before the weights load
@@ -189,9 +155,7 @@ class DiscriminativePRM:
         if saved.get("loglik") and "loglik" not in kw:
             kw["loglik"] = saved["loglik"]
         if kw.get("loglik") is not None and kw.get("loglik_lm") is None:
-            from prmkit.rewards.implicit import resolve_ref
-
-            # a relative name is a folder inside the model dir (it travels with it, e.g. "loglik_lm")
+                # a relative name is a folder inside the model dir (it travels with it, e.g. "loglik_lm")
             lm = load_path(kw["loglik"]["lm"], path)
             kw["loglik"] = {**kw["loglik"], "lm": lm}
             kw["loglik_lm"] = AutoModelForCausalLM.from_pretrained(resolve_ref(lm), dtype=getattr(torch, dtype)).to(device)
@@ -231,8 +195,6 @@ class DiscriminativePRM:
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
         """Ids of each (problem, steps) under this model's prompt format and readout."""
-        from prmkit.prompting import log_inputs, render_all
-
         encs = self.readout.encode_many(self._pieces, render_all(self.prompt_format, prompts, self.tokenizer), steps)
         log_inputs("reward_model", self.tokenizer, encs)
         return encs
@@ -282,8 +244,6 @@ class DiscriminativePRM:
         tokens excluded (kept for a step with no tokens of its own); step k = the tokens after step
         k-1's read position up to its own read position (step 0 starts at token prompt_lens, (B,))."""
         import torch
-
-        from prmkit.lm import token_logprobs
 
         if lp is None:
             with torch.no_grad():
@@ -346,8 +306,6 @@ class DiscriminativePRM:
 def _cached_rows(rm: "DiscriminativePRM", encs, batch) -> tuple[list, int]:
     """(per row of `batch`: its kv_prefix Entry, complete; positions run) — new tokens only, batched."""
     import torch
-
-    from prmkit.rewards.kv_prefix import Entry, prefix_hashes, run_suffixes
 
     items = []
     for i in batch:
@@ -431,52 +389,9 @@ def _score_cached(rm: "DiscriminativePRM", encs) -> list[list[float]]:
     return out
 
 
-def stored_path(name: str, model_dir: str | Path) -> str:
-    """How a saved model dir names another model (the likelihood LM, an implicit PRM's reference) so the
-    dir works from any directory and after being moved: a local path inside the dir relative to it,
-    another local path absolute; a hub id or a marker (`gym-policy`) as given."""
-    p = Path(name).expanduser() if name else None
-    if p is None or not p.exists():
-        return name
-    p, home = p.resolve(), Path(model_dir).resolve()
-    return str(p.relative_to(home)) if p.is_relative_to(home) else str(p)
-
-
-def load_path(name: str, model_dir: str | Path) -> str:
-    """The inverse of `stored_path`: a relative name is looked up in the model dir (absolute result);
-    dirs saved before names were stored this way may hold a name relative to where they were trained,
-    which is tried next, then the name is taken as a hub id or marker."""
-    if not name or Path(name).is_absolute():
-        return name
-    beside = Path(model_dir) / name
-    if beside.exists():
-        return str(beside.resolve())
-    return str(Path(name).resolve()) if Path(name).exists() else name
-
-
-def _read_rm_config(path: str | Path) -> dict:
-    f = Path(path) / RM_CONFIG
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        from prmkit.errors import InputError
-
-        raise InputError(f"expected JSON: {e.msg}", file=str(f), line=e.lineno) from None
-
-
-def write_rm_config(out: Path, cfg: dict) -> None:
-    from prmkit.schema import atomic_write_text
-
-    atomic_write_text(Path(out) / RM_CONFIG, json.dumps(cfg, indent=2) + "\n")
-
-
 def check_head_loaded(path: str, info: dict, head: str, trust_remote_code: bool) -> None:
     """Raise when loading left weights of the model uninitialised (the scoring head, typically): its
     scores would be random. `info` is transformers' `output_loading_info`."""
-    from prmkit.errors import InputError
-
     missing = sorted(info.get("missing_keys") or [])
     if not missing:
         return

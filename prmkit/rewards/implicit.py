@@ -1,7 +1,7 @@
 """Implicit PRM: step rewards from the log-ratio of a trained LM and its frozen reference (Yuan et al. 2412.01981).
 
 Token reward beta * log(pi(y_t|y_<t) / pi_ref(y_t|y_<t)); step reward = sum over the step's tokens;
-q at a step end = running sum from the first response token (Implicit PRM, arXiv 2412.01981, `train.losses`). The
+q at a step end = running sum from the first response token (Implicit PRM, arXiv 2412.01981, `rewards.implicit_math`). The
 model is trained from outcome labels only (`prmkit train implicit`, CE or DPO loss).
 
 `score` returns sigmoid(q^{t_k}) per step ("q", default: the cumulative value, as ImplicitPRM's
@@ -21,17 +21,21 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
+from prmkit.errors import InputError
+from prmkit.lm import resolve_device, token_logprobs
+from prmkit.lm.batching import length_sorted_batches, pad_batch
+from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
+from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
+from prmkit.rewards.implicit_math import implicit_prm_rewards, q_values, step_rewards_from_tokens
 from prmkit.rewards.limits import check_lengths, sequence_limit
-from prmkit.rewards.discriminative import (_read_rm_config, length_sorted_batches, load_path, pad_batch, stored_path,
-                                           write_rm_config)
 from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
 from prmkit.rewards.readout import CachedTokenizer
+from prmkit.rewards.rm_config import load_path, read_rm_config, resolve_ref, stored_path, write_rm_config
 from prmkit.steps import DEFAULT_SEP, StepEncoding, encode_steps
 
 STEP_SCORES = ("q", "step")
 LAYOUTS = ("plain", "eurus_chat")
-GYM_POLICY = "gym-policy"   # saved in place of the shipped policy's absolute path
 NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (Implicit PRM, arXiv 2412.01981): log pi only
 
 
@@ -42,8 +46,6 @@ class ImplicitPRM:
                  aggregation: str = "min", threshold: float | None = None, batch_size: int = 64,
                  step_score: str = "q", ref_name: str = "", meta: dict | None = None, cache_size: int = 20000,
                  layout: str = "plain"):
-        from prmkit.rewards.aggregate import AGGREGATIONS
-
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {sorted(AGGREGATIONS)}")
         if step_score not in STEP_SCORES:
@@ -65,8 +67,6 @@ class ImplicitPRM:
         self._ref_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
         self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
-        from prmkit.prompting import PromptFormat
-
         self.prompt_format = PromptFormat()  # how a problem becomes this model's input; saved with it
 
     @classmethod
@@ -76,9 +76,6 @@ class ImplicitPRM:
         "eurus-prm": the card's reference model, beta, layout and q); explicit keywords win."""
         import torch
 
-        from prmkit.errors import InputError
-        from prmkit.lm import resolve_device
-
         device = resolve_device(device)
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,7 +83,7 @@ class ImplicitPRM:
         if readout and readout not in IMPLICIT_PRESETS:
             raise InputError(f"unknown implicit-PRM readout {readout!r}; expected one of {sorted(IMPLICIT_PRESETS)}",
                              field="readout")
-        saved = {**(IMPLICIT_PRESETS[readout].options() if readout else {}), **_read_rm_config(path)}
+        saved = {**(IMPLICIT_PRESETS[readout].options() if readout else {}), **read_rm_config(path)}
         ref = ref_model or load_path(saved.get("ref_model", ""), path) or path
         load = dict(dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -99,8 +96,6 @@ class ImplicitPRM:
             if key in saved and key not in kw:
                 kw[key] = saved[key]
         kw.setdefault("meta", saved.get("meta", {}))
-        from prmkit.prompting import PromptFormat, saved_format
-
         fmt = kw.pop("prompt_format", None) or saved_format(path) or PromptFormat()
         rm = cls(model, ref_lm, tok, ref_name=ref, **kw)
         if fmt.chat_template and rm.layout != "plain":
@@ -141,8 +136,6 @@ class ImplicitPRM:
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
         """Ids of each (problem, steps) under this model's prompt format and layout."""
-        from prmkit.prompting import log_inputs, render_all
-
         prompts = render_all(self.prompt_format, prompts, self.tokenizer)
         if self.layout == "plain":
             self._pieces.prefetch(list(prompts) + [s for ss in steps for s in ss] + [self.sep])
@@ -153,8 +146,6 @@ class ImplicitPRM:
     def ref_logprobs(self, encs: Sequence[StepEncoding], ids, attn):
         """Reference log-probs (B,T-1) of a padded batch, from the cache where every row is cached."""
         import torch
-
-        from prmkit.lm import token_logprobs
 
         keys = [tuple(e.input_ids) for e in encs]
         if self.ref_model is None:
@@ -176,9 +167,6 @@ class ImplicitPRM:
 
     def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
         import torch
-
-        from prmkit.lm import token_logprobs
-        from prmkit.train.losses import implicit_prm_rewards, q_values, step_rewards_from_tokens
 
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
@@ -219,11 +207,3 @@ def response_mask(encs: Sequence[StepEncoding], T: int):
         start[i] = e.prompt_len - 1
     return mask, start
 
-
-def resolve_ref(ref: str) -> str:
-    """The reference model's path; the marker `gym-policy` means the shipped gym policy."""
-    if ref == GYM_POLICY:
-        from prmkit.policy.sample import default_policy
-
-        return default_policy()
-    return ref

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from prmkit.lm.kv_prefix import cache_kwarg
+
 V_HEAD_KEYS = ("v_head.summary.weight", "v_head.summary.bias")
 HEAD_FILE = "v_head.safetensors"   # where prmkit saves the head beside the backbone's own files
 
@@ -31,8 +33,6 @@ class ValueHeadModel(torch.nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, cache=None, **kw):
         from transformers.modeling_outputs import CausalLMOutputWithPast
-
-        from prmkit.rewards.kv_prefix import cache_kwarg
 
         if cache is not None:   # the key/value cache, under the backbone's own argument name
             kw[cache_kwarg(self.model)] = cache

@@ -133,7 +133,7 @@ class ImplicitPRM:
     def token_rewards(self, batch: RolloutBatch, rows: torch.Tensor | None = None) -> torch.Tensor:
         """beta * (log pi_phi - log pi_ref) per response token, placed by granularity and normalised
         (batch_norm over `rows`, the rows that enter the loss; default all), 0 on padding -> (B,T)."""
-        from prmkit.train.losses import implicit_prm_rewards
+        from prmkit.rewards.implicit_math import implicit_prm_rewards
 
         if batch.ref_logprobs is None:
             raise ValueError("batch.ref_logprobs must be computed before the implicit PRM reads rewards")

@@ -21,11 +21,16 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import Sequence
 
+from prmkit.errors import InputError
+from prmkit.evaluate.metrics import group_answers, majority_vote, select_argmax, weighted_vote
 from prmkit.policy.base import Completion, SamplingParams
 from prmkit.prompting import policy_input
 from prmkit.rewards.aggregate import AGGREGATIONS, aggregate
 from prmkit.schema import Problem, Trace
 from prmkit.search.budget import Compute, ComputeMeter
+from prmkit.steps import split_steps
+from prmkit.tasks import answer_equivalence
+from prmkit.tasks import grade as grade_text
 
 SELECT_RULES = ("argmax", "majority", "weighted")
 
@@ -64,8 +69,6 @@ class CommonParams:
     """seed of every sampler call (mixed with the problem id and the position in the search)"""
 
     def __post_init__(self) -> None:
-        from prmkit.errors import InputError
-
         for name in ("n", "beam_width", "max_step_tokens", "max_steps", "max_new_tokens", "tau"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
@@ -112,8 +115,6 @@ class MCTSParams:
     distinct step); with a cap, only the cap stops it"""
 
     def __post_init__(self) -> None:
-        from prmkit.errors import InputError
-
         for name in ("branch", "max_iterations"):
             if getattr(self, name) < 1:
                 raise InputError(f"expected {name} >= 1, got {getattr(self, name)}", field=name)
@@ -229,18 +230,8 @@ def aggregation_of(rm, params: SearchParams) -> str:
 
 
 def grade(problem: Problem, steps: Sequence[str], sep: str) -> tuple[str | None, bool, int | None]:
-    """(answer, correct, gold first error or None) of a solution, by the problem's task grader."""
-    text = sep.join(steps)
-    if problem.task == "gym":
-        from prmkit.gym.task import make_trace
-
-        t = make_trace(problem, text)
-        return t.final_answer, bool(t.outcome), t.first_error
-    from prmkit.tasks import get_grader
-
-    g = get_grader(problem.task)
-    answer = g.extract_answer(text)
-    return answer, bool(g.is_correct(answer, problem.answer)), None
+    """(answer, correct, gold first error or None) of a solution, by the problem's task (`tasks.grade`)."""
+    return grade_text(problem, sep.join(steps))
 
 
 def make_solution(problem: Problem, steps: list[str], step_scores: list[float], how: str, sep: str,
@@ -255,8 +246,6 @@ def select(solutions: Sequence[Solution], rule: str, equivalent=None) -> int:
     """Index of the selected solution (docs/methods.md). Solutions with a parsed answer are preferred;
     for votes, the best-scored solution holding the winning answer is returned. `equivalent` is the
     task's answer equivalence (`prmkit.tasks.answer_equivalence`; None = exact strings)."""
-    from prmkit.evaluate.metrics import group_answers, majority_vote, select_argmax, weighted_vote
-
     if not solutions:
         return -1
     pool = [i for i, s in enumerate(solutions) if s.answer is not None] or list(range(len(solutions)))
@@ -273,10 +262,6 @@ def select(solutions: Sequence[Solution], rule: str, equivalent=None) -> int:
 
 def task_equivalence(problem: Problem):
     """The answer equivalence votes use for this problem's task (None for the gym: exact strings)."""
-    if problem.task == "gym":
-        return None
-    from prmkit.tasks import answer_equivalence
-
     return answer_equivalence(problem.task)
 
 
@@ -336,8 +321,6 @@ class Policy:
     def _classify(self, c: Completion, whole: bool, max_tokens: int | None) -> StepOut:
         k = len(c.token_ids) or len(c.text)
         if whole:
-            from prmkit.steps import split_steps
-
             return StepOut(split_steps(c.text, self.sep), ended=True, tokens=k)
         if c.finish_reason == "stop" and c.stop == self.sep:   # the separator: one whole step
             return StepOut([c.text] if c.text.strip() else [], ended=not c.text.strip(), tokens=k, sep_hit=True)

@@ -57,7 +57,7 @@ class SearchSources(PromptOptions):
     """dtype of local models' weights (float32, bfloat16, float16)"""
     prm_kv_cache: int = 0
     """keep the keys/values of up to this many scored positions in a local classifier PRM, so extending a
-    scored prefix runs only the new tokens (0 = off; rewards.kv_prefix)"""
+    scored prefix runs only the new tokens (0 = off; lm.kv_prefix)"""
     policy_kv_cache: int = 0
     """keep the keys/values of up to this many prompt positions in a local (hf) policy across calls, so a
     prompt extending an earlier one prefills only its new tokens (0 = off)"""

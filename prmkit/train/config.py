@@ -107,7 +107,7 @@ def start_training(cfg, kind: str, gym_recipe) -> tuple:
     work in `cfg.out`, and read the training traces — or, with no --data, record the config (the
     recipe's cached data in out/ is part of the run) and build them with `gym_recipe(cfg, out)`.
     Returns (cfg with its gym-dependent defaults made explicit, out, traces, start time)."""
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.prompting import check_model_format
     from prmkit.train.inputs import check_train_inputs
 
@@ -126,7 +126,7 @@ def start_training(cfg, kind: str, gym_recipe) -> tuple:
 
 def prepare_model(rm, cfg) -> None:
     """Store the run's prompt format with the model, and turn on gradient checkpointing if asked."""
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.prompting import set_model_format
 
     set_model_format(rm, cfg, cfg.model or default_policy())
@@ -158,7 +158,7 @@ def fit_traces_for(cfg, seed_offset: int = 7) -> list[Trace] | None:
         return read_fit_traces(cfg.fit_data)
     if not cfg.fit_split:
         return None
-    from prmkit.train.data import gym_traces
+    from prmkit.gym.samples import gym_traces
 
     return gym_traces(cfg.fit_split, cfg.fit_problems, cfg.samples, cfg.seed + seed_offset, model="",
                       desc=f"sample {cfg.fit_split}")

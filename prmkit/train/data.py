@@ -1,5 +1,6 @@
 """Training data for reward models: read labelled traces (prmkit schema or TRL stepwise format) or
-build the gym recipe (policy samples + Monte-Carlo hard labels from `prmkit.label.mc`)."""
+label the gym recipe's policy samples (`prmkit.gym.samples.gym_traces`) with Monte-Carlo hard labels
+(`prmkit.label.mc`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from pathlib import Path
 from typing import Sequence
 
 from prmkit.errors import InputError
-from prmkit.schema import Trace
+from prmkit.formats import trl
+from prmkit.label.mc import label_mc
+from prmkit.policy.sample import make_sampler
+from prmkit.progress import progress
+from prmkit.reading import load_saved_dataset
+from prmkit.resolve import default_policy
+from prmkit.schema import Trace, from_dataset, iter_jsonl, read_traces, write_records
 
 
 def read_training_traces(path: str) -> list[Trace]:
@@ -15,26 +22,16 @@ def read_training_traces(path: str) -> list[Trace]:
     `datasets` dir or a hub dataset id with either layout (split "train")."""
     p = Path(path)
     if p.is_file():
-        from prmkit.schema import iter_jsonl
-
         first = next(iter_jsonl(p), (1, {}))[1]  # names the file and line of a bad or missing first record
         keys = set(first) if isinstance(first, dict) else set()
         if {"completions", "labels"} <= keys:
-            from prmkit.formats import trl
-
             return [trl.record_to_trace(rec, line=n) for n, rec in iter_jsonl(p)]
-        from prmkit.schema import read_traces
-
         return read_traces(p)
     return _dataset_traces(path)
 
 
 def _dataset_traces(path: str) -> list[Trace]:
     import datasets
-
-    from prmkit.formats import trl
-
-    from prmkit.reading import load_saved_dataset
 
     ds = load_saved_dataset(path) if Path(path).is_dir() else datasets.load_dataset(path)
     if isinstance(ds, datasets.DatasetDict):
@@ -44,41 +41,20 @@ def _dataset_traces(path: str) -> list[Trace]:
     cols = set(ds.column_names)
     if {"prompt", "completions", "labels"} <= cols:
         return [trl.record_to_trace(dict(r), line=i + 1) for i, r in enumerate(ds)]
-    from prmkit.schema import Trace as T, from_dataset
-
-    return from_dataset(ds, T)
-
-
-def gym_traces(split: str, num_problems: int, samples: int, seed: int, model: str = "",
-               max_new_tokens: int = 160, desc: str = "sample") -> list[Trace]:
-    """`samples` graded traces per gym problem from the policy (temperature 1), with gold first errors."""
-    from prmkit.gym.task import make_split
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.sample import make_sampler, sample_traces
-
-    sampler = make_sampler(model)
-    params = SamplingParams(n=samples, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
-    return sample_traces(sampler, make_split(split, num_problems), params, desc=desc)
+    return from_dataset(ds, Trace)
 
 
 def mc_hard_labels(traces: Sequence[Trace], k: int, seed: int, model: str = "") -> list[Trace]:
     """Math-Shepherd hard labels from `k` policy completions per step prefix (`prmkit.label.mc.label_mc`)."""
-    from prmkit.label.mc import label_mc
-    from prmkit.policy.sample import make_sampler
-
-    return label_mc(list(traces), make_sampler(model), k=k, mode="hard", seed=seed)
+    return label_mc(list(traces), make_sampler(model or default_policy()), k=k, mode="hard", seed=seed)
 
 
 def _label_chunk(args) -> str:
     path, traces, k, seed, start = args
     import torch
 
-    from prmkit.label.mc import label_mc
-    from prmkit.policy.sample import make_sampler
-    from prmkit.schema import write_records
-
     torch.set_num_threads(1)
-    write_records(path, label_mc(traces, make_sampler(""), k=k, mode="hard", seed=seed, start_index=start))
+    write_records(path, label_mc(traces, make_sampler(default_policy()), k=k, mode="hard", seed=seed, start_index=start))
     return path
 
 
@@ -86,9 +62,6 @@ def mc_hard_labels_chunked(traces: Sequence[Trace], k: int, seed: int, work: Pat
                            chunk: int = 100) -> list[Trace]:
     """`label_mc` (gym policy, hard) over chunks cached in `work/mc_<start>.jsonl`, so an interrupted run
     resumes; trace j's rollouts are seeded by (seed, j) whatever the chunking or `workers`."""
-    from prmkit.progress import progress
-    from prmkit.schema import read_traces
-
     jobs = [(str(work / f"mc_{s:06d}.jsonl"), list(traces[s: s + chunk]), k, seed, s)
             for s in range(0, len(traces), chunk)]
     todo = [j for j in jobs if not Path(j[0]).exists()]

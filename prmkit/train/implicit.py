@@ -56,7 +56,7 @@ def cached_ref_logprobs(rm, encs: Sequence, out: Path, batch_size: int = 64) -> 
 
     from prmkit.lm import token_logprobs
     from prmkit.progress import progress
-    from prmkit.rewards.discriminative import length_sorted_batches, pad_batch
+    from prmkit.lm.batching import length_sorted_batches, pad_batch
 
     cache = out / "ref_logprobs.pt"
     keys = [tuple(e.input_ids) for e in encs]
@@ -89,7 +89,7 @@ def _sequence_logratio(rm, encs, refs):
     import torch
 
     from prmkit.lm import token_logprobs
-    from prmkit.rewards.discriminative import pad_batch
+    from prmkit.lm.batching import pad_batch
     from prmkit.rewards.implicit import response_mask
 
     ids, attn, _ = pad_batch(encs, rm.pad_id)                                 # (B,T)
@@ -152,13 +152,14 @@ def build_model(cfg):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prmkit.policy.sample import default_policy
-    from prmkit.rewards.implicit import GYM_POLICY, NO_REF, ImplicitPRM
+    from prmkit.resolve import default_policy
+    from prmkit.rewards.implicit import NO_REF, ImplicitPRM
+    from prmkit.rewards.rm_config import GYM_POLICY
     from prmkit.train.silence import quiet_transformers
 
     path = cfg.model or default_policy()
     ref_name = cfg.ref_model or (cfg.model if cfg.model else GYM_POLICY)
-    from prmkit.rewards.implicit import resolve_ref
+    from prmkit.rewards.rm_config import resolve_ref
 
     from prmkit.lm import resolve_device
 
@@ -219,7 +220,8 @@ def _loss_examples(rm, cfg, traces, encs, refs, labels) -> tuple:
 
 def _traces(cfg, out: Path) -> list[Trace]:
     from prmkit.schema import read_traces, write_records
-    from prmkit.train.data import gym_traces, read_training_traces
+    from prmkit.gym.samples import gym_traces
+    from prmkit.train.data import read_training_traces
 
     if cfg.data:
         return read_training_traces(cfg.data)

@@ -73,7 +73,7 @@ def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggr
     `loglik_lm` ('' = the backbone itself), the step log-likelihood feature starts at w = 1, b = 0."""
     import torch
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
     from prmkit.rewards.orm import ORM
     from prmkit.rewards.readout import get_readout
@@ -83,7 +83,7 @@ def load_backbone(model: str, readout: str, sep: str, kind: str, seed: int, aggr
     cls = ORM if kind == "orm" else DiscriminativePRM
     kw = {}
     if loglik_lm is not None:
-        from prmkit.rewards.implicit import GYM_POLICY
+        from prmkit.rewards.rm_config import GYM_POLICY
 
         kw["loglik"] = {"lm": loglik_lm or model or GYM_POLICY, "weight": 1.0, "bias": 0.0}
     torch.manual_seed(seed)
@@ -100,7 +100,7 @@ def fit_loglik_fuse(rm, examples, batch_size: int = 64) -> dict:
     calibrated scores. Deterministic; returns the fit."""
     import torch
 
-    from prmkit.rewards.discriminative import pad_batch, prompt_lengths
+    from prmkit.lm.batching import pad_batch, prompt_lengths
 
     xs, ys = [], []
     with torch.no_grad():
@@ -171,7 +171,7 @@ def step_loss_fn(rm):
     """loss_fn for `train_loop`: summed BCE over the known step targets of a micro-batch."""
     import torch
 
-    from prmkit.rewards.discriminative import pad_batch, prompt_lengths
+    from prmkit.lm.batching import pad_batch, prompt_lengths
     from prmkit.train.losses import bce_step_loss
 
     def loss_fn(micro):
@@ -212,7 +212,8 @@ def n_known(example) -> int:
 def gym_recipe_traces(cfg, out: Path) -> list[Trace]:
     """Sample the train split and label it with mc-hard labels, in resumable chunks under out/work/."""
     from prmkit.schema import read_traces, write_records
-    from prmkit.train.data import gym_traces, mc_hard_labels_chunked
+    from prmkit.gym.samples import gym_traces
+    from prmkit.train.data import mc_hard_labels_chunked
 
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)

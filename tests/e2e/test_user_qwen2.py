@@ -88,7 +88,7 @@ def loads(monkeypatch):
     from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
     import prmkit.gym.task as gym_task
-    from prmkit.rewards import base as rewards_base
+    from prmkit.gym.checker_rm import GymCheckerRM
 
     seen: dict[str, list] = {"models": [], "tokenizers": [], "gym": []}
     for cls, key in ((PreTrainedModel, "models"), (PreTrainedTokenizerBase, "tokenizers")):
@@ -99,9 +99,9 @@ def loads(monkeypatch):
             return _orig(c, path, *a, **kw)
 
         monkeypatch.setattr(cls, "from_pretrained", classmethod(traced))
-    make_split, checker_init = gym_task.make_split, rewards_base.GymCheckerRM.__init__
+    make_split, checker_init = gym_task.make_split, GymCheckerRM.__init__
     monkeypatch.setattr(gym_task, "make_split", lambda *a, **k: seen["gym"].append("make_split") or make_split(*a, **k))
-    monkeypatch.setattr(rewards_base.GymCheckerRM, "__init__",
+    monkeypatch.setattr(GymCheckerRM, "__init__",
                         lambda self, *a, **k: seen["gym"].append("GymCheckerRM") or checker_init(self, *a, **k))
     return seen
 

@@ -16,7 +16,7 @@ from prmkit.errors import InputError
 from prmkit.gym.task import MAX_DIGITS, check_prompts, first_error, parse_prompt, step_is_correct
 from prmkit.label.equations import check_equation_text
 from prmkit.label.verify import label_verify
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.schema import Problem, Trace
 from prmkit.tasks import calculator
 from prmkit.tasks.calculator import check_step, safe_eval

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from prmkit.gym.task import make_split
-from prmkit.policy.sample import default_policy
+from prmkit.resolve import default_policy
 from prmkit.schema import to_dict
 
 REPO = Path(__file__).resolve().parents[2]

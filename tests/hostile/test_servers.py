@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from prmkit.gym.task import make_split, parse_prompt
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.serve.inprocess import start_in_thread
 from prmkit.serve.reward_server import ScoreLimits, create_app
 
@@ -279,7 +279,7 @@ def test_sequence_over_the_model_context_is_413():
     import torch
     from fastapi.testclient import TestClient
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
 
     torch.manual_seed(0)

@@ -34,7 +34,7 @@ ROWS = [
 def tok():
     from transformers import AutoTokenizer
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     return AutoTokenizer.from_pretrained(default_policy())
 

@@ -19,7 +19,7 @@ import pytest
 from prmkit.errors import InputError
 from prmkit.gym.task import make_split, parse_prompt
 from prmkit.rewards.aggregate import aggregate
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.rewards.remote import RemoteRM
 from prmkit.serve.reward_server import create_app
 
@@ -264,7 +264,7 @@ def test_serves_a_neural_prm_with_batch_invariant_scores():
     import torch
     import uvicorn
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
 
     threads = torch.get_num_threads()
@@ -305,7 +305,7 @@ def test_serve_loads_a_saved_model_dir(tmp_path):
     cheap gym checker below: importing transformers in a subprocess is slow on a shared machine)."""
     import torch
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
     from prmkit.serve.reward_server import load_reward_model
 

@@ -13,7 +13,7 @@ from prmkit.gym.task import make_split, parse_prompt
 from prmkit.policy.base import SamplingParams
 from prmkit.policy.decode import DecodeOptions, teacher_forced_gap
 from prmkit.policy.hf import HFSampler
-from prmkit.policy.sample import default_policy
+from prmkit.resolve import default_policy
 
 SYNC_FREE = DecodeOptions(compact=False, check_every=4)
 STATIC = DecodeOptions(compact=False, static_cache=True)

@@ -31,7 +31,7 @@ def _traces(n: int = 8, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def prm():
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
     from prmkit.train.silence import quiet_transformers
 
@@ -45,7 +45,7 @@ def prm_ll(prm):
     """The PRM with the step log-likelihood feature (a frozen policy LM) added to its head."""
     from transformers import AutoModelForCausalLM
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.discriminative import DiscriminativePRM
 
     return DiscriminativePRM(prm.model, prm.tokenizer, readout="trl",
@@ -57,7 +57,7 @@ def prm_ll(prm):
 def implicit():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards.implicit import ImplicitPRM
 
     path = default_policy()

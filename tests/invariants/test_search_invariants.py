@@ -7,7 +7,7 @@ import pytest
 from prmkit.gym.task import make_split
 from prmkit.policy.base import SamplingParams
 from prmkit.rewards.aggregate import aggregate
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.search import SEARCHES, SearchParams
 from prmkit.search.base import derive_seed, prefix_text
 

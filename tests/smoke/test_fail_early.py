@@ -158,7 +158,7 @@ def test_remote_prm_needing_a_token_fails_before_the_policy_loads(files, tmp_pat
 
     import uvicorn
 
-    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.gym.checker_rm import GymCheckerRM
     from prmkit.serve.reward_server import create_app
 
     with socket.socket() as s:

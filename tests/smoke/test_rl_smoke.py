@@ -84,7 +84,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 def test_reward_model_specs():
     from prmkit.errors import InputError
-    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.gym.checker_rm import GymCheckerRM
     from prmkit.rl.config import load_reward_model
 
     rm, desc = load_reward_model("checker:0.25")

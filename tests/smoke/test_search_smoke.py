@@ -7,7 +7,7 @@ import json
 import pytest
 
 from prmkit.gym.task import make_split
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.search import SEARCHES, SearchParams
 
 PROBLEMS = make_split("test", 3)

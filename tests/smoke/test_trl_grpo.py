@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from prmkit.gym.task import make_split, parse_prompt, step_is_correct
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.serve.trl_adapter import TRLRewardFunction, message_text
 
 
@@ -72,7 +72,7 @@ def test_grpo_trainer_one_step_with_the_adapter(tmp_path):
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     torch.manual_seed(0)
     seen: list[tuple[list[str], list[str], list[float]]] = []

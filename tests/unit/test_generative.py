@@ -278,7 +278,7 @@ def test_openai_path_uses_top_logprobs():
 
 
 def test_load_reward_model_builds_a_generative_verifier_from_a_causal_lm_dir():
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards import load_reward_model
     from prmkit.rewards.generative import GenerativeVerifier
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prmkit.gym.task import make_split, parse_prompt
-from prmkit.rewards.kv_prefix import Entry, KVPrefixStore, kept_lengths, prefix_hashes
+from prmkit.lm.kv_prefix import Entry, KVPrefixStore, kept_lengths, prefix_hashes
 
 
 def test_kept_lengths_by_hand():
@@ -77,7 +77,7 @@ def test_sampler_prompt_cache_gives_the_same_samples_and_prefills_less():
     as without the cache; the positions prefilled drop by the kept prefixes, counted from the prompts."""
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
 
     plain = HFSampler.from_pretrained(default_policy(), device="cpu")
     cached = HFSampler.from_pretrained(default_policy(), device="cpu")

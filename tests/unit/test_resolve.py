@@ -13,7 +13,7 @@ import pytest
 from prmkit.errors import InputError
 from prmkit.resolve import (RMSpec, check_model_name, is_hub_id, looks_local, parse_rm_spec, policy_path,
                             read_problems)
-from prmkit.rewards.discriminative import load_path, stored_path
+from prmkit.rewards.rm_config import load_path, stored_path
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ def _serve(token: str):
 
     import uvicorn
 
-    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.gym.checker_rm import GymCheckerRM
     from prmkit.serve.reward_server import create_app
 
     with socket.socket() as s:

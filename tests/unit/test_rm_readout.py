@@ -231,6 +231,7 @@ def test_bfloat16_loading_scores_close_to_float32(gym_policy):
     from prmkit.gym.task import make_split, parse_prompt
     from prmkit.policy.base import SamplingParams
     from prmkit.policy.sample import make_sampler
+    from prmkit.resolve import default_policy
     from prmkit.rewards import SHIPPED_PRM_DIR, load_options, load_reward_model
 
     probs = make_split("test", 4)
@@ -242,7 +243,7 @@ def test_bfloat16_loading_scores_close_to_float32(gym_policy):
     a = half.score([p.prompt for p in probs], steps)
     b = full.score([p.prompt for p in probs], steps)
     assert max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)) < 0.05
-    pol = make_sampler("", device="cpu", dtype="bfloat16")
+    pol = make_sampler(default_policy(), device="cpu", dtype="bfloat16")
     assert next(pol.model.parameters()).dtype == torch.bfloat16
     c = pol.sample([probs[0].prompt], SamplingParams(max_new_tokens=8, temperature=0.0))[0][0]
     assert len(c.token_ids) == len(c.logprobs) > 0
@@ -257,7 +258,7 @@ def test_likelihood_lm_in_a_folder_of_the_model_dir_travels_with_it(tmp_path, mo
     from transformers import AutoModelForCausalLM
 
     from prmkit.gym.task import make_split, parse_prompt
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards import SHIPPED_PRM_DIR, load_reward_model
 
     probs = make_split("test", 3)

@@ -324,7 +324,7 @@ def test_error_free_accuracy_by_hand_and_on_the_gym(gym_policy):
     assert SearchRun("x", SearchParams(), [], Compute()).error_free_accuracy is None
 
     from prmkit.gym.task import first_error, make_split, parse_prompt
-    from prmkit.rewards.base import GymCheckerRM
+    from prmkit.gym.checker_rm import GymCheckerRM
     from prmkit.search import SEARCHES
 
     probs = make_split("long", 12)

@@ -92,7 +92,7 @@ def test_grade_step_split(tmp_path, capsys):
 def test_step_split_option_on_the_commands(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import prmkit.policy.sample as sample
+    import prmkit.sample as sample
     from prmkit.cli import _register, app
 
     _register()

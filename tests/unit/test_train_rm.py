@@ -75,8 +75,9 @@ def test_step_loglik_feature_matches_per_prefix_brute_force():
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
     from prmkit.lm import token_logprobs
-    from prmkit.policy.sample import default_policy
-    from prmkit.rewards.discriminative import DiscriminativePRM, pad_batch, prompt_lengths
+    from prmkit.resolve import default_policy
+    from prmkit.lm.batching import pad_batch, prompt_lengths
+    from prmkit.rewards.discriminative import DiscriminativePRM
 
     gym_policy = default_policy()
     tok = AutoTokenizer.from_pretrained(gym_policy)

@@ -9,8 +9,8 @@ from pathlib import Path
 from prmkit.formats import convert
 from prmkit.gym.stats import GymStatsConfig
 from prmkit.gym.stats import run as gym_stats
-from prmkit.policy.sample import SampleConfig
-from prmkit.policy.sample import run as sample
+from prmkit.sample import SampleConfig
+from prmkit.sample import run as sample
 from prmkit.schema import read_traces
 from prmkit.tasks import get_grader
 from prmkit.tasks.calculator import scan_file

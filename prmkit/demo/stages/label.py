@@ -12,7 +12,8 @@ from prmkit.label.report import report
 from prmkit.label.run import LabelConfig, run
 from prmkit.policy.base import SamplingParams
 from prmkit.policy.hf import HFSampler
-from prmkit.policy.sample import default_policy, sample_traces
+from prmkit.policy.sample import sample_traces
+from prmkit.resolve import default_policy
 from prmkit.schema import write_records
 
 

@@ -13,7 +13,7 @@ from prmkit.evaluate.report import build_sections
 from prmkit.rewards import default_gym_prm, load_reward_model
 from prmkit.rewards.base import score_traces
 from prmkit.schema import atomic_write_text, dumps_strict_json, write_records
-from prmkit.train.data import gym_traces
+from prmkit.gym.samples import gym_traces
 from prmkit.train.implicit import TrainImplicitConfig
 from prmkit.train.implicit import run as train_implicit
 

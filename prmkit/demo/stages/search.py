@@ -9,6 +9,10 @@ from pathlib import Path
 
 from prmkit.search.sweep import curves, plot_curves, sweep
 
+STRONG_VERIFIER_DIR = Path(__file__).resolve().parents[3] / "bench" / "models" / "strong_verifier"
+"""a gym PRM stronger than the policy (rebuilt by bench/strong_verifier.py): a data path in a source
+checkout only, never imported; without it the demo skips its MCTS part"""
+
 
 def demo_stage(out_dir: Path, seed: int, num_problems: int = 64, ns: Sequence[int] = (1, 4, 16),
                step_ns: Sequence[int] = (4, 8)) -> dict:
@@ -34,7 +38,6 @@ def _demo_mcts(problems, sampler, rm, base, seed) -> dict:
     """Best-first MCTS guided by the stronger verifier (when this checkout has it) against greedy decoding."""
     from dataclasses import replace
 
-    from prmkit.rewards import STRONG_VERIFIER_DIR
     from prmkit.search import SEARCHES
     from prmkit.search.presets import BEST_FIRST
     from prmkit.search.run import make_reward_model
@@ -58,7 +61,7 @@ def _demo(out_dir, seed, num_problems, ns, step_ns, t0, c0) -> dict:
 
     from prmkit.gym.task import make_split
     from prmkit.policy.hf import HFSampler
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.rewards import SHIPPED_PRM_DIR
     from prmkit.schema import atomic_write_text
     from prmkit.search.base import SearchParams

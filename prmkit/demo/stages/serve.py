@@ -15,9 +15,9 @@ from prmkit.evaluate.metrics import majority_vote, select_argmax
 from prmkit.gym.task import GymGrader, make_split
 from prmkit.policy.base import SamplingParams
 from prmkit.policy.hf import HFSampler
-from prmkit.policy.sample import default_policy
+from prmkit.resolve import default_policy
 from prmkit.rewards import default_gym_prm
-from prmkit.rewards.base import GymCheckerRM
+from prmkit.gym.checker_rm import GymCheckerRM
 from prmkit.rewards.remote import RemoteRM
 from prmkit.serve.inprocess import start_in_thread
 from prmkit.serve.reward_server import create_app
