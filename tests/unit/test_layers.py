@@ -7,14 +7,17 @@ one tuple share a layer and may import each other, but no file may sit in an imp
 No prmkit module may import the benchmarks (`bench`). docs/architecture.md ("Layers") shows the
 same order.
 
-Lazily named components (the gym's grader registered in `prmkit.tasks` as the string
-"prmkit.gym.grading:grade_gym", resolved with importlib on first use) are not imports and are not
-counted; `tests/unit/test_graders.py` checks those names resolve.
+Lazily named components (the gym's grader registered in `prmkit.tasks.GRADERS` as the string
+"prmkit.gym.task:GymGrader", resolved with importlib on first use; the reward-model kinds; the built-in
+agent environments) are not imports and are not counted; `test_lazily_named_components_resolve`
+checks those names.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +173,34 @@ def file_cycles(root: Path) -> list[list[str]]:
     return cycles
 
 
+def cycle_path(cycle: list[str], root: Path) -> list[str]:
+    """One import cycle through the first module of an SCC, in import order, first module repeated."""
+    _, found = imports_of(root)
+    members = set(cycle)
+    graph: dict[str, set[str]] = {m: set() for m in members}
+    for imp in found:
+        if imp.module in members and imp.target in members and imp.target != imp.module:
+            graph[imp.module].add(imp.target)
+    start = cycle[0]
+    back: dict[str, str] = {}
+    queue = deque(sorted(graph[start]))
+    for t in queue:
+        back.setdefault(t, start)
+    while queue:
+        v = queue.popleft()
+        if v == start:
+            break
+        for w in sorted(graph[v]):
+            if w not in back:
+                back[w] = v
+                queue.append(w)
+    path, v = [start], back[start]
+    while v != start:
+        path.append(v)
+        v = back[v]
+    return [start] + path[:0:-1] + [start]
+
+
 # --- the real tree ---------------------------------------------------------------------------------
 
 def test_every_prmkit_module_has_a_layer():
@@ -185,12 +216,30 @@ def test_no_module_imports_a_higher_layer():
 
 def test_no_file_level_import_cycle():
     cycles = file_cycles(PRMKIT)
-    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(cycle_path(c, PRMKIT)) for c in cycles)
 
 
 def test_no_library_module_imports_the_benchmarks():
     bad = bench_imports(PRMKIT)
     assert not bad, "\n".join(bad)
+
+
+def test_lazily_named_components_resolve():
+    from prmkit.agents.env import BUILTIN_ENVS
+    from prmkit.rewards import REWARD_MODELS
+    from prmkit.tasks import GRADERS
+
+    for registry in (GRADERS, REWARD_MODELS, BUILTIN_ENVS):
+        for name, target in registry.items():
+            module, attr = target.split(":")
+            assert callable(getattr(importlib.import_module(module), attr)), (name, target)
+
+
+def test_the_shipped_policy_path_below_the_gym_is_the_gyms():
+    from prmkit.data import SHIPPED_POLICY_DIR
+    from prmkit.gym.train_policy import SHIPPED_POLICY_DIR as GYM_POLICY_DIR
+
+    assert str(SHIPPED_POLICY_DIR) == str(GYM_POLICY_DIR) and (SHIPPED_POLICY_DIR / "config.json").is_file()
 
 
 # --- the checker can fail ----------------------------------------------------------------------------
@@ -222,6 +271,7 @@ def test_checker_reports_a_violation_a_cycle_and_a_bench_import(tmp_path):
     cycles = file_cycles(pkg)
     # a <-> b is a cycle too (a imports b inside a function, b imports a at the top)
     assert sorted(cycles) == [["toy.high.b", "toy.low.a"], ["toy.high.c", "toy.high.d"]]
+    assert cycle_path(["toy.high.c", "toy.high.d"], pkg) == ["toy.high.c", "toy.high.d", "toy.high.c"]
 
     assert bench_imports(pkg) == ["toy/high/e.py:1: toy.high.e imports bench.search"]
 

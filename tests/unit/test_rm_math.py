@@ -20,10 +20,8 @@ from prmkit.evaluate.metrics import (
     majority_vote, pass_at_k, predicted_first_error, processbench_f1, select_argmax, weighted_vote,
 )
 from prmkit.rewards.aggregate import AGGREGATIONS, aggregate, aggregate_batch
-from prmkit.train.losses import (
-    bce_step_loss, dpo_loss, implicit_ce_loss, implicit_outcome_reward, implicit_prm_rewards, orm_loss,
-    q_values, step_rewards_from_tokens,
-)
+from prmkit.rewards.implicit_math import implicit_outcome_reward, implicit_prm_rewards, q_values, step_rewards_from_tokens
+from prmkit.train.losses import bce_step_loss, dpo_loss, implicit_ce_loss, orm_loss
 
 SETTINGS = settings(max_examples=50, deadline=None)
 
