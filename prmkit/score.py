@@ -61,7 +61,7 @@ def run(cfg: ScoreConfig) -> Path:
     if cfg.backend == "ray" and traces:
         from prmkit.score_ray import score_ray
 
-        scores, rm = score_ray(cfg, specs, traces)
+        scores, rm = score_ray(cfg, specs, traces, load_model)
     else:
         rm = load_model(cfg, specs[0])
         t0 = time.perf_counter()

@@ -9,12 +9,18 @@ server batches requests itself, so what it returns is as deterministic as the se
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+from prmkit.lm.batching import length_sorted_batches
 from prmkit.progress import progress
+from prmkit.ray_pool import actor_pool
 from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.limits import check_lengths, sequence_limit
 
 
 @dataclass
@@ -28,13 +34,11 @@ class ScoredBy:
 
 
 class _ScoreActor:
-    def __init__(self, cfg, spec):
-        import dataclasses
-
+    def __init__(self, cfg, spec, load: Callable):
+        """`load(cfg, spec)` loads the reward model (`prmkit.score.load_model`, passed in: this module sits
+        below the command that calls it)."""
         os.environ.setdefault("PRMKIT_QUIET", "1")
-        from prmkit.score import load_model
-
-        self.rm = load_model(dataclasses.replace(cfg, threads=cfg.threads or 1), spec)
+        self.rm = load(dataclasses.replace(cfg, threads=cfg.threads or 1), spec)
 
     def describe(self, _=None) -> tuple[ScoredBy, int | None, int]:
         """What scored (for the output), the traces per model call (None: the model does not batch) and the
@@ -42,8 +46,6 @@ class _ScoreActor:
         rm = self.rm
         limit = 0
         if hasattr(rm, "model") and hasattr(rm, "max_length"):
-            from prmkit.rewards.limits import sequence_limit
-
             limit = sequence_limit(rm.max_length, rm.model)
         return (ScoredBy(rm.aggregation, rm.kind, getattr(rm, "prompt_format", None)),
                 getattr(rm, "batch_size", None), limit)
@@ -68,20 +70,17 @@ def batches(lengths: list[int] | None, n: int, batch_size: int) -> list[list[int
     slices of `batch_size` in input order."""
     if lengths is None:
         return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
-    from prmkit.rewards.discriminative import length_sorted_batches
-
     return length_sorted_batches(lengths, batch_size)
 
 
-def score_ray(cfg, specs: list, traces: list) -> tuple[list[list[float]], ScoredBy]:
-    """Step scores of every trace (input order) and what scored them, over `cfg.workers` Ray actors."""
-    from prmkit.ray_pool import actor_pool
-
+def score_ray(cfg, specs: list, traces: list, load: Callable) -> tuple[list[list[float]], ScoredBy]:
+    """Step scores of every trace (input order) and what scored them, over `cfg.workers` Ray actors, each
+    loading its reward model with `load(cfg, spec)`."""
     pairs = [(t.prompt, tuple(t.steps)) for t in traces]
     per_actor = -(-len(pairs) // cfg.workers)
     parts = [pairs[i: i + per_actor] for i in range(0, len(pairs), per_actor)]
     out: list[list[float]] = [[] for _ in pairs]
-    with actor_pool(_ScoreActor, lambda i: (cfg, specs[i % len(specs)]), min(cfg.workers, len(parts)),
+    with actor_pool(_ScoreActor, lambda i: (cfg, specs[i % len(specs)], load), min(cfg.workers, len(parts)),
                     workers=cfg.workers, address=cfg.ray_address) as pool:
         found: list = []
         pool.map("describe", [None], lambda _, d: found.append(d))
@@ -89,10 +88,6 @@ def score_ray(cfg, specs: list, traces: list) -> tuple[list[list[float]], Scored
         pool.map("lengths", parts, lambda part, lens: lengths.append(lens))   # encoded where the model is
         lengths = None if None in lengths else [k for lens in lengths for k in lens]
         if lengths is not None:                       # a trace over the limit: refused before any forward pass
-            from types import SimpleNamespace
-
-            from prmkit.rewards.limits import check_lengths
-
             check_lengths([SimpleNamespace(input_ids=range(k)) for k in lengths], limit)
         bar = progress(total=len(pairs), desc="score (ray)")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from prmkit.progress import progress
@@ -22,12 +23,12 @@ from prmkit.search.budget import sum_compute
 
 
 class _SearchActor:
-    def __init__(self, cfg, params: SearchParams, model: str, spec, prover):
+    def __init__(self, cfg, params: SearchParams, model: str, spec, prover, load: Callable):
+        """`load(cfg, model, spec, prover)` -> (sampler, reward model): `prmkit.search.run.load_models`,
+        passed in by the run that calls this module."""
         os.environ.setdefault("PRMKIT_QUIET", "1")
-        from prmkit.search.run import load_models
-
         self.cfg, self.params = dataclasses.replace(cfg, threads=cfg.threads or 1), params
-        self.sampler, self.rm = load_models(self.cfg, model, spec, prover)
+        self.sampler, self.rm = load(self.cfg, model, spec, prover)
 
     def prompt_format(self, _=None):
         return getattr(self.sampler, "prompt_format", None)
@@ -44,14 +45,16 @@ def problem_chunks(problems: list[Problem], chunk: int, workers: int) -> list[li
     return [problems[i: i + size] for i in range(0, len(problems), size)]
 
 
-def search_ray(cfg, params: SearchParams, problems: list[Problem], model: str, specs: list, prover):
-    """(the whole run as one `SearchRun`, a stand-in for the sampler carrying its prompt format)."""
+def search_ray(cfg, params: SearchParams, problems: list[Problem], model: str, specs: list, prover,
+               load: Callable):
+    """(the whole run as one `SearchRun`, a stand-in for the sampler carrying its prompt format); each actor
+    loads its models with `load(cfg, model, spec, prover)`."""
     t0 = time.perf_counter()
     chunks = problem_chunks(list(problems), cfg.chunk, cfg.workers)
 
     def actor_args(i: int):
         own = dataclasses.replace(cfg, base_url=round_robin(cfg.base_url, cfg.policy_servers, i))
-        return own, params, model, specs[i % len(specs)], prover
+        return own, params, model, specs[i % len(specs)], prover, load
 
     runs: list[SearchRun] = []
     formats: list = []

@@ -213,7 +213,7 @@ def run(cfg: SearchConfig) -> dict:
     if cfg.backend == "ray" and problems:
         from prmkit.search.ray_backend import search_ray
 
-        result, sampler = search_ray(cfg, params, problems, model, specs, prover)
+        result, sampler = search_ray(cfg, params, problems, model, specs, prover, load_models)
     else:
         sampler, rm = load_models(cfg, model, specs[0], prover)
         result = SEARCHES[cfg.method](problems, sampler, rm, params)

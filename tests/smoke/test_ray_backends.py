@@ -126,7 +126,7 @@ def test_search_options_checked_before_any_load(tmp_path, kw, field):
 def test_empty_inputs_are_handled_as_local(tmp_path):
     """No traces / no problems (with --allow-empty): the ray backend writes what the local one does
     (empty outputs) and starts no Ray."""
-    from prmkit.policy.sample import default_policy
+    from prmkit.resolve import default_policy
     from prmkit.reading import ReadPolicy, set_read_policy
     from prmkit.score import ScoreConfig
     from prmkit.score import run as score

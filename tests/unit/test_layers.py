@@ -27,7 +27,7 @@ PRMKIT = Path(__file__).resolve().parents[2] / "prmkit"
 LAYERS: list[tuple[str, ...]] = [
     # base: the data model, I/O and formatting every stage shares
     ("prmkit", "errors", "reading", "schema", "config", "steps", "prompting", "progress", "report",
-     "rundir", "data"),
+     "rundir", "data", "ray_pool"),
     ("lm",),            # LM utilities: device, dtype, padding, length-sorted batches, KV prefix cache
     ("tasks",),         # graders behind one protocol; the gym's registered by name
     ("formats",),       # converters between dataset layouts
@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agents",),
     ("serve",),
     ("integrations",),
-    ("score", "grade", "convert", "sample"),  # top-level commands
+    ("score", "score_ray", "grade", "convert", "sample"),  # top-level commands
     ("demo",),
     ("cli",),
 ]
