@@ -1,7 +1,9 @@
 """Train the gym's tiny policy from scratch: a Llama-style char LM on worked chain solutions.
 
 Reproducible from a seed (fixed number of steps, seeded data stream, seeded init); checkpoints
-every `save_every` steps and resumes from the last one when rerun with the same output dir.
+every `save_every` steps and resumes from the last one when rerun with the same output dir. Its
+training loop (`train_char_lm`, with `pad_rows`, `warmup_cosine`, `save_policy`) is also the one of
+hopgym's agent policy (`prmkit.agents.hopgym.train_policy`).
 """
 
 from __future__ import annotations
@@ -69,8 +71,6 @@ def model_config(tokenizer, hidden_size: int, num_layers: int, num_heads: int, m
 
 def _batch(rng: random.Random, gym: GymConfig, tokenizer, batch_size: int):
     """One batch of chains of a single length (little padding); loss only on the solution."""
-    import torch
-
     n = rng.randint(gym.min_ops, gym.max_ops)
     cfg = GymConfig(**{**asdict(gym), "min_ops": n, "max_ops": n})
     seqs, masks = [], []
@@ -80,24 +80,98 @@ def _batch(rng: random.Random, gym: GymConfig, tokenizer, batch_size: int):
         c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         seqs.append(p + c)
         masks.append([0] * len(p) + [1] * len(c))
-    T = max(map(len, seqs))
-    ids = torch.full((batch_size, T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
-    loss_mask = torch.zeros((batch_size, T), dtype=torch.bool)  # (B, T)
-    attn = torch.zeros((batch_size, T), dtype=torch.long)  # (B, T)
-    for i, (s, m) in enumerate(zip(seqs, masks)):
+    return pad_rows(list(zip(seqs, masks)), tokenizer.pad_token_id)
+
+
+def pad_rows(rows: list, pad_id: int):
+    """(ids, attention, loss mask), each (B, T), right-padded, of (token ids, loss mask) rows."""
+    import torch
+
+    T = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)  # (B, T)
+    attn = torch.zeros((len(rows), T), dtype=torch.long)  # (B, T)
+    loss_mask = torch.zeros((len(rows), T), dtype=torch.bool)  # (B, T)
+    for i, (s, m) in enumerate(rows):
         ids[i, : len(s)] = torch.tensor(s)
-        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
         attn[i, : len(s)] = 1
+        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
     return ids, attn, loss_mask
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int) -> float:
+    """Linear warmup to `lr` over `warmup` steps, then cosine decay to 0 at `steps`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup)
+    return lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def masked_lm_step(model, opt, ids, attn, loss_mask, lr: float):
+    """One AdamW step at `lr` on the next-token loss of the masked tokens (gradient norm clipped to 1)."""
+    import torch
+
+    for g in opt.param_groups:
+        g["lr"] = lr
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
+    targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # (B, T-1)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
+def train_char_lm(model, opt, *, start: int, steps: int, batch_at, lr_at, out: Path, desc: str,
+                  save_every: int, checkpoint, tokens_per_s: bool = False) -> None:
+    """The training loop of the tiny char-level policies: steps `start..steps-1` on `batch_at(step)`,
+    a train_log.jsonl row every 50 steps and at the last (with `tokens_per_s`, the throughput too), and
+    `checkpoint(next_step)` every `save_every` steps before the last."""
+    from prmkit.progress import progress
+
+    model.train()
+    t0, tokens = time.time(), 0
+    with open(out / "train_log.jsonl", "a") as log:
+        bar = progress(range(start, steps), desc=desc, initial=start, total=steps)
+        for step in bar:
+            ids, attn, loss_mask = batch_at(step)
+            loss = masked_lm_step(model, opt, ids, attn, loss_mask, lr_at(step))
+            tokens += int(attn.sum())
+            if step % 50 == 0 or step == steps - 1:
+                row = {"step": step, "loss": round(loss.item(), 5), "lr": lr_at(step)}
+                shown = {"loss": f"{loss.item():.4f}"}
+                if tokens_per_s:
+                    rate = tokens / max(1e-9, time.time() - t0)
+                    row["tokens_per_s"], shown["tok_s"] = round(rate), f"{rate:.0f}"
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(**shown)
+            if (step + 1) % save_every == 0 and step + 1 < steps:
+                checkpoint(step + 1)
+
+
+def save_policy(model, tokenizer, out: Path, ckpt: Path) -> Path:
+    """The trained policy as a Hugging Face model dir (with its generation config and tokenizer); the
+    resume checkpoint is removed once it is saved."""
+    from transformers import GenerationConfig
+
+    model.eval()
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if ckpt.exists():
+        ckpt.unlink()
+    return out
 
 
 def run(cfg: TrainPolicyConfig) -> Path:
     import torch
-    from transformers import GenerationConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from prmkit.gym.tokenizer import build_char_tokenizer
-    from prmkit.progress import progress
-    from prmkit.rundir import check_resume, load_checkpoint, record_config, rng_state, save_checkpoint, set_rng_state
+    from prmkit.rundir import check_resume, record_config
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -111,56 +185,32 @@ def run(cfg: TrainPolicyConfig) -> Path:
     rng = random.Random(cfg.seed)
     gym = split_config("train", min_ops=cfg.min_ops, max_ops=cfg.max_ops, operand_max=cfg.operand_max,
                        max_value=cfg.max_value, ops=cfg.ops)
-    start = 0
-    if ckpt.exists():  # resume: model, optimizer, data stream, global RNGs and step counter
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        rng.setstate((state["data_rng"]["version"], tuple(state["data_rng"]["state"]), state["data_rng"]["gauss"]))
-        set_rng_state(state["rng"])
-        start = state["step"]
+    start = _resume(ckpt, model, opt, rng) if ckpt.exists() else 0
     record_config(out, cfg, name="train_config.json")
+    train_char_lm(model, opt, start=start, steps=cfg.steps,
+                  batch_at=lambda step: _batch(rng, gym, tokenizer, cfg.batch_size),
+                  lr_at=lambda step: warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps), out=out, desc="train policy",
+                  save_every=cfg.save_every, checkpoint=lambda step: _checkpoint(ckpt, model, opt, rng, step),
+                  tokens_per_s=True)
+    return save_policy(model, tokenizer, out, ckpt)
 
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
 
-    model.train()
-    log = open(out / "train_log.jsonl", "a")
-    t0, tokens = time.time(), 0
-    bar = progress(range(start, cfg.steps), desc="train policy", initial=start, total=cfg.steps)
-    for step in bar:
-        ids, attn, loss_mask = _batch(rng, gym, tokenizer, cfg.batch_size)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
-        targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # (B, T-1)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        tokens += int(attn.sum())
-        if step % 50 == 0 or step == cfg.steps - 1:
-            rate = tokens / max(1e-9, time.time() - t0)
-            log.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": lr_at(step),
-                                  "tokens_per_s": round(rate)}) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{rate:.0f}")
-        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            version, internal, gauss = rng.getstate()
-            save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state(),
-                             "data_rng": {"version": version, "state": list(internal), "gauss": gauss},
-                             "step": step + 1}, ckpt)
-    log.close()
-    model.eval()
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
-                                               eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if ckpt.exists():
-        ckpt.unlink()
-    return out
+def _checkpoint(ckpt: Path, model, opt, rng: random.Random, step: int) -> None:
+    """Model, optimizer, data stream, global RNGs and the next step."""
+    from prmkit.rundir import rng_state, save_checkpoint
+
+    version, internal, gauss = rng.getstate()
+    save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state(),
+                     "data_rng": {"version": version, "state": list(internal), "gauss": gauss}, "step": step}, ckpt)
+
+
+def _resume(ckpt: Path, model, opt, rng: random.Random) -> int:
+    """Restore what `_checkpoint` saved; returns the step to continue from."""
+    from prmkit.rundir import load_checkpoint, set_rng_state
+
+    state = load_checkpoint(ckpt)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    rng.setstate((state["data_rng"]["version"], tuple(state["data_rng"]["state"]), state["data_rng"]["gauss"]))
+    set_rng_state(state["rng"])
+    return state["step"]

@@ -9,8 +9,6 @@ checkpoint holds tensors and plain numbers only (loaded with `weights_only=True`
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,26 +78,10 @@ def _example(tokenizer, rng: random.Random, p_error: float) -> tuple[list[int], 
 
 def batch(tokenizer, seed: int, step: int, size: int, p_error: float):
     """Batch `step`: (ids, attention, loss mask), each (B, T), right-padded; a pure function of its arguments."""
-    import torch
+    from prmkit.gym.train_policy import pad_rows
 
     rng = random.Random(seed * 1_000_003 + step)
-    rows = [_example(tokenizer, rng, p_error) for _ in range(size)]
-    T = max(len(ids) for ids, _ in rows)
-    ids = torch.full((size, T), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
-    attn = torch.zeros((size, T), dtype=torch.long)  # (B, T)
-    loss_mask = torch.zeros((size, T), dtype=torch.bool)  # (B, T)
-    for i, (s, m) in enumerate(rows):
-        ids[i, : len(s)] = torch.tensor(s)
-        attn[i, : len(s)] = 1
-        loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
-    return ids, attn, loss_mask
-
-
-def _lr_at(cfg: AgentPolicyConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+    return pad_rows([_example(tokenizer, rng, p_error) for _ in range(size)], tokenizer.pad_token_id)
 
 
 def _save_state(path: Path, model, opt, step: int) -> None:
@@ -119,11 +101,10 @@ def _load_state(path: Path, model, opt) -> int:
 
 def run(cfg: AgentPolicyConfig) -> Path:
     import torch
-    from transformers import GenerationConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from prmkit.gym.tokenizer import build_char_tokenizer
-    from prmkit.gym.train_policy import model_config
-    from prmkit.progress import progress
+    from prmkit.gym.train_policy import model_config, save_policy, train_char_lm, warmup_cosine
     from prmkit.rundir import check_resume, record_config
 
     if cfg.threads:
@@ -139,32 +120,9 @@ def run(cfg: AgentPolicyConfig) -> Path:
     check_resume(out, cfg, has_work=ckpt.exists(), ignore=("out", "threads", "save_every"), name="train_config.json")
     start = _load_state(ckpt, model, opt) if ckpt.exists() else 0  # no dropout: the weights and step are the state
     record_config(out, cfg, name="train_config.json")
-    model.train()
-    with open(out / "train_log.jsonl", "a") as log:
-        bar = progress(range(start, cfg.steps), desc="train agent policy", initial=start, total=cfg.steps)
-        for step in bar:
-            ids, attn, loss_mask = batch(tokenizer, cfg.seed, step, cfg.batch_size, cfg.p_error)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(cfg, step)
-            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
-            targets = ids[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # (B, T-1)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if step % 50 == 0 or step == cfg.steps - 1:
-                log.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": _lr_at(cfg, step)}) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-                _save_state(ckpt, model, opt, step + 1)
-    model.eval()
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
-                                               eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if ckpt.exists():
-        ckpt.unlink()
-    return out
+    train_char_lm(model, opt, start=start, steps=cfg.steps,
+                  batch_at=lambda step: batch(tokenizer, cfg.seed, step, cfg.batch_size, cfg.p_error),
+                  lr_at=lambda step: warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps), out=out,
+                  desc="train agent policy", save_every=cfg.save_every,
+                  checkpoint=lambda step: _save_state(ckpt, model, opt, step))
+    return save_policy(model, tokenizer, out, ckpt)
