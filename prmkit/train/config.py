@@ -124,6 +124,20 @@ def start_training(cfg, kind: str, gym_recipe) -> tuple:
     return cfg, out, traces, started
 
 
+def sampled_gym_traces(cfg, out: Path) -> list[Trace]:
+    """The outcome trainers' gym recipe: `cfg.samples` policy samples of `cfg.num_problems` train-split
+    problems, graded, cached in out/train_traces.jsonl (a rerun reads them back)."""
+    from prmkit.gym.samples import gym_traces
+    from prmkit.schema import read_traces, write_records
+
+    cache = out / "train_traces.jsonl"
+    if cache.exists():
+        return read_traces(cache)
+    traces = gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train")
+    write_records(cache, traces)
+    return traces
+
+
 def prepare_model(rm, cfg) -> None:
     """Store the run's prompt format with the model, and turn on gradient checkpointing if asked."""
     from prmkit.resolve import default_policy

@@ -18,7 +18,7 @@ from typing import ClassVar, Sequence
 from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
 from prmkit.train.config import (TrainerConfig, apply_lora, fit_and_save, fit_traces_for, loop_settings, prepare_model,
-                                 record_train_config, start_training)
+                                 record_train_config, sampled_gym_traces, start_training)
 
 LOSSES = ("ce", "dpo")
 
@@ -181,7 +181,7 @@ def run(cfg: TrainImplicitConfig) -> Path:
 
     if cfg.loss not in LOSSES:
         raise InputError(f"expected one of {LOSSES}, got {cfg.loss!r}", field="loss")
-    cfg, out, traces, started = start_training(cfg, "implicit", _traces)
+    cfg, out, traces, started = start_training(cfg, "implicit", sampled_gym_traces)
     labels = [outcome_target(t, i + 1, cfg.data or None) for i, t in enumerate(traces)]
     rm = build_model(cfg)
     prepare_model(rm, cfg)
@@ -216,18 +216,3 @@ def _loss_examples(rm, cfg, traces, encs, refs, labels) -> tuple:
         raise InputError("DPO needs problems with both right and wrong responses; found none", field="outcome")
     examples = [(encs[c], refs[c], encs[w], refs[w]) for c, w in pairs]
     return examples, dpo_loss_fn(rm, cfg.beta), [len(encs[c].input_ids) + len(encs[w].input_ids) for c, w in pairs]
-
-
-def _traces(cfg, out: Path) -> list[Trace]:
-    from prmkit.schema import read_traces, write_records
-    from prmkit.gym.samples import gym_traces
-    from prmkit.train.data import read_training_traces
-
-    if cfg.data:
-        return read_training_traces(cfg.data)
-    cache = out / "train_traces.jsonl"
-    if cache.exists():
-        return read_traces(cache)
-    traces = gym_traces("train", cfg.num_problems, cfg.samples, cfg.seed, desc="sample train")
-    write_records(cache, traces)
-    return traces

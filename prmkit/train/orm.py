@@ -14,7 +14,7 @@ from typing import ClassVar
 from prmkit.prompting import PromptOptions
 from prmkit.schema import Trace
 from prmkit.train.config import (TrainerConfig, apply_lora, fit_and_save, fit_traces_for, loop_settings, prepare_model,
-                                 record_train_config, start_training)
+                                 record_train_config, sampled_gym_traces, start_training)
 
 
 @dataclass
@@ -38,11 +38,10 @@ class TrainORMConfig(PromptOptions, TrainerConfig):
 
 def run(cfg: TrainORMConfig) -> Path:
     from prmkit.train.data import outcome_target
-    from prmkit.train.implicit import _traces
     from prmkit.train.loop import train_loop
     from prmkit.train.prm import load_backbone, n_known, step_examples, step_loss_fn
 
-    cfg, out, traces, started = start_training(cfg, "orm", _traces)
+    cfg, out, traces, started = start_training(cfg, "orm", sampled_gym_traces)
 
     def targets(t: Trace, line: int) -> list[float | None]:
         return [None] * (len(t.steps) - 1) + [outcome_target(t, line, cfg.data or None)]
