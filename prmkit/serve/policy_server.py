@@ -339,7 +339,8 @@ def run(cfg: ServePolicyConfig) -> None:
     from prmkit.policy.sample import make_sampler
     from prmkit.resolve import default_policy
 
-    sampler = make_sampler(cfg.model or default_policy(), "hf", sep=cfg.sep, batch_size=cfg.batch_size, device=cfg.device,
+    sampler = make_sampler(cfg.model or default_policy(), "hf", sep=cfg.sep, batch_size=cfg.batch_size,
+                           device=cfg.device,
                            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, prompt_options=cfg)
     name = cfg.model or "prmkit-gym-policy"
     import dataclasses

@@ -185,3 +185,24 @@ def test_gsm8k_equivalent_and_task_equivalences(gsm8k):
     assert answer_equivalence("gym") is None  # gym votes stay exact-string
     assert answer_equivalence("math")(r"\dfrac{1}{2}", "0.5") is True
     assert answer_equivalence("gsm8k")("7", "7.00") is True
+
+
+def test_task_level_grade_without_naming_the_task():
+    from prmkit.schema import Problem
+    from prmkit.tasks import gold_first_error, grade, graded_trace, has_own_steps
+
+    gym = Problem(id="g", prompt="Q:7,+3,*2\n", answer="20", task="gym")
+    # by hand: 7+3=10 is right, 10*2=21 is wrong (step 1), the stated answer 21 is not 20
+    assert grade(gym, "7+3=10\n10*2=21\nA:21") == ("21", False, 1)
+    assert grade(gym, "7+3=10\n10*2=20\nA:20") == ("20", True, -1)
+    gsm = Problem(id="s", prompt="q", answer="18", task="gsm8k")
+    assert grade(gsm, "9 * 2 = 18\n#### 18") == ("18", True, None)
+    assert grade(gsm, "#### 17") == ("17", False, None)
+    assert has_own_steps("gym") and not has_own_steps("gsm8k")
+    assert gold_first_error(gym, ["7+3=11", "A:22"]) == 0 and gold_first_error(gsm, ["#### 18"]) is None
+    t = graded_trace(gsm, "a\n\nb\n\n#### 18", ["ignored"], meta={"k": 1}, step_split="double_newline")
+    assert (t.steps, t.final_answer, t.outcome, t.first_error, t.meta) == (["a", "b", "#### 18"], "18", 1.0, None,
+                                                                           {"k": 1})
+    g = graded_trace(gym, "7+3=10\n\n10*2=20\nA:20", ["not", "used"], meta={"k": 1}, step_split="double_newline")
+    assert (g.steps, g.outcome, g.first_error) == (["7+3=10", "10*2=20", "A:20"], 1.0, -1)
+    assert g.meta == {"well_formed": True, "k": 1}
