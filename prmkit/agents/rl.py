@@ -19,12 +19,12 @@ import torch
 
 from prmkit.agents import judges, monitors, replay, rl_step, signals
 from prmkit.agents.credit import TURN_CREDIT, compute_turn_advantages
-from prmkit.agents.env import Episode, get_env_task
+from prmkit.agents.env import get_env_task
 from prmkit.agents.inputs import SHIPPED_AGENT, agent_policy  # noqa: F401  (SHIPPED_AGENT re-exported)
-from prmkit.agents.rollout import RolloutParams, rollout
+from prmkit.agents.rollout import RolloutParams, play_episodes
 from prmkit.errors import InputError
-from prmkit.rundir import check_resume, load_checkpoint, record_config, save_checkpoint
-
+from prmkit.rl.lifecycle import eval_due, load_state, records_upto, save_state
+from prmkit.rundir import check_resume, record_config
 
 
 @dataclass
@@ -143,28 +143,11 @@ def _problems(cfg: AgentRLConfig, split: str, n: int, offset: int = 0):
     return [make_problem(split, offset + i) for i in range(n)]
 
 
-def _play(sampler, task, problems, params: RolloutParams) -> tuple[list[Episode], list]:
-    episodes, tokens = [], []
-    for g, (ep, toks) in enumerate(rollout(sampler, problems, task.make_env, params)):
-        problem = problems[g // params.k]
-        ep.outcome = task.outcome(problem, ep)
-        ep.meta["group"] = g // params.k
-        if task.gold is not None:
-            gold = task.gold(problem, [t.action for t in ep.turns])
-            for turn, gt in zip(ep.turns, gold):
-                turn.gold = gt
-            ep.first_error = next((i for i, gt in enumerate(gold) if gt.get("wrong")), -1)
-        signals.attach_turn_extras(task, problem, ep)
-        episodes.append(ep)
-        tokens.append(toks)
-    return episodes, tokens
-
-
 def evaluate(sampler, task, problems, cfg: AgentRLConfig) -> dict:
     """Held-out success and error-free success, one episode per problem at fixed seeds."""
     params = RolloutParams(k=1, max_turns=cfg.max_turns, max_action_tokens=cfg.max_action_tokens,
                            temperature=1.0, seed=12_345)
-    episodes, _ = _play(sampler, task, problems, params)
+    episodes, _ = play_episodes(sampler, task, problems, params)
     ok = [e.outcome > 0.5 for e in episodes]
     clean = [o and e.first_error == -1 for o, e in zip(ok, episodes)]
     return {"success": sum(ok) / len(ok), "error_free_success": sum(clean) / len(clean)}
@@ -191,24 +174,22 @@ class AgentRLRun:
         self.start = 0
 
     # -------------------------------------------------------------------------------------------
+    def _state_parts(self) -> dict:
+        return {"model": self.model, "opt": self.opt, **self.models.parts()}
+
     def save(self, step: int) -> None:
-        save_checkpoint({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": step,
-                         **self.models.state_dict()}, self.out / "checkpoint.pt")
+        save_state(self.out / "checkpoint.pt", self._state_parts(), step=step)
 
     def resume(self) -> None:
         path = self.out / "checkpoint.pt"
         check_resume(self.out, self.cfg, has_work=path.exists(), ignore=("threads",))
-        if not path.exists():
+        state = load_state(path, self._state_parts(), optional=rl_step.OnlineModels.PARTS)
+        if state is None:
             return
-        state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.models.load_state_dict(state)
         self.start = int(state["step"])
         metrics = self.out / "metrics.jsonl"  # drop records of a step that ran after the last checkpoint
         if metrics.exists():
-            kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.start]
-            metrics.write_text("".join(line + "\n" for line in kept))
+            metrics.write_text("".join(json.dumps(r) + "\n" for r in records_upto(metrics, self.start)))
 
     # -------------------------------------------------------------------------------------------
     def step(self, step: int) -> dict:
@@ -217,7 +198,7 @@ class AgentRLRun:
         problems = _problems(cfg, "train", cfg.prompts_per_step, offset=rng.randrange(10 ** 6) * cfg.prompts_per_step)
         params = RolloutParams(k=cfg.k, max_turns=cfg.max_turns, max_action_tokens=cfg.max_action_tokens,
                                temperature=cfg.temperature, seed=cfg.seed * 7_919 + step)
-        episodes, tokens = _play(self.sampler, self.task, problems, params)
+        episodes, tokens = play_episodes(self.sampler, self.task, problems, params)
         tok = self.sampler.tokenizer
         tb = signals.token_batch(tokens, tok.pad_token_id)
         answers = [list(tok(f"A:{problems[e.meta['group']].answer}\n", add_special_tokens=False)["input_ids"])
@@ -260,7 +241,7 @@ class AgentRLRun:
                              initial=self.start, total=self.cfg.steps):
             record = self.step(step)  # its "step" is the number of steps done once it is applied
             done = step + 1
-            if done == self.cfg.steps or (self.cfg.eval_every and done % self.cfg.eval_every == 0):
+            if eval_due(done, self.cfg.steps, self.cfg.eval_every):
                 record["eval"] = evaluate(self.sampler, self.task, self.eval_set, self.cfg)
             records.append(record)
             log.write(json.dumps(record) + "\n")

@@ -12,6 +12,7 @@ from prmkit.agents import judges, signals
 from prmkit.agents.credit import TurnBatch, istar_prm_loss, needs, spa_loss
 from prmkit.agents.env import Episode
 from prmkit.agents.replay import ReplayBuffer
+from prmkit.rl.lifecycle import mean_stats, ppo_updates
 from prmkit.rl.losses import ppo_clip_loss
 
 
@@ -44,6 +45,8 @@ def turn_end_index(tokens, n: int) -> torch.Tensor:
 class OnlineModels:
     """The models a method trains beside the policy, made on first use."""
 
+    PARTS = ("prm", "prm_opt", "progress", "progress_opt", "replay")
+
     def __init__(self, cfg, policy_model):
         self.cfg, self.policy_model = cfg, policy_model
         self.prm = self.prm_opt = self.progress = self.progress_opt = None
@@ -60,22 +63,9 @@ class OnlineModels:
 
             self.lm_judge = load_judge(cfg.judge_model)
 
-    def state_dict(self) -> dict:
-        out = {}
-        if self.prm is not None:
-            out |= {"prm": self.prm.state_dict(), "prm_opt": self.prm_opt.state_dict()}
-        if self.progress is not None:
-            out |= {"progress": self.progress.state_dict(), "progress_opt": self.progress_opt.state_dict()}
-        if self.replay is not None:
-            out["replay"] = self.replay.state_dict()
-        return out
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("prm", "prm_opt", "progress", "progress_opt"):
-            if name in state and getattr(self, name) is not None:
-                getattr(self, name).load_state_dict(state[name])
-        if self.replay is not None and "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+    def parts(self) -> dict:
+        """The models, optimizers and replay buffer this method has, by checkpoint name."""
+        return {name: getattr(self, name) for name in self.PARTS if getattr(self, name) is not None}
 
 
 def method_inputs(cfg, models: OnlineModels, episodes: list[Episode], tokens, tb: signals.TokenBatch,
@@ -174,20 +164,17 @@ def update_online_models(models: OnlineModels, batch: TurnBatch, tb: signals.Tok
 def ppo_update(model, opt, tb: signals.TokenBatch, token_adv: torch.Tensor, cfg, step: int) -> dict:
     """One pass of PPO-clip over the batch in minibatches of episodes; only action tokens carry weight."""
     B = tb.ids.shape[0]
-    order = torch.randperm(B, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
-    losses, clip = [], []
-    model.train()
-    for c in range(0, B, cfg.minibatch):
-        rows = order[c:c + cfg.minibatch]
+
+    def loss_fn(rows: torch.Tensor):
         sub = signals.TokenBatch(tb.ids[rows], tb.attention[rows], tb.action_mask[rows], tb.old_logprobs[rows],
                                  tb.turn_of_token[rows], tb.turn_mask[rows])
         lp = signals.token_logprobs(model, sub)
         loss, stats = ppo_clip_loss(lp, sub.old_logprobs, token_adv[rows], sub.action_mask, cfg.clip_eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
-        clip.append(float(stats["clip_frac"]))
+        return loss, {"clip_frac": stats["clip_frac"]}
+
+    model.train()
+    stats = ppo_updates(model, opt, torch.arange(B), loss_fn,
+                        generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step), epochs=1,
+                        minibatch=cfg.minibatch, grad_clip=cfg.grad_clip)
     model.eval()
-    return {"loss": sum(losses) / len(losses), "clip_frac": sum(clip) / len(clip)}
+    return mean_stats(stats)

@@ -192,3 +192,34 @@ def rollout(sampler, problems: Sequence[Problem], make_env: EnvFactory, params: 
         out.append((Episode(problem_id=r.problem.id, prompt=r.problem.prompt, turns=r.turns, finished=r.finished,
                             answer=answer, meta={"k": r.k}), r.tokens))
     return out
+
+
+def play_episodes(sampler, task, problems: Sequence[Problem],
+                  params: RolloutParams) -> tuple[list[Episode], list]:
+    """K episodes per problem (`rollout`), each graded by the environment task: `outcome`, its problem's index
+    in `meta["group"]` and, where the task gives turn gold, each turn's `gold` and the episode's `first_error`
+    (index of the first wrong turn, -1 for none), and the task's optional per-turn extras
+    (`attach_turn_extras`). Returns (episodes, their EpisodeTokens)."""
+    episodes, tokens = [], []
+    for g, (ep, toks) in enumerate(rollout(sampler, problems, task.make_env, params)):
+        problem = problems[g // params.k]
+        ep.outcome = task.outcome(problem, ep)
+        ep.meta["group"] = g // params.k
+        if task.gold is not None:
+            gold = task.gold(problem, [t.action for t in ep.turns])
+            for turn, gt in zip(ep.turns, gold):
+                turn.gold = gt
+            ep.first_error = next((i for i, gt in enumerate(gold) if gt.get("wrong")), -1)
+        attach_turn_extras(task, problem, ep)
+        episodes.append(ep)
+        tokens.append(toks)
+    return episodes, tokens
+
+
+def attach_turn_extras(task, problem, episode: Episode) -> None:
+    """The environment's optional per-turn extras into `episode.meta`: the agent's own judgements
+    (`EnvTask.judgements`) and the relevance of each observation (`EnvTask.relevance`)."""
+    if task.judgements is not None:
+        episode.meta["judgements"] = task.judgements(problem, [t.action for t in episode.turns])
+    if task.relevance is not None:
+        episode.meta["relevance"] = task.relevance(problem, episode)

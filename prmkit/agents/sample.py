@@ -45,8 +45,7 @@ class AgentSampleConfig:
 def run(cfg: AgentSampleConfig) -> Path:
     from prmkit.agents.env import get_env_task
     from prmkit.agents.inputs import agent_policy, agent_problems
-    from prmkit.agents.rl import _play
-    from prmkit.agents.rollout import RolloutParams
+    from prmkit.agents.rollout import RolloutParams, play_episodes
     from prmkit.agents.turns import episode_trace
     from prmkit.errors import InputError
     from prmkit.policy.hf import HFSampler
@@ -58,7 +57,7 @@ def run(cfg: AgentSampleConfig) -> Path:
     problems = agent_problems(cfg.problems, cfg.env, cfg.split, cfg.num_problems)
     sampler = HFSampler.from_pretrained(agent_policy(cfg.model, cfg.env), device="cpu", batch_size=256)
     params = RolloutParams(k=cfg.k, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed)
-    episodes, _ = _play(sampler, task, problems, params)
+    episodes, _ = play_episodes(sampler, task, problems, params)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(asdict(e)) + "\n" for e in episodes))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from prmkit.agents.env import Episode
-from prmkit.agents.rollout import EpisodeTokens
+from prmkit.agents.rollout import EpisodeTokens, attach_turn_extras  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -139,15 +139,6 @@ def gold_flags(episodes: list[Episode], key: str) -> torch.Tensor:
         for k, turn in enumerate(e.turns):
             out[b, k] = float(turn.gold.get(key, 0.0))
     return out
-
-
-def attach_turn_extras(task, problem, episode: Episode) -> None:
-    """The environment's optional per-turn extras into `episode.meta`: the agent's own judgements
-    (`EnvTask.judgements`) and the relevance of each observation (`EnvTask.relevance`)."""
-    if task.judgements is not None:
-        episode.meta["judgements"] = task.judgements(problem, [t.action for t in episode.turns])
-    if task.relevance is not None:
-        episode.meta["relevance"] = task.relevance(problem, episode)
 
 
 def self_judgements(episodes: list[Episode]) -> torch.Tensor | None:

@@ -56,15 +56,14 @@ def run(cfg: AgentStatsConfig) -> dict:
     from prmkit.agents.env import get_env_task
     from prmkit.agents.hopgym import make_split
     from prmkit.agents.inputs import agent_policy
-    from prmkit.agents.rl import _play
-    from prmkit.agents.rollout import RolloutParams
+    from prmkit.agents.rollout import RolloutParams, play_episodes
     from prmkit.policy.hf import HFSampler
     from prmkit.schema import atomic_write_text
 
     problems = make_split(cfg.split, cfg.num_problems)  # validated before the model loads
     sampler = HFSampler.from_pretrained(agent_policy(cfg.model, "hopgym"), device="cpu", batch_size=256)
     params = RolloutParams(k=1, max_turns=cfg.max_turns, temperature=cfg.temperature, seed=cfg.seed)
-    episodes, _ = _play(sampler, get_env_task("hopgym"), problems, params)
+    episodes, _ = play_episodes(sampler, get_env_task("hopgym"), problems, params)
     stats = {**summarize(episodes), "config": asdict(cfg)}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

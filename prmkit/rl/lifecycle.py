@@ -49,10 +49,12 @@ def eval_due(done: int, total: int, every: int) -> bool:
 
 
 def save_state(path: Path, parts: dict[str, Any], **plain: Any) -> None:
-    """Write `plain` data and each part's `state_dict()` (None for a part the run does not have) to `path`."""
+    """Write `plain` data and each part's `state_dict()` to `path` (a part that is None, one the run does not
+    have, is not written)."""
     state = dict(plain)
     for name, part in parts.items():
-        state[name] = part.state_dict() if part is not None else None
+        if part is not None:
+            state[name] = part.state_dict()
     save_checkpoint(state, path)
 
 
