@@ -39,7 +39,7 @@ class TrainORMConfig(PromptOptions, TrainerConfig):
 def run(cfg: TrainORMConfig) -> Path:
     from prmkit.train.data import outcome_target
     from prmkit.train.loop import train_loop
-    from prmkit.train.prm import load_backbone, n_known, step_examples, step_loss_fn
+    from prmkit.train.classifier import load_backbone, n_known, step_examples, step_loss_fn
 
     cfg, out, traces, started = start_training(cfg, "orm", sampled_gym_traces)
 
