@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from prmkit.config import save_config
 from prmkit.errors import InputError
-from prmkit.schema import Trace
+from prmkit.evaluate.diagnostics import attack_probes, min_on_last_share, right_answer_wrong_step
+from prmkit.evaluate.metrics import (
+    bon_accuracy_curve, cot_pass_at_k, count_cot_correct, pass_at_k, predicted_first_error,
+)
+from prmkit.gym.samples import gym_traces
+from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
+from prmkit.rewards.aggregate import aggregate
+from prmkit.rewards.base import score_traces
+from prmkit.schema import Trace, atomic_write_text, read_traces, write_records
+from prmkit.tasks import GRADERS, answer_equivalence
 
 
 @dataclass
@@ -74,8 +84,6 @@ def outcome_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], ns:
                    resamples: int, seed: int, equivalent=None) -> dict:
     """Model-free references: majority vote curve, pass@k and (when gold first errors exist) CoT-pass@k.
     `equivalent`: the task's answer equivalence grouping votes (None = exact strings)."""
-    from prmkit.evaluate.metrics import bon_accuracy_curve, cot_pass_at_k, count_cot_correct, pass_at_k
-
     cands = [[(traces[i].final_answer, (traces[i].outcome or 0) >= 0.5, 0.0) for i in g] for g in groups]
     out = {"majority": bon_accuracy_curve(cands, ns, "majority", seed, resamples, equivalent)}
     n = len(groups[0])
@@ -90,9 +98,6 @@ def model_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], step_
                  aggregations: Sequence[str], ns: Sequence[int], resamples: int, seed: int,
                  equivalent=None) -> dict:
     """{aggregation: {"argmax": curve, "weighted": curve}} for one model's step scores."""
-    from prmkit.evaluate.metrics import bon_accuracy_curve
-    from prmkit.rewards.aggregate import aggregate
-
     out = {}
     for how in aggregations:
         cands = [[(traces[i].final_answer, (traces[i].outcome or 0) >= 0.5, aggregate(step_scores[i], how))
@@ -103,10 +108,6 @@ def model_curves(traces: Sequence[Trace], groups: Sequence[Sequence[int]], step_
 
 
 def model_diagnostics(rm, traces: Sequence[Trace], step_scores: Sequence[Sequence[float]]) -> dict:
-    from prmkit.evaluate.diagnostics import attack_probes, min_on_last_share, right_answer_wrong_step
-    from prmkit.evaluate.metrics import predicted_first_error
-    from prmkit.rewards.aggregate import aggregate
-
     out: dict = {"min_on_last_share": min_on_last_share(step_scores)}
     if rm.threshold is not None and all(t.first_error is not None for t in traces):
         preds = [predicted_first_error(s, rm.threshold) for s in step_scores]
@@ -123,8 +124,6 @@ def model_name(path: str, rm) -> str:
 
 def vote_equivalence(cfg: EvalBonConfig):
     """The answer equivalence of --task for the votes; says so when a user's data votes by exact string."""
-    from prmkit.tasks import GRADERS, answer_equivalence
-
     if cfg.task and cfg.task not in GRADERS:
         raise InputError(f"unknown task {cfg.task!r}; expected one of {sorted(GRADERS)}", field="task")
     if not cfg.task:
@@ -136,12 +135,6 @@ def vote_equivalence(cfg: EvalBonConfig):
 
 
 def run(cfg: EvalBonConfig) -> dict:
-    from prmkit.config import save_config
-    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
-    from prmkit.rewards.base import score_traces
-    from prmkit.schema import atomic_write_text, read_traces, write_records
-    from prmkit.gym.samples import gym_traces
-
     out = Path(cfg.out)
     data = read_traces(check_file(cfg.data, "data", "graded traces")) if cfg.data else None
     gym = data is None or all_gym_prompts(t.prompt for t in data)

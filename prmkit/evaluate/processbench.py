@@ -18,8 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from prmkit.config import save_config
 from prmkit.errors import InputError
-from prmkit.schema import Trace
+from prmkit.evaluate.diagnostics import min_on_last_share, right_answer_wrong_step
+from prmkit.evaluate.metrics import auroc, ece, fit_threshold, predicted_first_error, processbench_f1
+from prmkit.formats import processbench
+from prmkit.gym.samples import gym_traces
+from prmkit.prompting import record_format
+from prmkit.reading import read_input_text
+from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
+from prmkit.rewards.aggregate import aggregate
+from prmkit.rewards.base import score_traces
+from prmkit.schema import Trace, atomic_write_text, dumps_strict_json, iter_jsonl, read_traces, write_records
 
 
 @dataclass
@@ -69,9 +79,6 @@ def gold_step_labels(first_error: int, num_steps: int) -> list[tuple[int, int]]:
 def evaluate_scores(step_scores: Sequence[Sequence[float]], gold: Sequence[int], threshold: float,
                     outcomes: Sequence[float | None] | None = None) -> dict:
     """F1 / accuracies at `threshold`, step AUROC and ECE, and the "Lessons" diagnostics."""
-    from prmkit.evaluate.diagnostics import min_on_last_share, right_answer_wrong_step
-    from prmkit.evaluate.metrics import auroc, ece, predicted_first_error, processbench_f1
-
     preds = [predicted_first_error(s, threshold) for s in step_scores]
     res = processbench_f1(preds, gold)
     probs, labels = [], []
@@ -91,9 +98,6 @@ def evaluate_scores(step_scores: Sequence[Sequence[float]], gold: Sequence[int],
 
 def fit_model_threshold(rm, traces: Sequence[Trace], source: str = "") -> dict:
     """Fit τ maximising F1 on `traces` (a split not reported) and store it on `rm`; returns the fit record."""
-    from prmkit.evaluate.metrics import fit_threshold
-    from prmkit.rewards.base import score_traces
-
     traces = require_gold(traces, source)
     scores = score_traces(rm, traces)
     tau, f1 = fit_threshold(scores, [t.first_error for t in traces])
@@ -111,10 +115,6 @@ def require_gold(traces: Sequence[Trace], source: str = "") -> list[Trace]:
 
 def read_eval_traces(path: str) -> list[Trace]:
     """prmkit JSONL, or ProcessBench's layout (a JSON array per split, or JSONL of its records)."""
-    from prmkit.formats import processbench
-    from prmkit.reading import read_input_text
-    from prmkit.schema import iter_jsonl, read_traces
-
     p = Path(path)
     text = read_input_text(p)
     if text.lstrip().startswith("["):
@@ -135,7 +135,6 @@ def read_eval_traces(path: str) -> list[Trace]:
 def eval_traces(cfg) -> list[Trace]:
     if cfg.data:
         return require_gold(read_eval_traces(cfg.data), cfg.data)
-    from prmkit.gym.samples import gym_traces
 
     return gym_traces(cfg.split, cfg.num_problems, cfg.samples, cfg.seed, desc=f"sample {cfg.split}")
 
@@ -144,8 +143,6 @@ def write_scored(path: Path, traces: Sequence[Trace], scores: Sequence[Sequence[
     """Traces with `meta["rm"] = {step_scores, score, aggregation}` (the `prmkit score` output layout)."""
     from dataclasses import replace
 
-    from prmkit.rewards.aggregate import aggregate
-    from prmkit.schema import write_records
 
     write_records(path, [replace(t, meta={**t.meta, "rm": {"step_scores": s, "score": aggregate(s, rm.aggregation),
                                                            "aggregation": rm.aggregation, "kind": rm.kind}})
@@ -153,11 +150,6 @@ def write_scored(path: Path, traces: Sequence[Trace], scores: Sequence[Sequence[
 
 
 def run(cfg: EvalProcessBenchConfig) -> dict:
-    from prmkit.config import save_config
-    from prmkit.resolve import all_gym_prompts, check_file, parse_rm_spec
-    from prmkit.rewards.base import score_traces
-    from prmkit.schema import atomic_write_text, dumps_strict_json
-
     out = Path(cfg.out)
     # the data, the fit data and the model spec are read and checked before any model loads
     data = require_gold(read_eval_traces(check_file(cfg.data, "data", "traces with gold first errors")), cfg.data) \
@@ -183,7 +175,6 @@ def run(cfg: EvalProcessBenchConfig) -> dict:
                 "data": cfg.data or f"gym:{cfg.split}", "threshold_source": "--threshold" if cfg.threshold >= 0 else
                 ("--fit-data" if fit else "stored with the model"), "threshold_fit": fit or rm.meta.get("threshold_fit")})
     save_config(out, cfg)
-    from prmkit.prompting import record_format
 
     record_format(out, rm)  # the format the model read the traces with (saved in its dir)
     write_scored(out / "scored.jsonl", traces, scores, rm)
