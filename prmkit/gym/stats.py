@@ -8,8 +8,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from prmkit.config import save_config
 from prmkit.data import SHIPPED_POLICY_DIR
-from prmkit.schema import Trace
+from prmkit.policy.base import SamplingParams
+from prmkit.policy.sample import make_sampler, sample_traces
+from prmkit.schema import Trace, atomic_write_text, write_records
 
 
 @dataclass
@@ -48,11 +51,7 @@ def compute_stats(traces: list[Trace]) -> dict:
 
 
 def run(cfg: GymStatsConfig) -> dict:
-    from prmkit.config import save_config
     from prmkit.gym.task import make_split
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.sample import make_sampler, sample_traces
-    from prmkit.schema import atomic_write_text, write_records
 
     problems = make_split(cfg.split, cfg.num_problems)
     sampler = make_sampler(cfg.model or str(SHIPPED_POLICY_DIR))

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
+from prmkit.label.verify import label_verify
+from prmkit.policy.base import SamplingParams
+from prmkit.policy.sample import make_sampler, sample_traces
+from prmkit.resolve import default_policy
+from prmkit.schema import read_traces, write_records
 
 STRONG_VERIFIER_SAMPLES = (  # (temperature, first train problem, problems, seed); 4 samples per problem
     (1.0, 0, 4000, 101),
@@ -27,11 +32,6 @@ def checked_traces(work: Path, samples: Sequence[tuple[float, int, int, int]] = 
     import torch
 
     from prmkit.gym.task import make_split
-    from prmkit.label.verify import label_verify
-    from prmkit.policy.base import SamplingParams
-    from prmkit.policy.sample import make_sampler, sample_traces
-    from prmkit.resolve import default_policy
-    from prmkit.schema import read_traces, write_records
 
     torch.set_num_threads(1)
     sampler = make_sampler(default_policy())

@@ -14,8 +14,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from prmkit.config import save_config
+from prmkit.errors import InputError
+from prmkit.policy.sample import make_sampler
+from prmkit.prompting import PromptOptions, record_format
+from prmkit.ray_pool import check_backend, check_servers
+from prmkit.resolve import parse_rm_spec, policy_path, problems_are_gym, read_problems
+from prmkit.schema import atomic_write_text, write_records
+from prmkit.search import SEARCHES
 from prmkit.search.base import SearchParams
-from prmkit.prompting import PromptOptions
+from prmkit.search.pav import PAVScorer
+from prmkit.search.ray_backend import search_ray
 
 
 @dataclass
@@ -68,7 +77,6 @@ class SearchSources(PromptOptions):
         """(problems, policy name, reward-model spec): every source read or checked, no model loaded. Gym
         defaults (policy, PRM) apply on gym problems only (`prmkit.resolve`)."""
         from prmkit.gym.task import check_prompts, make_split
-        from prmkit.resolve import parse_rm_spec, policy_path, problems_are_gym, read_problems
 
         problems = read_problems(self.problems) if self.problems else make_split(self.split, self.num_problems)
         check_prompts(problems, self.problems or None)
@@ -76,13 +84,9 @@ class SearchSources(PromptOptions):
         model = policy_path(self.model, "model", gym) if self.sampler == "hf" else self.model
         spec = parse_rm_spec(self.prm, "prm", gym, self.prm_token, self.flip_rate)
         if self.flip_rate and spec.form != "checker":
-            from prmkit.errors import InputError
-
             raise InputError(f"--flip-rate applies to the gym checker only (--prm checker), not to the "
                              f"{spec.describe()}", field="flip_rate")
         if self.prm_kv_cache and spec.form in ("checker", "remote"):
-            from prmkit.errors import InputError
-
             raise InputError(f"--prm-kv-cache needs a local discriminative PRM, not the {spec.describe()} (a server "
                              "caches prefixes itself)", field="prm_kv_cache")
         return problems, model, spec
@@ -95,8 +99,6 @@ class SearchSources(PromptOptions):
 
     def load_models(self, model: str, spec, aggregation: str = ""):
         """(sampler, reward model) for a policy and reward-model spec `check` returned; sets torch's CPU threads."""
-        from prmkit.policy.sample import make_sampler
-
         if self.threads:
             import torch
 
@@ -149,8 +151,6 @@ def make_reward_model(spec: str, flip_rate: float = 0.0, aggregation: str = "", 
                       readout: str = "", trust_remote_code: bool = False, dtype: str = "", kv_cache: int = 0,
                       token: str = ""):
     """The reward model a spec names (`prmkit.resolve.parse_rm_spec`'s grammar; empty = the shipped gym PRM)."""
-    from prmkit.resolve import parse_rm_spec
-
     rm = parse_rm_spec(spec, "prm", True, token, flip_rate).load(aggregation, device, readout, trust_remote_code,
                                                                    dtype)
     return with_kv_cache(rm, kv_cache)
@@ -160,8 +160,6 @@ def with_kv_cache(rm, kv_cache: int):
     """`rm` keeping up to `kv_cache` scored positions (0 = off); only a local discriminative PRM can."""
     if kv_cache:
         if not hasattr(rm, "set_kv_cache"):
-            from prmkit.errors import InputError
-
             raise InputError(f"--prm-kv-cache needs a local discriminative PRM; {type(rm).__name__} has no "
                              "key/value prefix cache (a server caches prefixes itself)", field="prm_kv_cache")
         rm.set_kv_cache(kv_cache)
@@ -175,11 +173,6 @@ def search_params(cfg) -> SearchParams:
 def check(cfg: SearchConfig):
     """(params, problems, policy name, reward-model specs — --prm's, then each of --prm-servers —, prover spec or
     None): every option and source checked, no model loaded."""
-    from prmkit.errors import InputError
-    from prmkit.ray_pool import check_backend, check_servers
-    from prmkit.resolve import parse_rm_spec
-    from prmkit.search import SEARCHES
-
     if cfg.method not in SEARCHES:
         raise InputError(f"unknown method {cfg.method!r}; expected one of {sorted(SEARCHES)}", field="method")
     check_backend(cfg.backend, cfg.workers)
@@ -199,27 +192,19 @@ def load_models(cfg: SearchConfig, model: str, spec, prover):
     """(sampler, reward model) of one search process: the PRM wrapped with PAV's prover when --prover is set."""
     sampler, rm = cfg.load_models(model, spec, cfg.aggregation)
     if prover is not None:
-        from prmkit.search.pav import PAVScorer
-
         rm = PAVScorer(rm, prover.load(cfg.aggregation, cfg.device), cfg.pav_alpha)
     return sampler, rm
 
 
 def run(cfg: SearchConfig) -> dict:
-    from prmkit.config import save_config
-    from prmkit.search import SEARCHES
-
     params, problems, model, specs, prover = check(cfg)          # everything checked before any load
     if cfg.backend == "ray" and problems:
-        from prmkit.search.ray_backend import search_ray
-
         result, sampler = search_ray(cfg, params, problems, model, specs, prover, load_models)
     else:
         sampler, rm = load_models(cfg, model, specs[0], prover)
         result = SEARCHES[cfg.method](problems, sampler, rm, params)
     out = Path(cfg.out)
     save_config(out, cfg)
-    from prmkit.prompting import record_format
 
     record_format(out, sampler)  # the policy's (the reward model's is in its own dir)
     summary = write_run(out, cfg.method, params, result)
@@ -233,8 +218,6 @@ def run(cfg: SearchConfig) -> dict:
 
 def write_run(out: Path, method: str, params: SearchParams, result) -> dict:
     """traces.jsonl, results.json (returned) and, for MCTS, trees.jsonl of a finished search."""
-    from prmkit.schema import atomic_write_text, write_records
-
     write_records(out / "traces.jsonl", result.to_traces())
     summary = {**result.summary(), "params": asdict(params),
                "per_problem": [{"id": r.problem.id, "answer": r.answer, "correct": r.correct,

@@ -19,7 +19,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
+from prmkit.config import save_config
+from prmkit.errors import InputError
+from prmkit.progress import progress
+from prmkit.prompting import record_format
+from prmkit.report import table_html, write_page
+from prmkit.schema import atomic_write_text
+from prmkit.search import SEARCHES
 from prmkit.search.base import SearchParams
+from prmkit.search.best_of_n import subsample
 from prmkit.search.run import SearchSources
 
 
@@ -86,7 +94,6 @@ def cached_points(cache: Path | None, key: str, fn: Callable[[], list[dict]], on
     `cache`: always `fn()`."""
     if cache is None:
         return fn()
-    from prmkit.schema import atomic_write_text
 
     path = cache / f"{key}.json"
     if path.exists():
@@ -122,9 +129,6 @@ def sweep(problems, sampler, rm, methods: Sequence[str], ns: Sequence[int], seed
     (`cached_points`; `only_cached`: compute none)."""
     from dataclasses import replace
 
-    from prmkit.progress import progress
-    from prmkit.search import SEARCHES
-    from prmkit.search.best_of_n import subsample
 
     jobs = [(m, None if m == "best_of_n" else n, s) for s in seeds for m in methods
             for n in ([max(ns)] if m == "best_of_n" else ns)]
@@ -212,8 +216,6 @@ CURVE_HEADER = ("method", "N", "seeds", "problems", "accuracy ± sd", "policy to
 
 
 def write_report(out: Path, curve: dict, png: Path, extra: list[tuple[str, str]] = (), title: str = "") -> Path:
-    from prmkit.report import table_html, write_page
-
     img = f'<img src="data:image/png;base64,{__import__("base64").b64encode(png.read_bytes()).decode()}">'
     sections = [("Accuracy vs compute", img), ("Points", table_html(curve_rows(curve), CURVE_HEADER)), *extra]
     return write_page(out / "report.html", title or "prmkit eval-search", sections)
@@ -224,7 +226,6 @@ def temperature_sweep(problems, sampler, rm, base, temperatures, top_ps, n: int,
     """Best-of-N (base.select) accuracy for each temperature x top-p ("Bag of Tricks"-style sweep)."""
     from dataclasses import replace
 
-    from prmkit.search import SEARCHES
 
     rows = []
     for t in temperatures:
@@ -247,12 +248,6 @@ def _config_key(cfg: EvalSearchConfig) -> str:
 
 
 def run(cfg: EvalSearchConfig) -> dict:
-    from prmkit.config import save_config
-    from prmkit.errors import InputError
-    from prmkit.report import table_html
-    from prmkit.schema import atomic_write_text
-    from prmkit.search import SEARCHES
-
     unknown = [m for m in cfg.methods.split(",") if m not in SEARCHES]
     if unknown:
         raise InputError(f"unknown search method(s) {unknown}; expected names from {sorted(SEARCHES)}",
@@ -260,7 +255,6 @@ def run(cfg: EvalSearchConfig) -> dict:
     problems, sampler, rm = cfg.load(cfg.aggregation)
     out = Path(cfg.out)
     save_config(out, cfg)
-    from prmkit.prompting import record_format
 
     record_format(out, sampler)  # the policy's (the reward model's is in its own dir)
     base = SearchParams(**{f.name: getattr(cfg, f.name) for f in fields(SearchParams)})
