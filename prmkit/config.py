@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import inspect
 import json
 import textwrap
@@ -69,6 +70,16 @@ def cli_fields(cls: type) -> list[dataclasses.Field]:
     return [by_name[n] for n in names]
 
 
+def _choices_note(cls: type, name: str) -> str:
+    """' (one of: a, b, c)' for a field whose class names its registry in `CLI_CHOICES` ({field: "module:DICT"}),
+    read when the command is built, so a newly registered method shows in --help without editing it."""
+    spec = getattr(cls, "CLI_CHOICES", {}).get(name)
+    if not spec:
+        return ""
+    module, attr = spec.split(":")
+    return f" (one of: {', '.join(getattr(importlib.import_module(module), attr))})"
+
+
 def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., Any]:
     """A function whose keyword parameters are `cls`'s fields (typer reads them as options) and
     which calls `fn(cls(**kwargs))`."""
@@ -88,7 +99,7 @@ def command_from_config(cls: type, fn: Callable[[Any], Any]) -> Callable[..., An
             name = f"{name}/--no-{name[2:]}"
         # a list option (repeatable) shows its item type, so the help table keeps its width
         extra = {"metavar": "<str>"} if typing.get_origin(_option_type(hints[f.name])) is list else {}
-        opt = typer.Option(default, name, help=docs.get(f.name, ""), **extra)
+        opt = typer.Option(default, name, help=docs.get(f.name, "") + _choices_note(cls, f.name), **extra)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
                                         annotation=_option_type(hints[f.name])))
 

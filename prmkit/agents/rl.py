@@ -31,10 +31,12 @@ from prmkit.rundir import check_resume, record_config
 class AgentRLConfig:
     """RL for a multi-turn agent with turn-level credit (grpo, rloo, igpo, istar, spa, gigpo, attributed, ...)."""
 
+    CLI_CHOICES = {"method": "prmkit.agents.credit:TURN_CREDIT"}  # --help lists the registered names
+
     out: str = "runs/agent-rl"
     """run directory (metrics.jsonl, config.json, checkpoint.pt); rerunning with the same --out resumes"""
     method: str = "grpo"
-    """turn-credit method (prmkit.agents.credit)"""
+    """turn-credit method, as registered in prmkit/agents/credit/"""
     model: str = ""
     """policy: local dir or hub id (empty: hopgym's shipped agent policy)"""
     env: str = "hopgym"

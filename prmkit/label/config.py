@@ -13,8 +13,10 @@ from prmkit.prompting import PromptOptions
 class LabelConfig(PromptOptions):
     """Label the steps of traces automatically (MC, OmegaPRM, SCAN, tools, judge, consensus, progress)."""
 
+    CLI_CHOICES = {"method": "prmkit.label.methods:LABELLERS"}  # --help lists the registered names
+
     method: str = "mc"
-    """mc | omega | scan | verify | judge | consensus | progress"""
+    """labelling method, as registered in prmkit/label/methods.py"""
     traces: str = ""
     """input traces JSONL (prmkit schema)"""
     out: str = "runs/label"

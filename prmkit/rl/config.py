@@ -14,10 +14,12 @@ from prmkit.rl.methods import ADVANTAGES, get_method
 class RLConfig(PromptOptions):
     """RL on a causal LM with outcome and/or process rewards (GRPO, RLOO, PRIME, PURE, PAV, PROF, ...)."""
 
+    CLI_CHOICES = {"reward": "prmkit.rl.methods:ADVANTAGES"}  # --help lists the registered names
+
     out: str = "runs/rl"
     """run directory (metrics.jsonl, tb/, checkpoint/, policy/); rerunning with the same --out resumes"""
     reward: str = "grpo"
-    """method: grpo, rloo, prime, pure, pure-sum, pav, prof, pgrpo, renorm, clip, delta, par, trust"""
+    """advantage method, as registered in prmkit/rl/methods.py"""
     model: str = ""
     """policy to start from: local dir or hub id (empty: the shipped gym policy)"""
     prm: str = ""

@@ -118,10 +118,12 @@ class SearchConfig(SearchParams, SearchSources):
     The search knobs are `SearchParams`'s own fields and the problem / model fields `SearchSources`'s
     (both inherited with their docs), so the command line and the library cannot drift apart."""
 
+    CLI_CHOICES = {"method": "prmkit.search:SEARCHES"}  # --help lists the registered names
+
     out: str = "runs/search"
     """run directory (traces.jsonl, results.json, config.json)"""
     method: str = "beam"
-    """best_of_n, beam, dvts, early_reject or mcts"""
+    """search strategy, as registered with @search_strategy in prmkit/search/"""
     prover: str = ""
     """PAV ranking: a second reward model read as the prover's Q (same forms as --prm); empty = off"""
     pav_alpha: float = 0.5
