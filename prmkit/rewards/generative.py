@@ -27,7 +27,6 @@ verdict; use float('nan') to make gaps loud).
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -35,6 +34,8 @@ from typing import Any, Sequence
 from prmkit.policy.base import SamplingParams
 from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import ScorerStats
+from prmkit.rewards.verdicts import (Verdict, cased_pair, parse_final_verdict, parse_step_verdicts, parse_yes_no,
+                                     top_logprob_verdict, verdict_probability)
 
 THINKPRM_TEMPLATE = (
     "Problem:\n{problem}\n\nProposed solution:\n{solution}\n\n"
@@ -51,116 +52,6 @@ STYLES: dict[str, tuple[tuple[str, str], str, bool]] = {
     "thinkprm": (("correct", "incorrect"), THINKPRM_TEMPLATE, False),
     "genprm": (("Yes", "No"), GENPRM_TEMPLATE, True),
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# parsing (pure)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    positive: bool
-    start: int  # character offset of the verdict word in the chain's text
-    word: str  # the word as written
-
-
-_BOXED = r"\\boxed\s*\{{\s*(?:\\text(?:bf)?\s*\{{\s*)?\**\s*({words})\b"
-_STEP_HEADER = re.compile(r"(?im)^[\s*#>_-]*step\s*(\d+)\b")
-_FINAL = re.compile(r"(?i)is the solution correct\?*\s*\**\s*(yes|no)\b")
-_JUDGEMENT = re.compile(r"(?i)(?:judge?ment|verdict|answer|correct\?)\s*\**\s*[:\-]?\s*\**\s*(yes|no)\b")
-
-
-def _boxed(words: Sequence[str]) -> re.Pattern:
-    return re.compile(_BOXED.format(words="|".join(re.escape(w) for w in words)), re.IGNORECASE)
-
-
-_BOXED_STEP = _boxed(["incorrect", "correct"])  # longest first
-_BOXED_YES_NO = _boxed(["yes", "no"])
-
-
-def parse_step_verdicts(text: str, num_steps: int) -> list[Verdict | None]:
-    """ThinkPRM-style per-step verdicts: `\\boxed{correct}` / `\\boxed{incorrect}` (also
-    `\\boxed{\\text{correct}}`, any case) mapped to steps.
-
-    A verdict belongs to the step named by the nearest `Step k` header before it; with no headers,
-    verdicts go to steps in the order written. When a step gets several verdicts (re-verification)
-    the last one counts. Steps without a verdict are None; verdicts for steps beyond `num_steps`
-    are ignored.
-    """
-    out: list[Verdict | None] = [None] * num_steps
-    headers = [(m.start(), int(m.group(1)) if len(m.group(1)) <= 12 else 0)  # 0: no such step
-               for m in _STEP_HEADER.finditer(text)]
-    for order, m in enumerate(_BOXED_STEP.finditer(text)):
-        before = [k for pos, k in headers if pos < m.start()]
-        k = before[-1] - 1 if before else (order if not headers else -1)
-        if 0 <= k < num_steps:
-            out[k] = Verdict(m.group(1).lower() == "correct", m.start(1), m.group(1))
-    return out
-
-
-def parse_final_verdict(text: str) -> Verdict | None:
-    """ThinkPRM's closing `Is the solution correct? Yes|No` (markdown bold allowed), last one wins."""
-    found = list(_FINAL.finditer(text))
-    if not found:
-        return None
-    m = found[-1]
-    return Verdict(m.group(1).lower() == "yes", m.start(1), m.group(1))
-
-
-def parse_yes_no(text: str) -> Verdict | None:
-    """GenPRM-style judgement: the last `\\boxed{Yes|No}`, else the last `Judgement: Yes|No`
-    (also `**Yes**`, `Verdict:`, `Answer:`); None when there is neither."""
-    found = list(_BOXED_YES_NO.finditer(text)) or list(_JUDGEMENT.finditer(text))
-    if not found:
-        return None
-    m = found[-1]
-    return Verdict(m.group(1).lower() == "yes", m.start(1), m.group(1))
-
-
-def verdict_probability(logp_pos: float, logp_neg: float) -> float:
-    """P(pos) / (P(pos) + P(neg)) from log-probabilities (GenPRM's step score, arXiv 2504.00891)."""
-    if math.isinf(logp_pos) and math.isinf(logp_neg):
-        return float("nan")
-    return 1.0 / (1.0 + math.exp(min(700.0, logp_neg - logp_pos)))
-
-
-def top_logprob_probability(top: dict[str, float], pos: Sequence[str], neg: Sequence[str]) -> float | None:
-    """GenPRM's rule on an API's top logprobs at the verdict token: a side missing from the list
-    gets the smallest logprob returned; None when neither side is listed.
-
-    `pos`/`neg`: the token strings that count for each side (e.g. ["Yes", " Yes"])."""
-    lp = [max((top[t] for t in side if t in top), default=None) for side in (pos, neg)]
-    if lp[0] is None and lp[1] is None:
-        return None
-    floor = min(top.values())
-    return verdict_probability(lp[0] if lp[0] is not None else floor, lp[1] if lp[1] is not None else floor)
-
-
-def top_logprob_verdict(text: str, v: Verdict, tokens: Sequence[str], top: Sequence[dict | None],
-                        pair: tuple[str, str]) -> float | None:
-    """`top_logprob_probability` at the token where verdict `v` starts, from an API's per-token
-    strings and top logprobs. A listed token counts for a side when it spells the start of that
-    side's word (after whatever of the token comes before the word, e.g. a space or `{`).
-    None when offsets cannot be matched to the text or neither side is listed."""
-    if len(tokens) != len(top) or sum(map(len, tokens)) != len(text):
-        return None
-    pos = 0
-    for tok_str, alternatives in zip(tokens, top):
-        if pos <= v.start < pos + len(tok_str):
-            lead = text[pos:v.start]
-            if not alternatives:
-                return None
-
-            def keys(word: str) -> list[str]:
-                return [t for t in alternatives if len(t) > len(lead) and (lead + word).startswith(t)]
-
-            # a token that spells the start of both words (e.g. lead only) decides nothing
-            pos_keys, neg_keys = keys(pair[0]), keys(pair[1])
-            shared = set(pos_keys) & set(neg_keys)
-            return top_logprob_probability(dict(alternatives), [t for t in pos_keys if t not in shared],
-                                           [t for t in neg_keys if t not in shared])
-        pos += len(tok_str)
-    return None
 
 
 def _openai_top_logprobs(sampler: Any, prompts: list[str], params: SamplingParams, seeds: list[int],
@@ -190,15 +81,6 @@ def _openai_top_logprobs(sampler: Any, prompts: list[str], params: SamplingParam
         sampler.stats.calls += 1
         out += groups
     return out
-
-
-def _cased(pair: tuple[str, str], written: str) -> tuple[str, str]:
-    """The verdict pair in the case the model wrote (`Correct` -> (`Correct`, `Incorrect`))."""
-    if written.isupper() and len(written) > 1:
-        return pair[0].upper(), pair[1].upper()
-    if written[:1].isupper():
-        return pair[0][:1].upper() + pair[0][1:], pair[1][:1].upper() + pair[1][1:]
-    return pair[0].lower(), pair[1].lower()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +224,7 @@ class GenerativeVerifier:
         out: list[float | None] = [None] * len(items)
         for n, (_, text, v, top) in enumerate(items):
             if top is not None:
-                out[n] = top_logprob_verdict(text, v, top[0], top[1], _cased(self.words, v.word))
+                out[n] = top_logprob_verdict(text, v, top[0], top[1], cased_pair(self.words, v.word))
         forced = [n for n in range(len(items)) if out[n] is None and self.model is not None and items[n][3] is None]
         if forced:
             for n, p in zip(forced, self._teacher_forced([items[n][:3] for n in forced])):
@@ -358,7 +240,7 @@ class GenerativeVerifier:
         prefixes, words = [], []
         for prompt, text, v in items:
             prefix = list(tok(prompt)["input_ids"]) + ids(text[:v.start])
-            for w in _cased(self.words, v.word):
+            for w in cased_pair(self.words, v.word):
                 prefixes.append(prefix)
                 words.append(ids(w))
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0

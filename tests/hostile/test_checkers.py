@@ -214,7 +214,7 @@ def test_gym_checker_on_a_trace_dividing_by_zero_names_the_trace():
 def test_judge_and_verifier_parsers_read_5000_digit_step_numbers():
     """Model output naming a 5,000-digit step: no such step (unparsed), not int()'s digit-limit error."""
     from prmkit.label.judge import parse_verdict
-    from prmkit.rewards.generative import parse_step_verdicts
+    from prmkit.rewards.verdicts import parse_step_verdicts
 
     huge = "9" * 5000
     assert parse_verdict(f"The first error is in Step {huge}.", 4) is None

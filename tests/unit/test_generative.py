@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from prmkit.policy.base import Completion, SamplerStats
-from prmkit.rewards.generative import (GenerativeVerifier, Verdict, parse_final_verdict, parse_step_verdicts,
-                                       parse_yes_no, top_logprob_probability, verdict_probability, word_logprobs)
+from prmkit.rewards.generative import GenerativeVerifier, word_logprobs
+from prmkit.rewards.verdicts import (Verdict, parse_final_verdict, parse_step_verdicts, parse_yes_no, top_logprob_probability,
+                                     verdict_probability)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -220,7 +221,7 @@ def test_plumbing_on_the_gym_model(gym_policy):
 
 
 def test_top_logprob_verdict_by_hand():
-    from prmkit.rewards.generative import top_logprob_verdict
+    from prmkit.rewards.verdicts import top_logprob_verdict
 
     ln = math.log
     text = "ok \\boxed{Yes}"
