@@ -217,6 +217,12 @@ def rloo(outcomes, groups, response_mask):
     return _broadcast(adv_fns.rloo_advantages(outcomes, groups), response_mask)
 
 
+@advantage_method("grpo_nostd")
+def grpo_nostd(outcomes, groups, response_mask):
+    # Dr. GRPO's advantage, arXiv 2503.20783: R minus the group mean, not divided by the group's std
+    return _broadcast(adv_fns.grpo_advantages(outcomes, groups, normalize_std=False), response_mask)
+
+
 @advantage_method("prime", needs=("implicit_prm",), whiten_option="prime_whiten")
 def prime(outcomes, groups, response_mask, token_rewards, process_coef, outcome_coef, prime_loo):
     # PRIME, arXiv 2502.01456: token_rewards = beta * log(pi_phi/pi_ref), set by the implicit PRM

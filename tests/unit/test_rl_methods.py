@@ -309,3 +309,10 @@ def test_finished_runs_are_read_from_their_metrics(tmp_path):
     assert finished_records(dataclasses.replace(cfg, device="cuda", threads=4)) == records  # resumable changes
     assert finished_records(dataclasses.replace(cfg, lr=1.0)) is None                        # other settings
     assert finished_records(dataclasses.replace(cfg, steps=3)) is None                       # not finished
+
+
+def test_grpo_nostd_hand_values():
+    # outcomes [1, 0] in one group: mean 0.5, so A = [0.5, -0.5] on every response token, no std division
+    # (GRPO would give [0.7071, -0.7071]: std of [1, 0] is 0.7071); row 0 has 5 tokens, row 1 has 4
+    b = two_row_batch([1.0, 0.0], [[1.0, 0.5], [0.0, 1.0]])
+    close(compute_advantages("grpo_nostd", b, RLConfig()), [[.5] * 5, [-.5] * 4 + [0]])

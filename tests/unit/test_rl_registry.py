@@ -70,8 +70,7 @@ def test_registration_refuses_duplicates_unknown_needs_and_missing_options():
 
 def test_every_method_reads_only_batch_values_and_options_and_declares_its_needs():
     options = {f.name for f in dataclasses.fields(RLConfig)}
-    assert sorted(ADVANTAGES) == sorted(["grpo", "rloo", "prime", "pure", "pure-sum", "pav", "prof", "pgrpo",
-                                         "renorm", "clip", "delta", "par", "trust"])
+    assert {"grpo", "rloo", "prime", "pure", "pav"} <= set(ADVANTAGES)  # (no closed list: adding a method edits no test)
     for name, m in ADVANTAGES.items():
         params = set(inspect.signature(m.fn).parameters)
         assert params <= set(BATCH_INPUTS) | {"process_coef"} | options, (name, params)
