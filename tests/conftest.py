@@ -44,6 +44,18 @@ def build_bpe_tokenizer(special: list[str] | None = None):
     return t
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: the tiny models are overhead-bound, and on a shared 2-core machine
+    two OpenMP threads can be many times slower (modules opt in with `pytestmark`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def char_tokenizer():
     from prmkit.gym.tokenizer import build_char_tokenizer

@@ -16,15 +16,7 @@ SHORT = make_split("test", 4)
 FAST = dict(max_step_tokens=24, max_steps=14, max_new_tokens=160)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny policy is overhead-bound; one thread avoids contention on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
 
 def test_beam_width_one_at_temperature_zero_is_greedy(gym_policy):

@@ -15,14 +15,7 @@ FAST = dict(n=4, beam_width=2, tau=3, max_step_tokens=16, max_steps=8, max_new_t
             max_iterations=8, lookahead=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (tests/conftest.py)
 
 
 @pytest.mark.parametrize("method", sorted(SEARCHES))
