@@ -36,6 +36,12 @@ HOSTILE_ANNOTATIONS = [
 ]
 
 
+# A hostile input must come back (unknown or wrong) instead of hanging. The sympy deadline is
+# MAX_SECONDS (1 s) of wall clock, checked on Python calls; on a loaded 2-core machine it has fired
+# ~2.2 s late, so the bound leaves room for load while still catching a check that runs on unbounded.
+HANG_BOUND_S = 10.0
+
+
 def _timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -47,10 +53,10 @@ def _short(step: str) -> str:
 
 
 @pytest.mark.parametrize("step", HOSTILE_ANNOTATIONS, ids=_short)
-def test_calculator_hostile_annotation_is_unknown_within_2s(step):
+def test_calculator_hostile_annotation_is_unknown_not_a_hang(step):
     check, elapsed = _timed(check_step, step)
     assert check.ok is None and check.covered, check.reason
-    assert elapsed < 2.0
+    assert elapsed < HANG_BOUND_S
     assert label_verify([Trace("p", "Q", [step])], checker="calculator")[0].labels.values == [None]
 
 
@@ -96,10 +102,10 @@ def _sympy_imported():
     "2+2=" + "4" * 10 ** 7,  # a 10 MB step
     "x = " * 10 ** 6,
 ], ids=_short)
-def test_sympy_hostile_step_is_unknown_within_2s(step):
+def test_sympy_hostile_step_is_unknown_not_a_hang(step):
     verdict, elapsed = _timed(check_equation_text, step)
     assert verdict is None
-    assert elapsed < 2.0
+    assert elapsed < HANG_BOUND_S
 
 
 def test_sympy_deadline_works_in_a_worker_thread():
@@ -114,8 +120,8 @@ def test_sympy_deadline_works_in_a_worker_thread():
 
     th = threading.Thread(target=work)
     th.start()
-    th.join(10)
-    assert got == {"verdict": None, "elapsed": got["elapsed"], "restored": True} and got["elapsed"] < 2.0
+    th.join(2 * HANG_BOUND_S)
+    assert got == {"verdict": None, "elapsed": got["elapsed"], "restored": True} and got["elapsed"] < HANG_BOUND_S
 
 
 def test_sympy_big_but_bounded_numbers_stay_exact():
@@ -153,14 +159,14 @@ def test_sympy_chains_and_definitions_by_hand():
 # gym
 
 
-def test_gym_step_of_5000_digits_is_wrong_within_2s():
+def test_gym_step_of_5000_digits_is_wrong_not_a_hang():
     """The gym checker is exact: a step number longer than any true value cannot be right (the
     brute-force reference agrees) and is read without int()'s 4,300-digit limit."""
     chain = parse_prompt("Q:7,+3,*2\n")
     huge = "9" * 5000
     for k, step in [(0, f"{huge}+3=10"), (1, f"10*2={huge}"), (2, f"A:{huge}")]:
         ok, elapsed = _timed(step_is_correct, step, k, chain)
-        assert ok is False and elapsed < 2.0
+        assert ok is False and elapsed < HANG_BOUND_S
     steps = ["7+3=10", f"10*2={huge}", "A:20"]
     assert first_error(steps, chain) == brute_force_first_error("Q:7,+3,*2\n", steps) == 1
     assert GymCheckerRM().score(["Q:7,+3,*2\n"], [steps]) == [[1.0, 0.0, 0.0]]
