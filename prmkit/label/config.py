@@ -64,9 +64,9 @@ class LabelConfig(PromptOptions):
     checker: str = "auto"
     """verify: auto | gym | calculator | sympy"""
     judge: str = "rule"
-    """judge/consensus: rule (gym checker with --judge-error-rate) or lm"""
+    """judge/consensus: rule (the gym's checker with --judge-error-rate; gym traces only) or lm"""
     judge_model: str = ""
-    """lm judge: local dir or hub id (empty with no --judge-base-url: the gym policy, for plumbing)"""
+    """lm judge: local dir or hub id (empty with no --judge-base-url: the gym policy, on gym traces only)"""
     judge_base_url: str = ""
     """lm judge: OpenAI-compatible endpoint"""
     judge_error_rate: float = 0.1

@@ -24,9 +24,8 @@ from prmkit.label.methods import get_labeller
 from prmkit.label.ray_backend import run_ray
 from prmkit.label.scan import self_confidence_by_problem
 from prmkit.label.worker import Worker
-from prmkit.resolve import default_policy
 from prmkit.progress import progress
-from prmkit.resolve import all_gym_prompts, check_model_name, policy_path, read_problems
+from prmkit.resolve import all_gym_prompts, check_model_name, default_policy, note, policy_path, read_problems
 from prmkit.rundir import check_resume, record_config
 from prmkit.schema import Problem, Trace, atomic_write_text, read_traces
 
@@ -84,13 +83,32 @@ def _chunks(start: int, traces: Sequence[Trace], size: int) -> list[list[tuple[i
 
 
 def _check_models(cfg: LabelConfig, traces) -> None:
-    """The policy names, checked before any model loads; the gym policy is a default on gym traces only."""
-    if cfg.sampler == "hf" and get_labeller(cfg.method).uses_policy:
-        policy_path(cfg.model, "model", all_gym_prompts(t.prompt for t in traces))
+    """The policy and judge names, checked before any model loads; the gym policy (and the rule judge,
+    the gym's checker) is a default on gym traces only."""
+    labeller = get_labeller(cfg.method)
+    gym = all_gym_prompts(t.prompt for t in traces)
+    if cfg.sampler == "hf" and labeller.uses_policy:
+        policy_path(cfg.model, "model", gym)
     for name in ("prover", "judge_model"):
         value = getattr(cfg, name, "")
         if value:
             check_model_name(value, name, "a causal LM")
+    if "judge" in labeller.needs:
+        _check_judge(cfg, gym)
+
+
+def _check_judge(cfg: LabelConfig, gym: bool) -> None:
+    """The rule judge reads gym problems only; an LM judge with no model and no server is the gym policy
+    on gym traces only (said so), and an error on other data."""
+    if cfg.judge == "rule":
+        if not gym:
+            raise InputError("--judge rule is the gym's exact first-error checker and reads gym problems only; "
+                             "these traces are not the gym's: pass --judge lm with --judge-model (a causal LM dir "
+                             "or hub id) or --judge-base-url (an OpenAI-compatible server)", field="judge")
+        note(f"judge: the gym's rule checker, wrong with probability {cfg.judge_error_rate} "
+             "(--judge rule; the data is the gym's)")
+    elif cfg.judge == "lm" and not cfg.judge_model and not cfg.judge_base_url:
+        policy_path("", "judge_model", gym)
 
 
 def summarize(path: Path, wall_s: float | None = None, **extra: Any) -> dict:

@@ -166,7 +166,7 @@ def test_queue_admission_answers_429():
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    assert r.status_code == 429 and elapsed < 1.0
+    assert r.status_code == 429 and elapsed < 5.0   # refused, not queued; a generous bound: it checks refusal, not speed
     assert "field 'steps'" in r.json()["detail"] and r.headers["retry-after"] == "1"
     assert ok.status_code == 200 and len(ok.json()["results"]) == 20
 

@@ -73,3 +73,39 @@ def test_label_report_without_gold_says_so_and_uses_a_reference(tmp_path, capsys
     assert (m["with_gold"], m["first_error_agreement"], m["bad_precision"], m["bad_recall"]) == (2, 0.5, 0.5, 1.0)
     saved = json.loads((tmp_path / "r1" / "label_report.json").read_text())
     assert "verify labels" in saved["reference"]
+
+
+def _user_traces(tmp_path):
+    traces = [Trace(problem_id="u1", prompt="Natalia sold clips to 48 friends. How many?\n",
+                    steps=["She sold 48.", "The answer is 48."], outcome=1.0, meta={"task": "math"})]
+    path = tmp_path / "user.jsonl"
+    write_records(path, traces)
+    return path
+
+
+@pytest.mark.parametrize("extra", [{}, {"judge": "lm"}], ids=["rule", "lm-without-model"])
+def test_judge_defaults_from_the_gym_refuse_user_traces_before_any_model_loads(tmp_path, monkeypatch, extra):
+    from prmkit.errors import InputError
+    from prmkit.label import worker
+    from prmkit.label.run import run
+
+    def boom(*a, **k):
+        raise AssertionError("a model loaded before the judge was checked")
+
+    monkeypatch.setattr(worker.Worker, "_load_judge", boom)
+    out = tmp_path / "judge"
+    with pytest.raises(InputError) as e:
+        run(LabelConfig(method="judge", traces=str(_user_traces(tmp_path)), out=str(out), **extra))
+    assert e.value.field in ("judge", "judge_model") and "--judge-model" in str(e.value)
+    assert not out.exists()
+
+
+def test_judge_rule_on_gym_traces_says_it_is_the_gym_checker(tmp_path, capsys):
+    from prmkit.gym.task import make_split, make_trace
+    from prmkit.label.run import run
+
+    path = tmp_path / "gym.jsonl"
+    write_records(path, [make_trace(p, "1+1=2\nA:-5") for p in make_split("test", 2)])
+    run(LabelConfig(method="judge", traces=str(path), out=str(tmp_path / "j")))
+    err = capsys.readouterr().err
+    assert "note: judge: the gym's rule checker, wrong with probability 0.1" in err
