@@ -70,7 +70,7 @@ def policy_backbone_prm() -> Path:
     out = WORK / "prm-policy-backbone"
     if not (out / "prmkit_rm.json").exists():
         data = checked_traces(WORK)
-        subprocess.run([str(ROOT / ".venv" / "bin" / "prmkit"), "train", "prm", "--data", str(data), "--out", str(out),
+        subprocess.run([sys.executable, "-m", "prmkit", "train", "prm", "--data", str(data), "--out", str(out),
                         "--lr", "3e-4", "--epochs", "1", "--batch-size", "32", "--threads", "2"], check=True, cwd=ROOT)
     return out
 

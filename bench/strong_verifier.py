@@ -36,7 +36,7 @@ OUT = ROOT / "bench" / "models" / "strong_verifier"
 
 
 def cli(*args: str) -> None:
-    subprocess.run([str(ROOT / ".venv" / "bin" / "prmkit"), *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "prmkit", *args], check=True, cwd=ROOT)
 
 
 def main() -> None:

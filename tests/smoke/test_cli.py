@@ -116,3 +116,9 @@ def test_demo_stages_resolve_to_callables():
         module_name, fn_name = target.split(":")
         fn = getattr(importlib.import_module(module_name), fn_name)
         assert list(inspect.signature(fn).parameters)[:2] == ["out_dir", "seed"], key
+
+
+def test_python_dash_m_runs_the_same_cli():
+    r = subprocess.run([sys.executable, "-m", "prmkit", "score", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "Usage: prmkit score" in r.stdout

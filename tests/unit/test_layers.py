@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("integrations",),
     ("score", "score_ray", "grade", "convert", "sample"),  # top-level commands
     ("demo",),
-    ("cli",),
+    ("cli", "__main__"),
 ]
 
 
