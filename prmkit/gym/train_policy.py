@@ -2,20 +2,20 @@
 
 Reproducible from a seed (fixed number of steps, seeded data stream, seeded init); checkpoints
 every `save_every` steps and resumes from the last one when rerun with the same output dir. Its
-training loop (`train_char_lm`, with `pad_rows`, `warmup_cosine`, `save_policy`) is also the one of
+training loop (`train_char_lm`, with `pad_rows`, `save_policy` and `lm.schedule.warmup_cosine`) is also the one of
 hopgym's agent policy (`prmkit.agents.hopgym.train_policy`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prmkit.gym.task import GymConfig, sample_chain, split_config, training_text
+from prmkit.lm.schedule import warmup_cosine
 
 SHIPPED_POLICY_DIR = Path(__file__).parent / "checkpoint"
 
@@ -96,14 +96,6 @@ def pad_rows(rows: list, pad_id: int):
         attn[i, : len(s)] = 1
         loss_mask[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
     return ids, attn, loss_mask
-
-
-def warmup_cosine(step: int, lr: float, warmup: int, steps: int) -> float:
-    """Linear warmup to `lr` over `warmup` steps, then cosine decay to 0 at `steps`."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    frac = (step - warmup) / max(1, steps - warmup)
-    return lr * 0.5 * (1 + math.cos(math.pi * frac))
 
 
 def masked_lm_step(model, opt, ids, attn, loss_mask, lr: float):

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from prmkit.lm.schedule import warmup_cosine
 from prmkit.train.distributed import (World, finish, gather_rng, own_rng, sum_gradients, sum_metrics, wait,
                                       world)
 
@@ -80,11 +81,7 @@ def epoch_batches(n_examples: int, epoch: int, s: LoopSettings, lengths: Sequenc
 
 def lr_at(step: int, total: int, s: LoopSettings) -> float:
     """Linear warmup over warmup_ratio of the steps, then cosine decay to 0."""
-    warm = max(1, int(total * s.warmup_ratio))
-    if step < warm:
-        return s.lr * (step + 1) / warm
-    frac = (step - warm) / max(1, total - warm)
-    return s.lr * 0.5 * (1 + math.cos(math.pi * frac))
+    return warmup_cosine(step, s.lr, max(1, int(total * s.warmup_ratio)), total)
 
 
 def _keep_log_before(path: Path, start: int) -> None:

@@ -112,3 +112,12 @@ def test_step_loglik_feature_matches_per_prefix_brute_force():
         base = rm_plain.step_logits(ids, attn, ends)
         fused = rm.step_logits(ids, attn, ends, prompt_lengths(encs))
     assert torch.allclose(fused[0], base[0] + 2.0 * got[0] - 1.0, atol=1e-5)
+
+
+def test_warmup_cosine_by_hand():
+    from prmkit.lm.schedule import warmup_cosine
+
+    # lr 1, warmup 2, 6 steps: 0.5, 1.0, then cos decay over 4 steps: 1, (1+cos(pi/4))/2, 0.5, (1-cos(pi/4))/2
+    got = [warmup_cosine(s, 1.0, 2, 6) for s in range(6)]
+    r = 0.5 ** 0.5 / 2
+    assert got == pytest.approx([0.5, 1.0, 1.0, 0.5 + r, 0.5, 0.5 - r])

@@ -104,7 +104,8 @@ def run(cfg: AgentPolicyConfig) -> Path:
     from transformers import LlamaForCausalLM
 
     from prmkit.gym.tokenizer import build_char_tokenizer
-    from prmkit.gym.train_policy import model_config, save_policy, train_char_lm, warmup_cosine
+    from prmkit.gym.train_policy import model_config, save_policy, train_char_lm
+    from prmkit.lm.schedule import warmup_cosine
     from prmkit.rundir import check_resume, record_config
 
     if cfg.threads:
