@@ -112,6 +112,21 @@ class OpenAISampler:
     def encode_prompt(self, prompt: str) -> list[int]:
         return self.tokenize(prompt, add_special_tokens=True)
 
+    def _post(self, endpoint: str, body: dict, params: SamplingParams) -> dict:
+        """POST a completions body (with the stop strings and ignore_eos of `params`); count the call and its tokens."""
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.ignore_eos:
+            body["ignore_eos"] = True
+        url = f"{self.base_url}/{endpoint}"
+        r = self.client.post(url, json=body)
+        if r.status_code != 200:
+            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=url)
+        data = r.json()
+        self.stats.calls += 1
+        self.stats.generated_tokens += int(data.get("usage", {}).get("completion_tokens", 0))
+        return data
+
     def _request(self, prompts: list, params: SamplingParams, seeds: list[int]) -> list[list[Completion]]:
         # `seed` is the standard field; `prompt_seeds` (one per prompt) is honoured by prmkit serve-policy
         # so its samples equal the local sampler's, and ignored by other servers
@@ -119,16 +134,7 @@ class OpenAISampler:
                 "temperature": params.temperature, "top_p": params.top_p, "logprobs": max(1, params.top_logprobs),
                 "seed": seeds[0],
                 "prompt_seeds": seeds, "return_tokens_as_token_ids": True}
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if params.ignore_eos:
-            body["ignore_eos"] = True
-        r = self.client.post(f"{self.base_url}/completions", json=body)
-        if r.status_code != 200:
-            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=f"{self.base_url}/completions")
-        data = r.json()
-        self.stats.calls += 1
-        self.stats.generated_tokens += int(data.get("usage", {}).get("completion_tokens", 0))
+        data = self._post("completions", body, params)
         groups: list[list[Completion]] = [[None] * params.n for _ in prompts]  # type: ignore[list-item]
         for k, ch in enumerate(data["choices"]):
             idx = ch.get("index", k)
@@ -144,16 +150,7 @@ class OpenAISampler:
             body["top_logprobs"] = params.top_logprobs
         if cont:
             body.update(continue_final_message=True, add_generation_prompt=False)
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if params.ignore_eos:
-            body["ignore_eos"] = True
-        r = self.client.post(f"{self.base_url}/chat/completions", json=body)
-        if r.status_code != 200:
-            raise InputError(f"server answered {r.status_code}: {r.text[:300]}", file=f"{self.base_url}/chat/completions")
-        data = r.json()
-        self.stats.calls += 1
-        self.stats.generated_tokens += int(data.get("usage", {}).get("completion_tokens", 0))
+        data = self._post("chat/completions", body, params)
         group: list[Completion] = [None] * params.n  # type: ignore[list-item]
         for k, ch in enumerate(data["choices"]):
             group[ch.get("index", k)] = self._chat_completion(ch, params.top_logprobs)
