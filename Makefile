@@ -22,17 +22,21 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to run"; exit 0; fi; exit $$rc
 
-# verl pins transformers below the main environment's, so its integration test has its own venv
-# (verl without vLLM, prmkit's dependencies). It is built once per machine in a cache keyed by
-# pyproject.toml's content (several minutes the first time), and the tests run this checkout's code
-# through PYTHONPATH, so every clone with the same dependencies reuses it. PRMKIT_VERL_VENV=DIR moves it.
-VERL_KEY := $(shell sha256sum pyproject.toml | cut -c1-12)
-VERL_VENV ?= $(or $(PRMKIT_VERL_VENV),$(HOME)/.cache/prmkit/venv-verl-$(VERL_KEY))
+# verl pins transformers below the main environment's, so its integration test has its own venv,
+# .venv-verl, layered on .venv: a .pth file adds .venv's site-packages *after* its own, so torch and the
+# rest come from .venv and only what verl needs at other versions (verl, transformers<5.11 and the
+# kernels release that transformers supports, tokenizers, huggingface-hub...) is installed into it.
+# It takes well under a minute from a fresh clone; the stamp keeps it until pyproject.toml changes.
+VERL_VENV := .venv-verl
 VERL_STAMP := $(VERL_VENV)/.prmkit-verl-installed
+MAIN_SITE = $(shell $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
-$(VERL_STAMP):
-	test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
-	$(VERL_VENV)/bin/python -m pip install -q ".[verl]" "pytest>=8"
+$(VERL_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(VERL_VENV) && $(PYTHON) -m venv $(VERL_VENV)
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" > \
+		"$$($(VERL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_prmkit_main_venv.pth"
+	$(VERL_VENV)/bin/python -m pip install -q ".[verl]" "transformers[kernels]<5.11"
+	$(VERL_VENV)/bin/python -m pip check
 	touch $(VERL_STAMP)
 
 install-verl: $(VERL_STAMP)
