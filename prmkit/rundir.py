@@ -22,12 +22,11 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from prmkit.errors import InputError
-from prmkit.schema import atomic_write_text
+from prmkit.schema import atomic_write, atomic_write_text
 
 INPUTS_KEY = "_inputs"  # fingerprints of the path-valued options, beside the options themselves
 
@@ -123,22 +122,11 @@ def check_resume(run_dir: str | Path, cfg: Any, *, has_work: bool, ignore: Itera
 # --------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(obj: dict, path: str | Path) -> None:
-    """torch.save to a temp file beside `path`, fsync, then rename: a kill never leaves half a checkpoint."""
+    """torch.save through `atomic_write` (temp file beside `path`, fsync, rename): a kill never leaves
+    half a checkpoint."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh), binary=True)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = None) -> dict:

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import IO, Any, Callable, Iterable, Iterator, TypeVar
 
 from prmkit.errors import InputError
 from prmkit.reading import DUPLICATE_RULES, decode_line, open_input, read_policy
@@ -281,9 +281,10 @@ def _new_file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temp file beside `path`, then rename: readers never see half a file. The file
-    gets the permissions a plain write would give it (mkstemp's own are 0600)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Call `write(fh)` on a temp file beside `path`, fsync, then rename: readers never see half a file
+    and a kill leaves no partial one. The file gets the permissions a plain write would give it
+    (mkstemp's own are 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
@@ -293,8 +294,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise type(e)(e.errno, e.strerror, str(path.parent)) from None
     try:
         os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -302,6 +303,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically (`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def finite_or_null(obj: Any) -> Any:

@@ -86,6 +86,18 @@ class RewardModel(Protocol):
         ...
 
 
+class HFScorerBase:
+    """What the reward models over one HF `self.model` share: its device, and one-pair encoding
+    through the class's own `encode_many(prompts, steps)`."""
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def encode(self, prompt: str, steps: Sequence[str]):
+        return self.encode_many([prompt], [steps])[0]
+
+
 def score_traces(rm: RewardModel, traces) -> list[list[float]]:
     """Step scores of prmkit `Trace`s."""
     return rm.score([t.prompt for t in traces], [t.steps for t in traces])

@@ -27,7 +27,7 @@ from prmkit.lm.batching import length_sorted_batches, pad_batch, prompt_lengths
 from prmkit.lm.kv_prefix import KVPrefixStore
 from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
 from prmkit.rewards.aggregate import AGGREGATIONS
-from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
+from prmkit.rewards.base import HFScorerBase, PrefixCacheCounter, ScorerStats
 from prmkit.rewards.discriminative_cached import score_cached
 from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
@@ -44,7 +44,7 @@ def _model_format(path: str, readout: Readout):
     return fmt
 
 
-class DiscriminativePRM:
+class DiscriminativePRM(HFScorerBase):
     """A step-level classifier PRM behind the `RewardModel` protocol; scores are P(step is good)."""
 
     kind = "prm"
@@ -185,14 +185,7 @@ class DiscriminativePRM:
         extra = sum(p.numel() for p in self.loglik_lm.parameters()) + 2 if self.loglik_lm is not None else 0
         return sum(p.numel() for p in self.model.parameters()) + extra
 
-    @property
-    def device(self):
-        return next(self.model.parameters()).device
-
     # ------------------------------------------------------------------------------- forward
-
-    def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
-        return self.encode_many([prompt], [steps])[0]
 
     def encode_many(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[StepEncoding]:
         """Ids of each (problem, steps) under this model's prompt format and readout."""

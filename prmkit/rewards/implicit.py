@@ -26,7 +26,7 @@ from prmkit.lm import resolve_device, token_logprobs
 from prmkit.lm.batching import length_sorted_batches, pad_batch
 from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
 from prmkit.rewards.aggregate import AGGREGATIONS
-from prmkit.rewards.base import PrefixCacheCounter, ScorerStats
+from prmkit.rewards.base import HFScorerBase, PrefixCacheCounter, ScorerStats
 from prmkit.rewards.implicit_math import implicit_prm_rewards, q_values, step_rewards_from_tokens
 from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
@@ -39,7 +39,7 @@ LAYOUTS = ("plain", "eurus_chat")
 NO_REF = "none"             # the "w/o ref" variant of ImplicitPRM's evaluation (Implicit PRM, arXiv 2412.01981): log pi only
 
 
-class ImplicitPRM:
+class ImplicitPRM(HFScorerBase):
     kind = "implicit"
 
     def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, sep: str = DEFAULT_SEP,
@@ -121,13 +121,6 @@ class ImplicitPRM:
         # both models run on every scored token
         ref = sum(p.numel() for p in self.ref_model.parameters()) if self.ref_model is not None else 0
         return sum(p.numel() for p in self.model.parameters()) + ref
-
-    @property
-    def device(self):
-        return next(self.model.parameters()).device
-
-    def encode(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
-        return self.encode_many([prompt], [steps])[0]
 
     def _encode_rendered(self, prompt: str, steps: Sequence[str]) -> StepEncoding:
         if self.layout == "eurus_chat":
