@@ -169,36 +169,8 @@ def part_pure(work: Path) -> dict:
                                  "plot": _keep(work / "pure_sum_vs_min" / "monitors.png", "rl_sum_vs_min_monitors.png")}}
 
 
-def _read_runs(root: Path, method: str, seeds) -> list[list[dict]]:
-    return [[json.loads(x) for x in (root / method / f"seed{s}" / "metrics.jsonl").read_text().splitlines()]
-            for s in seeds]
 
-
-def part_checker(work: Path) -> dict:
-    """Summaries of the first PURE/PAV runs, made with the gym checker (flip rate 0.1) as the frozen PRM
-    before the shipped gym PRM existed (same budget and seeds; GRPO runs shared). Reads files only."""
-    from prmkit.rl.compare import summarize_runs
-
-    out: dict = {}
-    root = work / "compare_checker"
-    if (root / "pav" / "seed2" / "metrics.jsonl").exists():
-        s = summarize_runs({"grpo": _read_runs(work / "compare", "grpo", [0, 1, 2]),
-                            "pure": _read_runs(root, "pure", [0, 1, 2]), "pav": _read_runs(root, "pav", [0, 1, 2])})
-        out["methods_with_checker_prm"] = {m: {k: d[k] for k in ("final_accuracy", "steps_to_grpo_final",
-                                                                 "best_accuracy", "final_accuracy_per_seed")}
-                                           for m, d in s["methods"].items()}
-    root = work / "pure_sum_vs_min_checker"
-    if (root / "pure" / "seed0" / "metrics.jsonl").exists():
-        s = summarize_runs({"pure-sum": _read_runs(root, "pure-sum", [0]), "pure": _read_runs(root, "pure", [0])})
-        out["sum_vs_min_with_checker_prm"] = {m: {"final_accuracy": d["final_accuracy"], "monitors": d["monitors"],
-                                                  "warnings": d["warnings"]} for m, d in s["methods"].items()}
-    if out:
-        out["checker_prm_note"] = ("first runs of PURE/PAV used GymCheckerRM(flip_rate=0.1) because the shipped "
-                                   "gym PRM appeared mid-bench; kept for reference, the headline uses the shipped PRM")
-    return out
-
-
-PARTS = {"grpo": part_grpo, "compare": part_compare, "pure": part_pure, "checker": part_checker}
+PARTS = {"grpo": part_grpo, "compare": part_compare, "pure": part_pure}
 
 
 def main() -> None:
