@@ -169,7 +169,6 @@ def part_pure(work: Path) -> dict:
                                  "plot": _keep(work / "pure_sum_vs_min" / "monitors.png", "rl_sum_vs_min_monitors.png")}}
 
 
-
 PARTS = {"grpo": part_grpo, "compare": part_compare, "pure": part_pure}
 
 
