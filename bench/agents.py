@@ -13,6 +13,11 @@ Rules, written down before any run (nothing below is chosen on the test split):
   gym's exact `useful` as the judge), pure (the gym checker as the frozen turn RM). AMENDMENT (before their
   runs; nothing else changes, the lr stays the one chosen on dev): rloo, hybrid (the gym checker as the turn
   RM), spear, oni, loo_turn and per_turn_index at the same budget and seeds, every knob the library default.
+  AMENDMENT 2 (session 10, before their runs; nothing else changes): calm (the gym's exact subgoal verdicts
+  as the judge, c = 0.1) and spear_replay (spear with SPEAR's self-imitation replay on, R = 6 replayed
+  episodes per step, i.e. one group of k = 6; capacity and window the library defaults). reseek is not
+  run: it reads the agent's own judgements of each turn, which hopgym's actions do not carry, and it
+  refuses such an environment (InputError).
 * rl learning rate: outcome GRPO on the `dev` split (100 problems) with lr in {3e-5, 1e-4, 3e-4}, seed 0,
   8 steps; the lr with the highest dev success at step 8 wins (ties: the smaller); every method uses it.
   (Budget cut twice before any run, to fit the 2-core machine shared with other jobs: 20 x 8 x 8 -> 16 x 8 x 8
@@ -49,7 +54,8 @@ BUDGET = dict(steps=12, prompts_per_step=6, k=6, minibatch=32, eval_problems=100
 LRS = (3e-5, 1e-4, 3e-4)
 SEEDS = (0, 1, 2)
 RL_ARMS = ("grpo", "igpo", "istar", "spa", "gigpo", "attributed", "pure", "rloo", "hybrid", "spear", "oni", "loo_turn",
-           "per_turn_index")
+           "per_turn_index", "calm", "spear_replay")
+ARM_CONFIG = {"spear_replay": {"method": "spear", "replay": 6}}   # arms that are a method with other knobs
 TURN_REWARD_ARMS = ("igpo", "istar", "spa", "pure")
 
 
@@ -116,7 +122,8 @@ def part_rl(workers: int) -> None:
     from prmkit.agents.compare import plot_success, summarize_agent_runs
 
     lr = choose_lr(workers)
-    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET) for m in RL_ARMS for s in SEEDS]
+    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET, **ARM_CONFIG.get(m, {}))
+               for m in RL_ARMS for s in SEEDS]
     results = _pool(configs, workers)
     by_method = {m: results[i * len(SEEDS):(i + 1) * len(SEEDS)] for i, m in enumerate(RL_ARMS)}
     summary = summarize_agent_runs(by_method)
