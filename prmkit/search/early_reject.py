@@ -39,7 +39,10 @@ def _finish_steps(policy, problems, params, t, kept: list[tuple[int, Beam, bool]
         return
     p = params
     prompts = [policy.prefix(problems[i].prompt, b.steps[:-1]) + b.steps[-1] for i, b in todo]
-    seeds = [derive_seed(p.seed, problems[i].id, "er-finish", t, k) for k, (i, _) in enumerate(todo)]
+    seeds, seen = [], {}
+    for i, _ in todo:  # k: the beam's place among its own problem's kept beams, so no other problem moves it
+        seen[i] = seen.get(i, -1) + 1
+        seeds.append(derive_seed(p.seed, problems[i].id, "er-finish", t, seen[i]))
     rest = max(1, p.max_step_tokens - p.tau)
     outs = policy.expand(prompts, [i for i, _ in todo], seeds, 1, max_tokens=rest)
     for (i, b), row in zip(todo, outs):

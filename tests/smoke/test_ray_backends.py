@@ -63,7 +63,7 @@ def _search_pair(tmp_path, method: str, **kw):
     return local, remote
 
 
-@pytest.mark.parametrize("method", ["best_of_n", "beam"])
+@pytest.mark.parametrize("method", ["best_of_n", "beam", "dvts", "early_reject", "mcts"])
 def test_search_ray_equals_local(ray_session, tmp_path, method):
     local, remote = _search_pair(tmp_path, method, prm="checker", flip_rate=0.2)
     expected = (tmp_path / "local" / "traces.jsonl").read_bytes()
