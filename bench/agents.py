@@ -118,13 +118,17 @@ def _dev_file() -> Path:
     return path
 
 
+def rl_configs(lr: float) -> list[dict]:
+    """AgentRLConfig keywords of every (arm, seed) run, arm-major: the budget, then the arm's own knobs."""
+    return [{**dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET), **ARM_CONFIG.get(m, {})}
+            for m in RL_ARMS for s in SEEDS]
+
+
 def part_rl(workers: int) -> None:
     from prmkit.agents.compare import plot_success, summarize_agent_runs
 
     lr = choose_lr(workers)
-    configs = [dict(out=str(RUNS / f"{m}-s{s}"), method=m, lr=lr, seed=s, **BUDGET, **ARM_CONFIG.get(m, {}))
-               for m in RL_ARMS for s in SEEDS]
-    results = _pool(configs, workers)
+    results = _pool(rl_configs(lr), workers)
     by_method = {m: results[i * len(SEEDS):(i + 1) * len(SEEDS)] for i, m in enumerate(RL_ARMS)}
     summary = summarize_agent_runs(by_method)
     ratios = summary["steps_ratio_to_grpo"]
