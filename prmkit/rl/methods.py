@@ -223,6 +223,13 @@ def grpo_nostd(outcomes, groups, response_mask):
     return _broadcast(adv_fns.grpo_advantages(outcomes, groups, normalize_std=False), response_mask)
 
 
+@advantage_method("reinforce_pp_baseline")
+def reinforce_pp_baseline(outcomes, groups, response_mask):
+    # REINFORCE++-baseline, arXiv 2501.03262: R minus the group mean, then whitened over every token of the batch
+    centered = _broadcast(adv_fns.grpo_advantages(outcomes, groups, normalize_std=False), response_mask)
+    return adv_fns.masked_whiten(centered, response_mask)
+
+
 @advantage_method("prime", needs=("implicit_prm",), whiten_option="prime_whiten")
 def prime(outcomes, groups, response_mask, token_rewards, process_coef, outcome_coef, prime_loo):
     # PRIME, arXiv 2502.01456: token_rewards = beta * log(pi_phi/pi_ref), set by the implicit PRM

@@ -316,3 +316,11 @@ def test_grpo_nostd_hand_values():
     # (GRPO would give [0.7071, -0.7071]: std of [1, 0] is 0.7071); row 0 has 5 tokens, row 1 has 4
     b = two_row_batch([1.0, 0.0], [[1.0, 0.5], [0.0, 1.0]])
     close(compute_advantages("grpo_nostd", b, RLConfig()), [[.5] * 5, [-.5] * 4 + [0]])
+
+
+def test_reinforce_pp_baseline_hand_values():
+    # outcomes [1, 0] in one group: centred [0.5]*5 and [-0.5]*4 over the 9 response tokens; token mean
+    # 0.5/9 = 0.05556, deviations 0.44444 and -0.55556, unbiased var (5*0.19753 + 4*0.30864)/8 = 0.27778,
+    # std 0.52705: A = 0.84327 and -1.05409 (GRPO's per-group std would give +-0.7071 instead)
+    b = two_row_batch([1.0, 0.0], [[1.0, 0.5], [0.0, 1.0]])
+    close(compute_advantages("reinforce_pp_baseline", b, RLConfig()), [[.84327] * 5, [-1.05409] * 4 + [0]])
