@@ -6,12 +6,38 @@ from __future__ import annotations
 import torch
 
 from prmkit.agents import signals
+from prmkit.agents.credit import needs
 from prmkit.agents.env import Episode, EnvTask
 from prmkit.errors import InputError
 
 
-def check_env(method: str, task: EnvTask) -> None:
-    """Refuse, before any model loads, a method whose inputs this environment cannot give."""
+def gold_needs(cfg) -> list[tuple[str, str, str]]:
+    """(gold field, option that asks for it, why) for each per-turn gold field run `cfg` reads from the
+    environment: the gym-style exact judges, checker and grounding that stand in when no model is given."""
+    want, out = set(needs(cfg.method)), []
+    if "judge" in want and not cfg.judge_model:
+        out.append(("useful", "judge_model", f"{cfg.method}'s judge is the environment's exact `useful` verdicts "
+                    "unless --judge-model names an LM judge"))
+    if "subgoals" in want and not cfg.judge_model:
+        out.append(("progress", "judge_model", f"{cfg.method}'s subgoal judge is the environment's exact `progress` "
+                    "unless --judge-model names an LM judge"))
+    if "step_rewards" in want and cfg.method != "istar":
+        out.append(("wrong", "turn_rm", f"--turn-rm {cfg.turn_rm} scores turns by the environment's exact `wrong` gold"))
+    if "valid" in want and cfg.grounding:
+        out.append(("valid", "grounding", "SPA's grounding bonus reads the environment's `valid` gold "
+                    "(--grounding 0 turns it off)"))
+    return out
+
+
+def check_env(cfg, task: EnvTask) -> None:
+    """Refuse, before any model loads, a run whose inputs this environment cannot give: ReSeek's judgements
+    and relevance, and the per-turn gold that stands in for a judge or turn RM (`gold_needs`)."""
+    method = cfg.method
+    needed = gold_needs(cfg)
+    if needed and task.gold is None:
+        field, option, why = needed[0]
+        raise InputError(f"environment {task.name!r} gives no per-turn gold (EnvTask.gold), and {why}: "
+                         f"without it every turn would silently read {field}=0", field=option)
     if method == "reseek" and task.judgements is None:
         raise InputError(f"turn method 'reseek' needs the agent's own Yes/No judgement of its observations "
                          f"(EnvTask.judgements, ReSeek's JUDGE action), which environment {task.name!r} does "

@@ -161,7 +161,7 @@ class AgentRLRun:
 
         self.cfg = cfg
         self.task = get_env_task(cfg.env)
-        judges.check_env(cfg.method, self.task)
+        judges.check_env(cfg, self.task)
         self.eval_set = _problems(cfg, "test", cfg.eval_problems)  # inputs are checked before any model loads
         _problems(cfg, "train", 1)
         model = agent_policy(cfg.model, cfg.env)

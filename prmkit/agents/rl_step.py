@@ -92,7 +92,7 @@ def method_inputs(cfg, models: OnlineModels, episodes: list[Episode], tokens, tb
             batch.progress = models.progress(tb, turn_end_index(tokens, tb.turn_mask.shape[1]))
         log["turn_rewards"] = batch.progress
     if "valid" in want:
-        batch.valid = signals.gold_flags(episodes, "valid") > 0.5
+        batch.valid = signals.gold_flags(episodes, "valid", required=bool(cfg.grounding)) > 0.5
     if "states" in want:
         batch.states = signals.anchor_states(episodes)
     if "judge" in want:
@@ -122,7 +122,7 @@ def turn_checker_scores(episodes: list[Episode], spec: str, step: int, seed: int
     if name != "checker":
         raise InputError(f"turn reward model {spec!r}: only 'checker' or 'checker:<flip rate>' for now",
                          field="turn_rm")
-    right = 1.0 - signals.gold_flags(episodes, "wrong")
+    right = 1.0 - signals.gold_flags(episodes, "wrong", required=True)
     flip = float(rate) if rate else 0.0
     if flip <= 0:
         return right
@@ -132,7 +132,7 @@ def turn_checker_scores(episodes: list[Episode], spec: str, step: int, seed: int
 
 def _judge(episodes: list[Episode], flip: float, step: int, seed: int) -> torch.Tensor:
     """The gym's exact `useful` verdicts as a judge, each flipped with probability `flip` (a noisy judge)."""
-    useful = signals.gold_flags(episodes, "useful")
+    useful = signals.gold_flags(episodes, "useful", required=True)
     if flip <= 0:
         return useful
     g = torch.Generator().manual_seed(seed * 7_919 + step)

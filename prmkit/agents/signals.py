@@ -11,6 +11,7 @@ import torch
 
 from prmkit.agents.env import Episode
 from prmkit.agents.rollout import EpisodeTokens, attach_turn_extras  # noqa: F401  (re-exported)
+from prmkit.errors import InputError
 
 
 @dataclass
@@ -131,12 +132,16 @@ def action_ids(episodes: list[Episode]) -> torch.Tensor:
     return out
 
 
-def gold_flags(episodes: list[Episode], key: str) -> torch.Tensor:
-    """(B, N) float of a per-turn gold field (`useful`, `valid`, `info_gain`, ...), 0 where unknown."""
+def gold_flags(episodes: list[Episode], key: str, required: bool = False) -> torch.Tensor:
+    """(B, N) float of a per-turn gold field (`useful`, `valid`, `info_gain`, ...), 0 where unknown; with
+    `required` a turn without the field is an InputError (a reward would otherwise read it as 0)."""
     N = max(len(e.turns) for e in episodes)
     out = torch.zeros((len(episodes), N))
     for b, e in enumerate(episodes):
         for k, turn in enumerate(e.turns):
+            if required and key not in turn.gold:
+                raise InputError(f"episode {e.problem_id}, turn {k}: the environment's gold lacks `{key}`, which "
+                                 "this run's reward reads", field=f"gold.{key}")
             out[b, k] = float(turn.gold.get(key, 0.0))
     return out
 
@@ -169,8 +174,6 @@ def relevance(episodes: list[Episode]) -> torch.Tensor | None:
 def subgoal_flags(episodes: list[Episode]) -> torch.Tensor:
     """CALM's exact subgoal verdicts from the environment's gold: 1 on a turn whose `progress` (share of the
     needed facts revealed) rises, i.e. the turn achieves one of the subgoals the needed facts are."""
-    from prmkit.errors import InputError
-
     out = torch.zeros((len(episodes), max(len(e.turns) for e in episodes)))
     for b, e in enumerate(episodes):
         before = 0.0

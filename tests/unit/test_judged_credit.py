@@ -73,8 +73,51 @@ def test_reseek_without_judgements_is_refused():
     from prmkit.agents.env import get_env_task
     from prmkit.agents.judges import check_env
 
+    from prmkit.agents.rl import AgentRLConfig
+
     with pytest.raises(InputError, match="judgement.*hopgym"):
-        check_env("reseek", get_env_task("hopgym"))
+        check_env(AgentRLConfig(method="reseek"), get_env_task("hopgym"))
+
+
+@pytest.mark.parametrize("kw,field,gold", [
+    (dict(method="attributed"), "judge_model", "useful"), (dict(method="calm"), "judge_model", "progress"),
+    (dict(method="pure"), "turn_rm", "wrong"), (dict(method="hybrid"), "turn_rm", "wrong"),
+    (dict(method="spa"), "grounding", "valid")])
+def test_gold_standins_are_refused_on_an_environment_without_gold(tmp_path, kw, field, gold):
+    """A user's environment without per-turn gold: the exact judge, checker and grounding bonus that stand in
+    for a model would read every turn as 0; the run stops before any model loads (the model path is absent)."""
+    import dataclasses
+
+    from prmkit.agents.calc_env import calc_task
+    from prmkit.agents.env import ENV_TASKS
+    from prmkit.agents.rl import AgentRLConfig, AgentRLRun
+
+    ENV_TASKS["calc-nogold"] = lambda: dataclasses.replace(calc_task(), name="calc-nogold", gold=None)
+    try:
+        cfg = AgentRLConfig(out=str(tmp_path / "run"), env="calc-nogold", model=str(tmp_path / "absent"), **kw)
+        with pytest.raises(InputError, match=f"no per-turn gold.*{gold}=0") as e:
+            AgentRLRun(cfg)
+        assert e.value.field == field and not (tmp_path / "run").exists()
+        ok = {"judge_model": dict(judge_model=str(tmp_path / "judge")), "turn_rm": None,
+              "grounding": dict(grounding=0.0)}[field]
+        if ok is not None:   # the model that replaces the gold, or the bonus off: this check passes
+            from prmkit.agents.judges import check_env
+
+            check_env(AgentRLConfig(env="calc-nogold", **kw, **ok), ENV_TASKS["calc-nogold"]())
+    finally:
+        ENV_TASKS.pop("calc-nogold")
+
+
+def test_a_turn_without_the_gold_field_is_named():
+    from prmkit.agents import signals
+    from prmkit.agents.env import Episode, Turn
+
+    ep = Episode(problem_id="p7", prompt="Q", turns=[Turn("C:1+1", "O:2", gold={"useful": True}),
+                                                     Turn("A:2", "", gold={})], finished=True, outcome=1.0)
+    assert signals.gold_flags([ep], "useful").tolist() == [[1.0, 0.0]]
+    with pytest.raises(InputError, match="episode p7, turn 1: .*lacks `useful`") as e:
+        signals.gold_flags([ep], "useful", required=True)
+    assert e.value.field == "gold.useful"
 
 
 def test_hopgym_signals_by_hand():
