@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from prmkit.rewards.aggregate import aggregate
+from prmkit.rewards.limits import check_lengths, sequence_limit
 
 
 @dataclass
@@ -87,8 +88,8 @@ class RewardModel(Protocol):
 
 
 class HFScorerBase:
-    """What the reward models over one HF `self.model` share: its device, and one-pair encoding
-    through the class's own `encode_many(prompts, steps)`."""
+    """What the reward models over one HF `self.model` share: its device, and encoding (one pair, or a
+    checked batch) through the class's own `encode_many(prompts, steps)`."""
 
     @property
     def device(self):
@@ -96,6 +97,15 @@ class HFScorerBase:
 
     def encode(self, prompt: str, steps: Sequence[str]):
         return self.encode_many([prompt], [steps])[0]
+
+    def checked_encodings(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list:
+        """`encode_many(prompts, steps)`, with the pairing and every sequence's length checked before any
+        forward pass (`self.max_length`, else the model's own limit)."""
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        encs = self.encode_many(prompts, steps)
+        check_lengths(encs, sequence_limit(self.max_length, self.model))
+        return encs
 
 
 def score_traces(rm: RewardModel, traces) -> list[list[float]]:

@@ -29,7 +29,6 @@ from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
 from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import HFScorerBase, PrefixCacheCounter, ScorerStats
 from prmkit.rewards.discriminative_cached import score_cached
-from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
 from prmkit.rewards.rm_config import load_path, read_rm_config, resolve_ref, stored_path, write_rm_config
 from prmkit.steps import StepEncoding
@@ -274,10 +273,7 @@ class DiscriminativePRM(HFScorerBase):
         """P(step is good) for every step of every (prompt, steps) pair, one forward pass per trace."""
         import torch
 
-        if len(prompts) != len(steps):
-            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
-        encs = self.encode_many(prompts, steps)
-        check_lengths(encs, sequence_limit(self.max_length, self.model))    # before any forward pass
+        encs = self.checked_encodings(prompts, steps)                        # before any forward pass
         out: list[list[float]] = [[] for _ in encs]
         if self.kv_store is not None:
             return score_cached(self, encs)

@@ -28,7 +28,6 @@ from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
 from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import HFScorerBase, PrefixCacheCounter, ScorerStats
 from prmkit.rewards.implicit_math import implicit_prm_rewards, q_values, step_rewards_from_tokens
-from prmkit.rewards.limits import check_lengths, sequence_limit
 from prmkit.rewards.public_prms import IMPLICIT_PRESETS, encode_eurus_chat
 from prmkit.rewards.readout import CachedTokenizer
 from prmkit.rewards.rm_config import load_path, read_rm_config, resolve_ref, stored_path, write_rm_config
@@ -161,10 +160,7 @@ class ImplicitPRM(HFScorerBase):
     def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
         import torch
 
-        if len(prompts) != len(steps):
-            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
-        encs = self.encode_many(prompts, steps)
-        check_lengths(encs, sequence_limit(self.max_length, self.model))    # before any forward pass
+        encs = self.checked_encodings(prompts, steps)                        # before any forward pass
         out: list[list[float]] = [[] for _ in encs]
         for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
             be = [encs[i] for i in batch]
