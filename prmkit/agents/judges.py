@@ -11,6 +11,11 @@ from prmkit.agents.env import Episode, EnvTask
 from prmkit.errors import InputError
 
 
+# Methods whose turn rewards come from a PRM trained online beside the policy (iStar); every other method that
+# needs step rewards reads them from `--turn-rm`, which scores by the environment's gold.
+ONLINE_PRM_METHODS = ("istar",)
+
+
 def gold_needs(cfg) -> list[tuple[str, str, str]]:
     """(gold field, option that asks for it, why) for each per-turn gold field run `cfg` reads from the
     environment: the gym-style exact judges, checker and grounding that stand in when no model is given."""
@@ -21,7 +26,7 @@ def gold_needs(cfg) -> list[tuple[str, str, str]]:
     if "subgoals" in want and not cfg.judge_model:
         out.append(("progress", "judge_model", f"{cfg.method}'s subgoal judge is the environment's exact `progress` "
                     "unless --judge-model names an LM judge"))
-    if "step_rewards" in want and cfg.method != "istar":
+    if "step_rewards" in want and cfg.method not in ONLINE_PRM_METHODS:
         out.append(("wrong", "turn_rm", f"--turn-rm {cfg.turn_rm} scores turns by the environment's exact `wrong` gold"))
     if "valid" in want and cfg.grounding:
         out.append(("valid", "grounding", "SPA's grounding bonus reads the environment's `valid` gold "
