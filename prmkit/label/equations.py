@@ -21,7 +21,8 @@ Bounds, checked on the expression tree before anything is built (so no value is 
 breaks them): every coefficient's size (`MAX_BITS`, bits times exponent for a power), the degree
 (`MAX_DEGREE`) and the number of terms once expanded (`MAX_TERMS`); an equation beyond them is
 unreadable. A step's whole check also stops after `MAX_SECONDS` (a deadline checked on every
-Python call, in any thread; see `_deadline`) and is then unknown. Never a crash, never a hang.
+Python call, in any thread; see `_deadline`) and is then unknown, and sympy's caches are emptied so
+the stopped attempt cannot change a later verdict. Never a crash, never a hang.
 """
 
 from __future__ import annotations
@@ -325,5 +326,15 @@ def check_equation_text(step: str, max_seconds: float = MAX_SECONDS) -> bool | N
         with _deadline(max_seconds):
             verdicts = _verdicts(_chains(step))
     except (_Timeout, RecursionError, MemoryError):
+        _forget_partial_work()
         return None
     return all(verdicts) if verdicts else None
+
+
+def _forget_partial_work() -> None:
+    """Empty sympy's caches after a stopped check: what the stopped attempt computed stays cached, and a
+    second check of the same step could then finish inside the deadline (unknown, then False), so a
+    step's verdict would depend on what the process checked before. Only stopped checks pay for it."""
+    from sympy.core.cache import clear_cache
+
+    clear_cache()

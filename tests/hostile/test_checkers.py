@@ -140,6 +140,19 @@ def test_sympy_deadline_works_in_a_worker_thread():
     assert got == {"verdict": None, "elapsed": got["elapsed"], "restored": True} and got["elapsed"] < HANG_BOUND_S
 
 
+def test_a_stopped_check_leaves_nothing_cached():
+    """A stopped check must not leave its partial work in sympy's caches (a second try of the same step
+    could then finish inside the deadline: unknown, then False); a finished check keeps its cache."""
+    from sympy.core.cache import CACHE
+
+    def cached() -> int:
+        return sum(f.cache_info().currsize for f in CACHE)
+
+    assert check_equation_text("(x+1)**2 = x**2 + 2*x + 1") is True and cached() > 0
+    assert check_equation_text(SLOW_STEP, 0.25) is None
+    assert cached() == 0
+
+
 def test_sympy_big_but_bounded_numbers_stay_exact():
     n = 3 ** 400  # reference: Python ints (191 digits: a side is at most 200 characters)
     assert check_equation_text(f"3**400 = {n}") is True
