@@ -38,6 +38,9 @@ class ScoreConfig:
     """torch threads (0 = torch's default)"""
     max_length: int = 0
     """most tokens per scored sequence (0 = the model's context); a longer trace is refused before any forward pass"""
+    pack_tokens: int = 0
+    """pack whole traces into rows of at most this many tokens, no padding (position ids restart per trace;
+    checked once that the model keeps packed traces apart); 0 = length-sorted padded batches of --batch-size"""
     backend: str = "local"
     """local or ray (the model's batches go to --workers Ray actors, each loading the model; same output)"""
     workers: int = 2
@@ -94,6 +97,9 @@ def check(cfg: ScoreConfig) -> tuple[list, list]:
     gym = all_gym_prompts(t.prompt for t in traces)
     spec = parse_rm_spec(cfg.model, "model", gym)
     check_servers(cfg.servers, "servers", cfg.backend, spec.form == "remote", "model")
+    if cfg.pack_tokens < 0 or (cfg.pack_tokens and spec.form not in ("gym-prm", "local", "hub")):
+        raise InputError(f"--pack-tokens needs a local discriminative PRM and a count >= 0, not "
+                         f"{cfg.pack_tokens} with the {spec.describe()}", field="pack_tokens")
     return traces, [spec] + [parse_rm_spec(url, "servers", gym) for url in cfg.servers]
 
 
@@ -106,6 +112,13 @@ def load_model(cfg: ScoreConfig, spec):
                    **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
     if cfg.max_length and hasattr(rm, "max_length"):
         rm.max_length = cfg.max_length
+    if cfg.pack_tokens:
+        if not hasattr(rm, "set_packing"):
+            from prmkit.errors import InputError
+
+            raise InputError(f"--pack-tokens needs a discriminative PRM or ORM; {type(rm).__name__} scores "
+                             "another way", field="pack_tokens")
+        rm.set_packing(cfg.pack_tokens)
     return rm
 
 

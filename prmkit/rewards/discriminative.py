@@ -29,6 +29,7 @@ from prmkit.prompting import PromptFormat, log_inputs, render_all, saved_format
 from prmkit.rewards.aggregate import AGGREGATIONS
 from prmkit.rewards.base import HFScorerBase, PrefixCacheCounter, ScorerStats
 from prmkit.rewards.discriminative_cached import score_cached
+from prmkit.rewards.discriminative_packed import score_packed
 from prmkit.rewards.readout import CachedTokenizer, Readout, get_readout
 from prmkit.rewards.rm_config import load_path, read_rm_config, resolve_ref, stored_path, write_rm_config
 from prmkit.steps import StepEncoding
@@ -65,6 +66,7 @@ class DiscriminativePRM(HFScorerBase):
         self._good_bad = self.readout.token_ids(tokenizer)
         self.kv_store = None
         self.set_kv_cache(kv_cache_tokens)
+        self.pack_tokens, self._packing_checked = 0, False
         self.max_length = 0   # most tokens per scored sequence (0 = the model's context); longer ones are refused
         self.prompt_format = PromptFormat()  # how a problem becomes this model's input; saved with it
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -96,6 +98,16 @@ class DiscriminativePRM(HFScorerBase):
             raise ValueError("the key/value prefix cache supports classifier readouts only, not "
                              f"{self.readout.name!r} (an LM-token head)")
         self.kv_store = KVPrefixStore(max_tokens) if max_tokens else None
+
+    def set_packing(self, max_tokens: int) -> None:
+        """Score whole traces packed into rows of at most `max_tokens` positions, no padding (0 = padded
+        batches); the model is checked to keep packed sequences apart before the first packed forward."""
+        if max_tokens and self.fuse is not None:
+            raise InputError("packed scoring does not support the likelihood feature (its language model "
+                             "runs on padded batches); score this PRM in padded batches", field="pack_tokens")
+        if max_tokens and self.kv_store is not None:
+            raise InputError("packed scoring and the key/value prefix cache exclude each other", field="pack_tokens")
+        self.pack_tokens = max(0, int(max_tokens))
 
     def trainable(self):
         """The module whose parameters training updates (the backbone + head, and the fuse layer if any)."""
@@ -192,24 +204,28 @@ class DiscriminativePRM(HFScorerBase):
         log_inputs("reward_model", self.tokenizer, encs)
         return encs
 
-    def step_logits(self, input_ids, attention_mask, step_ends, prompt_lens=None):
+    def step_logits(self, input_ids, attention_mask, step_ends, prompt_lens=None, position_ids=None):
         """Log-odds of "step is good" at each step end: (B,S), 0 at padding. Differentiable (used in training).
 
         input_ids, attention_mask (B,T) right-padded; step_ends (B,S) long, -1 padding; prompt_lens
-        (B,) long, each row's prompt length (needed only with the likelihood feature).
+        (B,) long, each row's prompt length (needed only with the likelihood feature). Packed rows
+        (`lm.packing`) pass position_ids restarting per sequence and attention_mask None.
         """
         import torch
 
         idx = step_ends.clamp(min=0)                                          # (B,S)
+        # packed rows: no cache either (transformers reads packed position ids only without mask and cache)
+        where = ({"attention_mask": attention_mask} if position_ids is None else
+                 {"attention_mask": None, "position_ids": position_ids, "use_cache": False})
         if self._good_bad is not None:
             # LM-token readout: run the decoder, apply the LM head only at the read positions
-            hidden = self._hidden(input_ids, attention_mask)                  # (B,T,H)
+            hidden = self._hidden(input_ids, where)                           # (B,T,H)
             h = hidden.gather(1, idx.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # (B,S,H)
             logits = self.model.get_output_embeddings()(h).float()           # (B,S,V)
             good, bad = self._good_bad
             out = logits[..., good] - logits[..., bad]                        # (B,S)
         else:
-            res = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            res = self.model(input_ids=input_ids, **where)
             logits = res.logits if hasattr(res, "logits") else res[0]         # (B,T,C); custom heads: a tuple
             g = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()  # (B,S,C)
             out = self._head_logodds(g)                                       # (B,S)
@@ -262,21 +278,31 @@ class DiscriminativePRM(HFScorerBase):
         ll = at_end - prev                                                    # (B,S)
         return torch.where(step_ends >= 0, ll, torch.zeros_like(ll))
 
-    def _hidden(self, input_ids, attention_mask):
+    def _hidden(self, input_ids, where: dict):
         decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
         if decoder is None or decoder is self.model:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            out = self.model(input_ids=input_ids, output_hidden_states=True, **where)
             return out.hidden_states[-1]
-        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return decoder(input_ids=input_ids, **where).last_hidden_state
 
     def score(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[list[float]]:
         """P(step is good) for every step of every (prompt, steps) pair, one forward pass per trace."""
-        import torch
-
         encs = self.checked_encodings(prompts, steps)                        # before any forward pass
-        out: list[list[float]] = [[] for _ in encs]
         if self.kv_store is not None:
             return score_cached(self, encs)
+        out = score_packed(self, encs) if self.pack_tokens else self._score_padded(encs)
+        self.stats.uncached_tokens += sum(self.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends])
+                                          for e in encs)
+        self.stats.calls += 1
+        self.stats.sequences += len(encs)
+        return out
+
+
+    def _score_padded(self, encs) -> list[list[float]]:
+        """P(step is good) per step, from length-sorted right-padded batches of `batch_size` traces."""
+        import torch
+
+        out: list[list[float]] = [[] for _ in encs]
         with torch.inference_mode():
             for batch in length_sorted_batches([len(e.input_ids) for e in encs], self.batch_size):
                 ids, attn, ends = pad_batch([encs[i] for i in batch], self.pad_id)
@@ -286,10 +312,6 @@ class DiscriminativePRM(HFScorerBase):
                 for row, i in enumerate(batch):
                     out[i] = probs[row][: len(encs[i].step_ends)]
                 self.stats.tokens_scored += int(attn.sum())
-        self.stats.uncached_tokens += sum(self.prefix_cache.new_tokens(e.input_ids, [e.prompt_len] + [x + 1 for x in e.step_ends])
-                                          for e in encs)
-        self.stats.calls += 1
-        self.stats.sequences += len(encs)
         return out
 
 

@@ -1,0 +1,70 @@
+"""A discriminative PRM's scores from packed rows (`DiscriminativePRM.set_packing`, `score --pack-tokens`):
+whole traces concatenated into rows of at most `pack_tokens` positions with restarting position ids and no
+padding (`lm.packing`). The scores are those of the padded path up to float rounding; before the first
+packed forward the model is checked to keep packed sequences apart (a model that ignores position ids
+would let each trace read its row neighbours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prmkit.errors import InputError
+from prmkit.lm.batching import pad_batch
+from prmkit.lm.packing import Pack, pack_row, plan_packs
+
+# largest |log-odds| difference between a trace scored alone and packed behind another that still counts as
+# the same score: float32 rounding is ~1e-6; half precision rounds at ~1e-2
+_TOLERANCE = {"float32": 1e-3, "float64": 1e-6}
+_HALF_TOLERANCE = 0.1
+
+
+def _packed_logodds(rm: Any, encs, pack: Pack) -> list[list[float]]:
+    ids, pos, ends, spans = pack_row(encs, pack)
+    dev = rm.device
+    lo = rm.step_logits(ids.to(dev), None, ends.to(dev), position_ids=pos.to(dev))[0].float().cpu()  # (S,)
+    return [lo[a:b].tolist() for a, b in spans]
+
+
+def check_packing(rm: Any, encs) -> None:
+    """Refuse packing for a model that mixes packed sequences: the longest and the shortest trace of `encs`
+    are scored alone (padded path) and packed together (longest first, so the short one sits behind it);
+    their step log-odds must agree."""
+    import torch
+
+    if len(encs) < 2:
+        return
+    lengths = [len(e.input_ids) for e in encs]
+    a, b = max(range(len(encs)), key=lengths.__getitem__), min(range(len(encs)), key=lengths.__getitem__)
+    if a == b:
+        return
+    dev = rm.device
+    alone = []
+    for i in (a, b):
+        ids, attn, ends = pad_batch([encs[i]], rm.pad_id)
+        alone.extend(rm.step_logits(ids.to(dev), attn.to(dev), ends.to(dev))[0].float().cpu().tolist())
+    packed = [x for row in _packed_logodds(rm, encs, Pack((a, b), (0, lengths[a]), lengths[a] + lengths[b]))
+              for x in row]
+    dtype = str(next(rm.model.parameters()).dtype).removeprefix("torch.")
+    tol = _TOLERANCE.get(dtype, _HALF_TOLERANCE)
+    gap = max((abs(x - y) for x, y in zip(alone, packed)), default=0.0)
+    if gap > tol or not torch.isfinite(torch.tensor(packed)).all():
+        raise InputError(f"this model ({type(rm.model).__name__}) does not keep packed sequences apart: a trace "
+                         f"packed behind another scores up to {gap:.3g} log-odds away from its score alone "
+                         f"(tolerance {tol:g} for {dtype}); its attention ignores packed position ids, so "
+                         "score it in padded batches (--pack-tokens 0)", field="pack_tokens")
+
+
+def score_packed(rm: Any, encs) -> list[list[float]]:
+    """P(step is good) for every step of every encoding, from packed rows (one forward pass per row)."""
+    import torch
+
+    out: list[list[float]] = [[] for _ in encs]
+    with torch.inference_mode():
+        if not rm._packing_checked:
+            check_packing(rm, encs)
+            rm._packing_checked = True
+        for pack in plan_packs([len(e.input_ids) for e in encs], rm.pack_tokens):
+            for i, lo in zip(pack.members, _packed_logodds(rm, encs, pack)):
+                out[i] = torch.sigmoid(torch.tensor(lo)).tolist()
+            rm.stats.tokens_scored += pack.length
+    return out
