@@ -29,19 +29,22 @@ class Pack:
 def plan_packs(lengths: Sequence[int], max_tokens: int) -> list[Pack]:
     """Rows of at most `max_tokens` positions: the longest sequence left opens a row, then the shortest ones
     left top it up while they fit (a sequence longer than `max_tokens` gets a row of its own). Every index
-    appears in exactly one row; the plan depends only on the lengths (ties keep input order)."""
+    appears in exactly one row, and a row holds its members longest first (ties in input order). Planning
+    one row's members again, in that order, gives that row back (a Ray actor handed a row packs it as the
+    whole call would have)."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    packs, lo, hi = [], 0, len(order) - 1
+    rank = sorted(range(len(lengths)), key=lambda i: -lengths[i])   # stable: ties in input order
+    packs, lo, hi = [], 0, len(rank) - 1
     while lo <= hi:
-        members, offsets, used = [order[lo]], [0], lengths[order[lo]]
+        chosen, used = [lo], lengths[rank[lo]]
         lo += 1
-        while lo <= hi and used + lengths[order[hi]] <= max_tokens:
-            members.append(order[hi])
-            offsets.append(used)
-            used += lengths[order[hi]]
+        while lo <= hi and used + lengths[rank[hi]] <= max_tokens:
+            chosen.append(hi)
+            used += lengths[rank[hi]]
             hi -= 1
+        members = [rank[r] for r in sorted(chosen)]
+        offsets = [sum(lengths[m] for m in members[:j]) for j in range(len(members))]
         packs.append(Pack(tuple(members), tuple(offsets), used))
     return packs
 

@@ -141,3 +141,22 @@ def test_empty_inputs_are_handled_as_local(tmp_path):
     assert (tmp_path / "q-ray" / "traces.jsonl").read_bytes() == (tmp_path / "q-local" / "traces.jsonl").read_bytes()
     assert found["ray"]["problems"] == found["local"]["problems"] == 0
     assert ray.is_initialized() == was_running
+
+
+def test_score_ray_packed_equals_local_packed(ray_session, traces_file, tmp_path):
+    """With --pack-tokens the actors are handed the local run's packed rows (not --batch-size batches, which
+    would pack other rows: float32 scores differ in the last bits) and pack them the same way."""
+    from prmkit.rewards.discriminative import DiscriminativePRM
+    from prmkit.score import ScoreConfig, run
+    from tests.conftest import build_bpe_tokenizer
+    from tests.unit.test_rm_readout import _tiny
+
+    tok = build_bpe_tokenizer()
+    model_dir = tmp_path / "prm"
+    DiscriminativePRM(_tiny("Qwen2ForTokenClassification", tok, num_labels=2), tok).save_pretrained(model_dir)
+    kw = dict(traces=str(traces_file), model=str(model_dir), pack_tokens=400, batch_size=4, threads=1)
+    local = run(ScoreConfig(out=str(tmp_path / "local"), **kw))
+    remote = run(ScoreConfig(out=str(tmp_path / "ray"), backend="ray", workers=2, **kw))
+    expected = (local / "scored.jsonl").read_bytes()
+    assert expected.count(b"\n") == 20
+    assert (remote / "scored.jsonl").read_bytes() == expected

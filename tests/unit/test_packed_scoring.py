@@ -26,11 +26,27 @@ STEPS = [["She makes 9 * 2 = 18.", "The answer is 18."], ["2+1=3", "The answer i
 def test_plan_packs_by_hand():
     # longest first, topped up with the shortest that fit: 8+2, 7+3, 5
     assert plan_packs([5, 3, 8, 2, 7], 10) == [Pack((2, 3), (0, 8), 10), Pack((4, 1), (0, 7), 10), Pack((0,), (0,), 5)]
+    # 6 opens; the shortest fill it (the 1s, taken last-first), the row holds them longest first, ties in order
+    assert plan_packs([1, 6, 1, 4, 1], 9) == [Pack((1, 0, 2, 4), (0, 6, 7, 8), 9), Pack((3,), (0,), 4)]
     # too long for a row: alone; everything else still placed once
     assert plan_packs([12, 1, 1], 10) == [Pack((0,), (0,), 12), Pack((1, 2), (0, 1), 2)]  # tie: input order opens
     assert plan_packs([], 10) == []
     with pytest.raises(ValueError):
         plan_packs([1], 0)
+
+
+def test_a_row_planned_again_is_the_same_row():
+    """What lets a Ray actor, handed one row's traces, pack them exactly as the whole call did."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(1, 12) for _ in range(rng.randint(1, 30))]
+        cap = rng.randint(1, 30)
+        for pack in plan_packs(lengths, cap):
+            again = plan_packs([lengths[m] for m in pack.members], cap)
+            assert len(again) == 1 and again[0].members == tuple(range(len(pack.members)))
+            assert again[0].offsets == pack.offsets
 
 
 def test_pack_row_positions_restart_and_step_ends_shift():
