@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sampling import time_generate, time_ours  # noqa: E402  (the same timing as bench/sampling.py)
-
-from prmkit.schema import atomic_write_text  # noqa: E402
+from prmkit.policy.throughput import time_generate, time_ours  # the timing bench/sampling.py uses
+from prmkit.schema import atomic_write_text
 
 # Qwen2-0.5B's config.json (hidden 896, 24 layers, 14 heads, 2 KV heads, 151,936 tokens, tied embeddings)
 QWEN2_05B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
