@@ -278,3 +278,20 @@ def test_checker_reports_a_violation_a_cycle_and_a_bench_import(tmp_path):
     # with the layers swapped the same import is fine and the other direction is reported
     swapped = layer_violations(pkg, [("toy", "high"), ("low",)])
     assert swapped == ["toy/high/b.py:1: toy.high.b (layer toy/high) imports toy.low.a (higher layer low)"]
+
+
+def test_no_benchmark_imports_another_benchmark():
+    """Benchmarks are thin scripts over the library: what two of them share lives in prmkit, not in one of
+    them (a bench script put on sys.path and imported by name, e.g. `from sampling import ...`)."""
+    import ast
+
+    bench = PRMKIT.parent / "bench"
+    scripts = {p.stem for p in bench.glob("*.py")}
+    bad = []
+    for path in sorted(bench.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bad += [f"bench/{path.name}:{node.lineno} imports {n}" for n in names
+                    if n.split(".")[0] in scripts or n.split(".")[0] == "bench"]
+    assert not bad, "\n".join(bad)
