@@ -160,3 +160,85 @@ def test_score_ray_packed_equals_local_packed(ray_session, traces_file, tmp_path
     expected = (local / "scored.jsonl").read_bytes()
     assert expected.count(b"\n") == 20
     assert (remote / "scored.jsonl").read_bytes() == expected
+
+
+def _serve(app):
+    import socket
+
+    from prmkit.serve.inprocess import start_in_thread
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = start_in_thread(app, port)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def test_search_ray_over_two_policy_and_two_reward_servers(ray_session, tmp_path):
+    """Live servers: two `serve-policy` servers (the gym policy) and two `prmkit serve` servers (the shipped gym
+    PRM) on loopback. Ray's two actors each use their own pair, and the records equal a local run against
+    the first pair; every server answered requests."""
+    import httpx
+
+    from prmkit.policy.hf import HFSampler
+    from prmkit.resolve import default_policy
+    from prmkit.rewards import default_gym_prm
+    from prmkit.search.run import SearchConfig, run
+    from prmkit.serve.policy_server import make_app
+    from prmkit.serve.reward_server import create_app
+
+    samplers = [HFSampler.from_pretrained(default_policy()) for _ in range(2)]
+    servers = [_serve(make_app(s, "gym")) for s in samplers] + [_serve(create_app(default_gym_prm())) for _ in range(2)]
+    (p1, p2, r1, r2) = [url for url, _, _ in servers]
+    try:
+        kw = dict(method="beam", sampler="openai", **{**FAST, "num_problems": 4})
+        local = run(SearchConfig(out=str(tmp_path / "local"), base_url=f"{p1}/v1", prm=r1, **kw))
+        health = lambda: [httpx.get(f"{r}/health", timeout=5).json()["requests"] for r in (r1, r2)]  # noqa: E731
+        before, before_req = [s.stats.calls for s in samplers], health()
+        remote = run(SearchConfig(out=str(tmp_path / "ray"), base_url=f"{p1}/v1", prm=r1, backend="ray", workers=2,
+                                  policy_servers=[f"{p2}/v1"], prm_servers=[r2], **kw))
+        calls = [s.stats.calls - b for s, b in zip(samplers, before)]
+        requests = [a - b for a, b in zip(health(), before_req)]
+    finally:
+        for _, server, thread in servers:
+            server.should_exit = True
+            thread.join(timeout=10)
+    expected = (tmp_path / "local" / "traces.jsonl").read_bytes()
+    assert expected.count(b"\n") >= 4 and (tmp_path / "ray" / "traces.jsonl").read_bytes() == expected
+    for key in RUN_SPECIFIC:
+        local.pop(key), remote.pop(key)
+    assert remote == local
+    assert all(c > 0 for c in calls), calls     # both policy servers sampled for the Ray run
+    assert all(r > 0 for r in requests), requests  # and both reward servers scored
+
+
+def test_score_ray_over_two_reward_servers(ray_session, traces_file, tmp_path):
+    """`score --backend ray --model URL1 --servers URL2` against two live `prmkit serve` servers (the shipped gym
+    PRM): the output equals a local run against the first (scores within float rounding), and both scored."""
+    import httpx
+
+    from prmkit.rewards import default_gym_prm
+    from prmkit.score import ScoreConfig, run
+    from prmkit.serve.reward_server import create_app
+
+    servers = [_serve(create_app(default_gym_prm())) for _ in range(2)]
+    (r1, r2) = [url for url, _, _ in servers]
+    health = lambda: [httpx.get(f"{r}/health", timeout=5).json()["requests"] for r in (r1, r2)]  # noqa: E731
+    try:
+        local = run(ScoreConfig(traces=str(traces_file), model=r1, out=str(tmp_path / "local"), batch_size=4))
+        before = health()
+        remote = run(ScoreConfig(traces=str(traces_file), model=r1, servers=[r2], out=str(tmp_path / "ray"),
+                                 batch_size=4, backend="ray", workers=2))
+        requests = [a - b for a, b in zip(health(), before)]
+    finally:
+        for _, server, thread in servers:
+            server.should_exit = True
+            thread.join(timeout=10)
+    # a server cuts its own model calls from the requests it gets (20 traces in one request locally, two
+    # actors' shares under Ray), and a trace scored in another padded batch differs in the last float bits
+    got, want = ([json.loads(line) for line in (d / "scored.jsonl").open()] for d in (remote, local))
+    assert len(want) == 20 and [r["problem_id"] for r in got] == [r["problem_id"] for r in want]
+    for g, w in zip(got, want):
+        assert g["meta"]["rm"]["step_scores"] == pytest.approx(w["meta"]["rm"]["step_scores"], abs=1e-6)
+        assert {**g, "meta": {}} == {**w, "meta": {}}
+    assert all(r > 0 for r in requests), requests
