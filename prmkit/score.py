@@ -104,7 +104,9 @@ def check(cfg: ScoreConfig) -> tuple[list, list]:
 
 
 def load_model(cfg: ScoreConfig, spec):
-    """The reward model `spec` names, loaded with this config's device, dtype, batch size and length limit."""
+    """The reward model `spec` names, loaded with this config's device, dtype, batch size, length limit and
+    packing."""
+    from prmkit.rewards.discriminative_packed import apply_packing
     from prmkit.train.config import set_threads
 
     set_threads(cfg.threads)
@@ -112,13 +114,7 @@ def load_model(cfg: ScoreConfig, spec):
                    **({"batch_size": cfg.batch_size} if spec.form in ("gym-prm", "local", "hub") else {}))
     if cfg.max_length and hasattr(rm, "max_length"):
         rm.max_length = cfg.max_length
-    if cfg.pack_tokens:
-        if not hasattr(rm, "set_packing"):
-            from prmkit.errors import InputError
-
-            raise InputError(f"--pack-tokens needs a discriminative PRM or ORM; {type(rm).__name__} scores "
-                             "another way", field="pack_tokens")
-        rm.set_packing(cfg.pack_tokens)
+    apply_packing(rm, cfg.pack_tokens)
     return rm
 
 

@@ -68,3 +68,17 @@ def score_packed(rm: Any, encs) -> list[list[float]]:
                 out[i] = torch.sigmoid(torch.tensor(lo)).tolist()
             rm.stats.tokens_scored += pack.length
     return out
+
+
+def apply_packing(rm: Any, pack_tokens: int) -> None:
+    """`rm.set_packing(pack_tokens)` for a command's `--pack-tokens` (0: nothing to do); an error naming the
+    option for a reward model that does not score in padded batches of its own (a server, a checker, an
+    implicit PRM)."""
+    if pack_tokens < 0:
+        raise InputError(f"--pack-tokens must be >= 0, got {pack_tokens}", field="pack_tokens")
+    if not pack_tokens:
+        return
+    if not hasattr(rm, "set_packing"):
+        raise InputError(f"--pack-tokens needs a local discriminative PRM or ORM; {type(rm).__name__} scores "
+                         "another way", field="pack_tokens")
+    rm.set_packing(pack_tokens)

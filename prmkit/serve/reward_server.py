@@ -92,6 +92,9 @@ class ServeConfig(ScoreLimits):
     raw_strip: str = ""
     """POST /get_reward: comma-separated trailing strings cut off each raw response; empty: the model
     tokenizer's EOS and pad text"""
+    pack_tokens: int = 0
+    """a local discriminative PRM scores each model call's traces packed into rows of at most this many tokens,
+    no padding (checked once that the model keeps packed traces apart); 0 = padded batches"""
 
     def limits(self) -> ScoreLimits:
         import dataclasses
@@ -311,6 +314,7 @@ def load_reward_model(name: str, device: str = "", readout: str = "", trust_remo
 def run(cfg: ServeConfig) -> None:
     import uvicorn
 
+    from prmkit.rewards.discriminative_packed import apply_packing
     from prmkit.serve.openrlhf import model_format
 
     if cfg.raw_split:
@@ -318,6 +322,7 @@ def run(cfg: ServeConfig) -> None:
 
         check_split_mode(cfg.raw_split)  # before the model loads
     rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
+    apply_packing(rm, cfg.pack_tokens)
     app = create_app(rm, token=cfg.token or None, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,
                      model_name=cfg.model or "gym-prm", aggregation=cfg.aggregation or None, limits=cfg.limits(),
                      raw_format=model_format(rm, cfg.raw_split, cfg.raw_strip))

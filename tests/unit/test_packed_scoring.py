@@ -147,3 +147,29 @@ def test_score_cli_pack_tokens_refused_for_a_checker_before_loading(tmp_path):
     with pytest.raises(InputError, match="pack") as e:
         check(ScoreConfig(traces=str(traces), model="checker", pack_tokens=256))
     assert e.value.field == "pack_tokens"
+
+
+def test_serve_pack_tokens_refused_for_the_checker():
+    from prmkit.serve.reward_server import ServeConfig, run
+
+    with pytest.raises(InputError, match="pack-tokens needs a local discriminative PRM") as e:
+        run(ServeConfig(model="gym-checker", pack_tokens=256))
+    assert e.value.field == "pack_tokens"
+
+
+def test_served_packed_prm_scores_like_padded(tmp_path):
+    """`prmkit serve --pack-tokens`: the app over a packing PRM answers what the padded model computes."""
+    from fastapi.testclient import TestClient
+
+    from prmkit.rewards.discriminative_packed import apply_packing
+    from prmkit.serve.reward_server import create_app
+
+    tok = build_qwen_chat_tokenizer()
+    rm = DiscriminativePRM(_tiny("Qwen2ForTokenClassification", tok, num_labels=2), tok)
+    prompts, steps = _many()
+    padded = rm.score(prompts, steps)
+    apply_packing(rm, 200)
+    body = TestClient(create_app(rm)).post("/score", json={"prompts": prompts, "steps": steps}).json()
+    assert len(body["results"]) == len(padded)
+    for got, want in zip(body["results"], padded):
+        assert got["step_scores"] == pytest.approx(want, abs=1e-5)
