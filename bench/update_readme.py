@@ -122,6 +122,12 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
         out.append(("one-pass scoring ÷ raw forward throughput", _f(sc["one_pass_vs_forward_throughput"]), "≥ 0.90"))
         out.append((f"one-pass ÷ per-prefix rescoring speed (mean {_f(sc['mean_steps'], '.1f')} steps)",
                     f"{_f(sc['one_pass_vs_per_prefix_speedup'], '.2f')}×", "> 1"))
+    pk = _load(res / "packing.json")
+    if pk:
+        ratios = " / ".join(f"{_f(v, '.2f')}× ({k.removeprefix('packed_')})"
+                            for k, v in pk["packed_vs_padded_throughput"].items())
+        out.append(("packed ÷ padded scoring throughput, CPU, GSM8K lengths (rows of N tokens)", ratios,
+                    "reported (GPU unmeasured)"))
     se = _load(res / "search.json")
     if se:
         r = se["beam_tokens_to_match_bon16_ratio"]
