@@ -40,7 +40,8 @@ class ScoreConfig:
     """most tokens per scored sequence (0 = the model's context); a longer trace is refused before any forward pass"""
     pack_tokens: int = 0
     """pack whole traces into rows of at most this many tokens, no padding (position ids restart per trace;
-    checked once that the model keeps packed traces apart); 0 = length-sorted padded batches of --batch-size"""
+    checked once that the model keeps packed traces apart; for GPU variable-length attention, slower on CPU:
+    docs/scale.md); 0 = length-sorted padded batches of --batch-size"""
     backend: str = "local"
     """local or ray (the model's batches go to --workers Ray actors, each loading the model; same output)"""
     workers: int = 2
