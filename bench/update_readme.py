@@ -119,7 +119,10 @@ def _later_rows(res: Path) -> list[tuple[str, str, str]]:
                     "PRM ≥ majority + 0.05"))
     sc = _load(res / "scoring.json")
     if sc:
-        out.append(("one-pass scoring ÷ raw forward throughput", _f(sc["one_pass_vs_forward_throughput"]), "≥ 0.90"))
+        spread = (sc.get("rerun_spread") or {}).get("final_code_one_pass_vs_forward", [])[1:]
+        value = _f(sc["one_pass_vs_forward_throughput"]) + (
+            f" (reruns of the same code: {', '.join(_f(x) for x in spread)})" if spread else "")
+        out.append(("one-pass scoring ÷ raw forward throughput", value, "≥ 0.90"))
         out.append((f"one-pass ÷ per-prefix rescoring speed (mean {_f(sc['mean_steps'], '.1f')} steps)",
                     f"{_f(sc['one_pass_vs_per_prefix_speedup'], '.2f')}×", "> 1"))
     pk = _load(res / "packing.json")
