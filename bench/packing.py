@@ -1,6 +1,8 @@
 """Packed vs padded PRM scoring (`--pack-tokens`) on real solution lengths: the vendored GSM8K test split.
 
     .venv/bin/python bench/packing.py            # writes bench/results/packing.json (CPU, one thread)
+    python bench/packing.py --device cuda --dtype bfloat16 [--attn flash_attention_2] --hidden 896 --layers 24
+                                                 # on a GPU: writes bench/results/packing_cuda.json
 
 The reward model is a random-init Qwen2ForTokenClassification (weights do not change speed) over a
 byte-level BPE tokenizer trained here on the split's text; each trace is a GSM8K question with its
@@ -55,8 +57,12 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa, eager, flash_attention_2)")
+    ap.add_argument("--out", default="")
     args = ap.parse_args()
+    out = args.out or str(RESULTS if args.device == "cpu" else RESULTS.with_name("packing_cuda.json"))
     os.environ.setdefault("PRMKIT_QUIET", "1")
     import torch
     from transformers import Qwen2Config, Qwen2ForTokenClassification
@@ -70,16 +76,21 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=args.hidden, intermediate_size=4 * args.hidden,
                       num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=4096, num_labels=2, pad_token_id=tok.pad_token_id)
-    rm = DiscriminativePRM(Qwen2ForTokenClassification(cfg).eval(), tok, batch_size=args.batch_size)
+                      max_position_embeddings=4096, num_labels=2, pad_token_id=tok.pad_token_id,
+                      attn_implementation=args.attn)
+    model = Qwen2ForTokenClassification(cfg).to(device=args.device, dtype=getattr(torch, args.dtype)).eval()
+    rm = DiscriminativePRM(model, tok, batch_size=args.batch_size)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     lengths = [len(e.input_ids) for e in rm.encode_many(prompts, steps)]
     arms = {"padded": 0, **{f"packed_{n}": n for n in args.pack_tokens}}
     scores, times = {}, {name: [] for name in arms}
     for r in range(args.repeats + 1):                      # round 0 warms up (allocations) and is not kept
         for name, n in arms.items():
             rm.set_packing(n)
+            sync()
             t = time.perf_counter()
             scores[name] = rm.score(prompts, steps)
+            sync()
             if r:
                 times[name].append(time.perf_counter() - t)
     tokens = sum(lengths)
@@ -93,9 +104,11 @@ def main() -> None:
                      "length_median": statistics.median(lengths), "length_max": max(lengths),
                      "batch_size": args.batch_size, "pack_tokens": args.pack_tokens, "hidden": args.hidden,
                      "layers": args.layers, "parameters": rm.num_parameters, "threads": args.threads,
-                     "repeats": args.repeats, "torch": torch.__version__,
+                     "repeats": args.repeats, "torch": torch.__version__, "device": args.device,
+                     "dtype": args.dtype, "attn_implementation": args.attn,
+                     "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
                      "machine": platform.processor() or platform.machine(), "load_avg": os.getloadavg()}}
-    atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(res, indent=2) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "timings_s"}, indent=2))
 
 
