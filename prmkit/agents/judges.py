@@ -13,7 +13,7 @@ from prmkit.errors import InputError
 
 # Methods whose turn rewards come from a PRM trained online beside the policy (iStar); every other method that
 # needs step rewards reads them from `--turn-rm`, which scores by the environment's gold.
-ONLINE_PRM_METHODS = ("istar",)
+LEARNS_TURN_PRM_ONLINE = ("istar",)
 
 
 def gold_needs(cfg) -> list[tuple[str, str, str]]:
@@ -26,7 +26,7 @@ def gold_needs(cfg) -> list[tuple[str, str, str]]:
     if "subgoals" in want and not cfg.judge_model:
         out.append(("progress", "judge_model", f"{cfg.method}'s subgoal judge is the environment's exact `progress` "
                     "unless --judge-model names an LM judge"))
-    if "step_rewards" in want and cfg.method not in ONLINE_PRM_METHODS:
+    if "step_rewards" in want and cfg.method not in LEARNS_TURN_PRM_ONLINE:
         out.append(("wrong", "turn_rm", f"--turn-rm {cfg.turn_rm} scores turns by the environment's exact `wrong` gold"))
     if "valid" in want and cfg.grounding:
         out.append(("valid", "grounding", "SPA's grounding bonus reads the environment's `valid` gold "

@@ -50,7 +50,7 @@ class OnlineModels:
     def __init__(self, cfg, policy_model):
         self.cfg, self.policy_model = cfg, policy_model
         self.prm = self.prm_opt = self.progress = self.progress_opt = None
-        if cfg.method in judges.ONLINE_PRM_METHODS:
+        if cfg.method in judges.LEARNS_TURN_PRM_ONLINE:
             self.prm = copy.deepcopy(policy_model)
             self.prm_opt = torch.optim.AdamW(self.prm.parameters(), lr=cfg.prm_lr, weight_decay=0.0)
         if cfg.method == "spa":

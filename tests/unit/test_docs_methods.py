@@ -34,3 +34,13 @@ def test_every_registered_method_is_documented(kind):
 def test_papers_are_cited_by_arxiv_id():
     ids = set(re.findall(r"\b\d{4}\.\d{4,5}\b", DOC))
     assert len(ids) >= 20, f"only {len(ids)} arXiv ids in docs/methods.md"
+
+
+def test_nothing_cites_an_outside_methods_document():
+    """Code, benches and docs cite papers and docs/methods.md, never the specs document outside the repo:
+    `grep -rn METHODS prmkit bench docs` finds nothing (case-sensitive, as grep)."""
+    root = Path(__file__).resolve().parents[2]
+    hits = [f"{p.relative_to(root)}:{i}" for folder in ("prmkit", "bench", "docs") for p in sorted((root / folder).rglob("*"))
+            if p.is_file() and p.suffix in (".py", ".md", ".json", ".txt", ".html", ".toml", ".yaml", ".cfg")
+            for i, line in enumerate(p.read_text(errors="ignore").splitlines(), 1) if "METHODS" in line]
+    assert not hits, hits
