@@ -25,18 +25,18 @@ def _packed_logodds(rm: Any, encs, pack: Pack) -> list[list[float]]:
     return [lo[a:b].tolist() for a, b in spans]
 
 
-def check_packing(rm: Any, encs) -> None:
+def check_packing(rm: Any, encs) -> bool:
     """Refuse packing for a model that mixes packed sequences: the longest and the shortest trace of `encs`
     are scored alone (padded path) and packed together (longest first, so the short one sits behind it);
-    their step log-odds must agree."""
+    their step log-odds must agree. False when `encs` has no two traces to pack (nothing was checked)."""
     import torch
 
-    if len(encs) < 2:
-        return
     lengths = [len(e.input_ids) for e in encs]
+    if len(encs) < 2:
+        return False
     a, b = max(range(len(encs)), key=lengths.__getitem__), min(range(len(encs)), key=lengths.__getitem__)
-    if a == b:
-        return
+    if a == b:                                            # every trace of the same length
+        b = next(i for i in range(len(encs)) if i != a)
     dev = rm.device
     alone = []
     for i in (a, b):
@@ -52,6 +52,7 @@ def check_packing(rm: Any, encs) -> None:
                          f"packed behind another scores up to {gap:.3g} log-odds away from its score alone "
                          f"(tolerance {tol:g} for {dtype}); its attention ignores packed position ids, so "
                          "score it in padded batches (--pack-tokens 0)", field="pack_tokens")
+    return True
 
 
 def score_packed(rm: Any, encs) -> list[list[float]]:
@@ -61,8 +62,7 @@ def score_packed(rm: Any, encs) -> list[list[float]]:
     out: list[list[float]] = [[] for _ in encs]
     with torch.inference_mode():
         if not rm._packing_checked:
-            check_packing(rm, encs)
-            rm._packing_checked = True
+            rm._packing_checked = check_packing(rm, encs)   # checked once two traces come in one call
         for pack in plan_packs([len(e.input_ids) for e in encs], rm.pack_tokens):
             for i, lo in zip(pack.members, _packed_logodds(rm, encs, pack)):
                 out[i] = torch.sigmoid(torch.tensor(lo)).tolist()

@@ -108,9 +108,12 @@ def test_a_model_that_mixes_packed_sequences_is_refused():
     rm = DiscriminativePRM(_IgnoresPositions(_tiny("Qwen2ForTokenClassification", tok, num_labels=2)), tok)
     prompts, steps = _many()
     rm.set_packing(4096)
+    rm.score(prompts[:1], steps[:1])          # one trace: nothing to pack with, so nothing checked yet
     with pytest.raises(InputError, match="does not keep packed sequences apart") as e:
         rm.score(prompts, steps)
     assert e.value.field == "pack_tokens"
+    with pytest.raises(InputError):           # traces of one length are checked too
+        rm.score([prompts[0]] * 2, [steps[0]] * 2)
 
 
 def test_packing_refused_with_the_kv_cache():
