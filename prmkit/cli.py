@@ -66,18 +66,34 @@ READS_RECORDS = {("", "sample"), ("", "convert"), ("", "grade"), ("", "label"), 
                  ("eval", "processbench"), ("eval", "bon"), ("", "search"), ("", "eval-search"),
                  ("eval", "search"), ("", "rl"), ("gym", "stats"), ("agent", "sample"), ("agent", "rl"),
                  ("agent", "search")}
-_registered: list[bool] = []
+_registered: set[tuple[str, str]] = set()
 
 
-def _register() -> None:
-    if _registered:
-        return
-    for (group, name), target in COMMANDS.items():
+def _register(argv: list[str] | None = None) -> None:
+    """Register the commands with typer. Each command's module is imported to read its config, and most of
+    them import torch; a command line naming one command (`prmkit score ...`, `prmkit train prm --help`)
+    imports that one alone, so its help and its errors come without loading the others. A later call (a
+    test running several command lines in one process) adds what it names."""
+    only = _named_command(argv) if argv is not None else None          # None: every command
+    for key, target in COMMANDS.items():
+        if key in _registered or (only is not None and key != only):
+            continue
         module_name, cls_name = target.split(":")
         module = importlib.import_module(module_name)
         cmd = command_from_config(getattr(module, cls_name), module.run)
-        GROUPS.get(group, app).command(name)(_cli_command(cmd, (group, name) in READS_RECORDS))
-    _registered.append(True)
+        GROUPS.get(key[0], app).command(key[1])(_cli_command(cmd, key in READS_RECORDS))
+        _registered.add(key)
+
+
+def _named_command(argv: list[str]) -> tuple[str, str] | None:
+    """The (group, name) the command line's first words name, or None (help of the whole tool or of a
+    group, a mistyped name: everything is registered then, so the listing and the suggestions are whole)."""
+    words = [w for w in argv[:2] if not w.startswith("-")][:2]
+    if not words:
+        return None
+    if words[0] in GROUPS and words[0]:
+        return (words[0], words[1]) if len(words) > 1 and (words[0], words[1]) in COMMANDS else None
+    return ("", words[0]) if ("", words[0]) in COMMANDS else None
 
 
 def _cli_command(cmd: Callable[..., Any], read_options: bool) -> Callable[..., None]:
@@ -124,7 +140,7 @@ def _click_exceptions():
 def main(argv: list[str] | None = None) -> None:
     """The error boundary: a command-line mistake or an expected failure exits 2 with one line naming
     what and where; any other exception keeps its traceback, says it is a bug, and exits 1."""
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     cx, abort = _click_exceptions()
     try:
         code = app(args=argv, prog_name="prmkit", standalone_mode=False)

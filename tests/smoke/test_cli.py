@@ -122,3 +122,19 @@ def test_python_dash_m_runs_the_same_cli():
     r = subprocess.run([sys.executable, "-m", "prmkit", "score", "--help"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and "Usage: prmkit score" in r.stdout
+
+
+def test_one_commands_help_loads_only_that_command():
+    """`prmkit score --help` imports the score command alone (not torch, nor the other commands' modules), so
+    it answers in a fraction of the time the whole registry takes; the full listing still has every command."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom prmkit.cli import main\n"
+            "try:\n    main(['score', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print(sorted(m for m in ('torch', 'prmkit.rl.trainer', 'prmkit.agents.rl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--pack-tokens" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
+    full = subprocess.run([sys.executable, "-m", "prmkit", "--help"], capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0 and all(name in full.stdout for name in ("score", "search", "rl", "agent", "train"))
