@@ -177,7 +177,7 @@ def _serve(app):
 def test_search_ray_over_two_policy_and_two_reward_servers(ray_session, tmp_path):
     """Live servers: two `serve-policy` servers (the gym policy) and two `prmkit serve` servers (the shipped gym
     PRM) on loopback. Ray's two actors each use their own pair, and the records equal a local run against
-    the first pair; every server answered requests."""
+    the first pair (step scores up to float rounding); every server answered requests."""
     import httpx
 
     from prmkit.policy.hf import HFSampler
@@ -203,11 +203,16 @@ def test_search_ray_over_two_policy_and_two_reward_servers(ray_session, tmp_path
         for _, server, thread in servers:
             server.should_exit = True
             thread.join(timeout=10)
-    expected = (tmp_path / "local" / "traces.jsonl").read_bytes()
-    assert expected.count(b"\n") >= 4 and (tmp_path / "ray" / "traces.jsonl").read_bytes() == expected
-    for key in RUN_SPECIFIC:
-        local.pop(key), remote.pop(key)
-    assert remote == local
+    # as with a local neural PRM (test_search_ray_with_the_gym_prm): each server scores the requests it gets in
+    # its own padded batches, so step scores agree up to float32 rounding; everything else is equal
+    rows = [[json.loads(x) for x in (tmp_path / d / "traces.jsonl").read_text().splitlines()] for d in ("local", "ray")]
+    assert len(rows[0]) == len(rows[1]) >= 4
+    for a, b in zip(*rows):
+        assert (a["steps"], a["meta"]["selected"], a["outcome"]) == (b["steps"], b["meta"]["selected"], b["outcome"])
+        assert a["meta"]["step_scores"] == pytest.approx(b["meta"]["step_scores"], abs=1e-5)
+    assert remote["per_problem"] == local["per_problem"]
+    for key in ("policy_tokens", "prm_tokens", "flops"):
+        assert remote[key] == local[key]
     assert all(c > 0 for c in calls), calls     # both policy servers sampled for the Ray run
     assert all(r > 0 for r in requests), requests  # and both reward servers scored
 
