@@ -101,6 +101,11 @@ def check(cfg: ScoreConfig) -> tuple[list, list]:
     if cfg.pack_tokens < 0 or (cfg.pack_tokens and spec.form not in ("gym-prm", "local", "hub")):
         raise InputError(f"--pack-tokens needs a local discriminative PRM and a count >= 0, not "
                          f"{cfg.pack_tokens} with the {spec.describe()}", field="pack_tokens")
+    if cfg.pack_tokens:
+        from prmkit.data import SHIPPED_PRM_DIR
+        from prmkit.rewards.discriminative_packed import check_packable
+
+        check_packable(SHIPPED_PRM_DIR if spec.form == "gym-prm" else spec.target)
     return traces, [spec] + [parse_rm_spec(url, "servers", gym) for url in cfg.servers]
 
 

@@ -297,7 +297,6 @@ class DiscriminativePRM(HFScorerBase):
         self.stats.sequences += len(encs)
         return out
 
-
     def _score_padded(self, encs) -> list[list[float]]:
         """P(step is good) per step, from length-sorted right-padded batches of `batch_size` traces."""
         import torch

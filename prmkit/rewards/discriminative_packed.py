@@ -70,6 +70,25 @@ def score_packed(rm: Any, encs) -> list[list[float]]:
     return out
 
 
+def check_packable(model_dir) -> None:
+    """Refuse `--pack-tokens` before any model loads when a saved reward-model dir says it cannot pack: an
+    implicit PRM, or a PRM with the likelihood feature (its `prmkit_rm.json`); a dir without one (an
+    external PRM read through a readout) and a hub id are checked once loaded (`apply_packing`)."""
+    from pathlib import Path
+
+    from prmkit.rewards.rm_config import RM_CONFIG, read_rm_config
+
+    if not Path(model_dir).is_dir():
+        return
+    saved = read_rm_config(model_dir)
+    why = ("an implicit PRM scores through its language model's log-probabilities"
+           if saved.get("kind", "prm") not in ("prm", "orm") else
+           "its likelihood feature runs a language model on padded batches" if saved.get("loglik") else "")
+    if why:
+        raise InputError(f"--pack-tokens needs a discriminative PRM or ORM without the likelihood feature: {why}",
+                         file=str(Path(model_dir) / RM_CONFIG), field="pack_tokens")
+
+
 def apply_packing(rm: Any, pack_tokens: int) -> None:
     """`rm.set_packing(pack_tokens)` for a command's `--pack-tokens` (0: nothing to do); an error naming the
     option for a reward model that does not score in padded batches of its own (a server, a checker, an

@@ -314,13 +314,17 @@ def load_reward_model(name: str, device: str = "", readout: str = "", trust_remo
 def run(cfg: ServeConfig) -> None:
     import uvicorn
 
-    from prmkit.rewards.discriminative_packed import apply_packing
+    from prmkit.data import SHIPPED_PRM_DIR
+    from prmkit.resolve import GYM_PRM_NAMES
+    from prmkit.rewards.discriminative_packed import apply_packing, check_packable
     from prmkit.serve.openrlhf import model_format
 
     if cfg.raw_split:
         from prmkit.steps import check_split_mode
 
         check_split_mode(cfg.raw_split)  # before the model loads
+    if cfg.pack_tokens:
+        check_packable(SHIPPED_PRM_DIR if (cfg.model or "gym-prm") in GYM_PRM_NAMES else cfg.model)  # before loading
     rm = load_reward_model(cfg.model, cfg.device, cfg.readout, cfg.trust_remote_code, cfg.dtype)
     apply_packing(rm, cfg.pack_tokens)
     app = create_app(rm, token=cfg.token or None, max_batch=cfg.max_batch, batch_wait_ms=cfg.batch_wait_ms,

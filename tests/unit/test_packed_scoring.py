@@ -176,3 +176,35 @@ def test_served_packed_prm_scores_like_padded(tmp_path):
     assert len(body["results"]) == len(padded)
     for got, want in zip(body["results"], padded):
         assert got["step_scores"] == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.parametrize("saved,why", [({"kind": "implicit"}, "implicit PRM"),
+                                       ({"kind": "prm", "loglik": {"lm": "loglik_lm"}}, "likelihood feature")])
+def test_pack_tokens_refused_from_the_saved_config_before_loading(tmp_path, saved, why):
+    """The dir holds only prmkit_rm.json (no weights): the refusal must come from the config, before any load."""
+    from prmkit.schema import Trace, write_records
+    from prmkit.score import ScoreConfig, check
+    from prmkit.serve.reward_server import ServeConfig, run
+
+    model_dir = tmp_path / "rm"
+    model_dir.mkdir()
+    (model_dir / "prmkit_rm.json").write_text(json.dumps(saved))
+    traces = tmp_path / "traces.jsonl"
+    write_records(traces, [Trace("p0", "What is 2+1?", ["2+1=3"])])
+    for call in (lambda: check(ScoreConfig(traces=str(traces), model=str(model_dir), pack_tokens=256)),
+                 lambda: run(ServeConfig(model=str(model_dir), pack_tokens=256))):
+        with pytest.raises(InputError, match=why) as e:
+            call()
+        assert e.value.field == "pack_tokens" and e.value.file.endswith("prmkit_rm.json")
+
+
+def test_pack_tokens_refused_for_the_shipped_gym_prm_before_loading(tmp_path):
+    from prmkit.gym.task import make_split
+    from prmkit.schema import Trace, write_records
+    from prmkit.score import ScoreConfig, check
+
+    p = make_split("test", 1)[0]
+    traces = tmp_path / "traces.jsonl"
+    write_records(traces, [Trace(p.id, p.prompt, ["1+1=2"])])
+    with pytest.raises(InputError, match="likelihood feature"):
+        check(ScoreConfig(traces=str(traces), model="gym", pack_tokens=256))
