@@ -25,7 +25,7 @@ def _packed_logodds(rm: Any, encs, pack: Pack) -> list[list[float]]:
     return [lo[a:b].tolist() for a, b in spans]
 
 
-def check_packing(rm: Any, encs) -> bool:
+def check_keeps_apart(rm: Any, encs) -> bool:
     """Refuse packing for a model that mixes packed sequences: the longest and the shortest trace of `encs`
     are scored alone (padded path) and packed together (longest first, so the short one sits behind it);
     their step log-odds must agree. False when `encs` has no two traces to pack (nothing was checked)."""
@@ -62,7 +62,7 @@ def score_packed(rm: Any, encs) -> list[list[float]]:
     out: list[list[float]] = [[] for _ in encs]
     with torch.inference_mode():
         if not rm._packing_checked:
-            rm._packing_checked = check_packing(rm, encs)   # checked once two traces come in one call
+            rm._packing_checked = check_keeps_apart(rm, encs)   # checked once two traces come in one call
         for pack in plan_packs([len(e.input_ids) for e in encs], rm.pack_tokens):
             for i, lo in zip(pack.members, _packed_logodds(rm, encs, pack)):
                 out[i] = torch.sigmoid(torch.tensor(lo)).tolist()
